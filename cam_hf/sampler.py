@@ -1,0 +1,223 @@
+"""The CAM Sampler: a small MLP denoiser that draws the next latent frame given the Backbone's output z_t.
+
+The network follows MAR's diffusion head (Li et al., 2024, `diffloss.py`): residual MLP blocks modulated by AdaLN on
+the sum of a flow-time embedding and the projected condition. By default it is trained with rectified flow and
+predicts the velocity v = noise - x0 in diffusers' FlowMatch convention (sigma = 1 is pure noise), so that
+diffusers' flow-matching schedulers integrate it directly.
+"""
+
+import inspect
+import math
+
+import torch
+from diffusers import ConfigMixin, DDIMScheduler, FlowMatchEulerDiscreteScheduler, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from torch import nn
+
+PREDICTION_TYPES = ("flow", "epsilon")
+TIME_DISTRIBUTIONS = ("uniform", "logit_normal")
+# The DDPM noise schedule of the "epsilon" (MAR-style) baseline: linear betas, as in DDPM.
+EPSILON_BETA_SCHEDULE = {"beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
+
+
+def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of `timesteps` `(batch_size,)` -> `(batch_size, dim)`."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=timesteps.device, dtype=torch.float32) / half)
+    args = timesteps.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class CAMSamplerBlock(nn.Module):
+    """LayerNorm -> AdaLN shift/scale -> Linear-SiLU-Linear -> gated residual."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale, gate = self.adaln_modulation(c).chunk(3, dim=-1)
+        return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
+
+
+class CAMSampler(ModelMixin, ConfigMixin):
+    r"""
+    The Sampler of a Continuous Autoregressive Model: models p(x_{t+1} | z_t) one frame at a time.
+
+    Args:
+        latent_dim (`int`, defaults to 64): size D of a latent frame.
+        condition_dim (`int`, defaults to 768): size of the Backbone's conditioning vector z_t (its `hidden_size`).
+        width (`int`, defaults to 1024): width W of the residual MLP.
+        num_blocks (`int`, defaults to 3): number of residual AdaLN blocks.
+        time_embedding_dim (`int`, defaults to 256): size of the sinusoidal flow-time embedding.
+        prediction_type (`str`, defaults to `"flow"`):
+            `"flow"`: rectified flow, the network predicts v = noise - x0 (the paper's). `"epsilon"`: the network
+            predicts the noise of a DDPM with a linear beta schedule (the MAR-style baseline).
+        num_train_timesteps (`int`, defaults to 1000):
+            Scale of the timestep input: flow time s in [0, 1] is passed as s * num_train_timesteps, as diffusers'
+            flow-matching schedulers do.
+        time_distribution (`str`, defaults to `"uniform"`):
+            How training draws the flow time s: `"uniform"` on (0, 1) or `"logit_normal"` (sigmoid of a normal, as
+            in Stable Diffusion 3), which spends more training on intermediate times.
+        logit_normal_mean (`float`, defaults to 0.0): mean of the normal behind `"logit_normal"`.
+        logit_normal_std (`float`, defaults to 1.0): standard deviation of the normal behind `"logit_normal"`.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        condition_dim: int = 768,
+        width: int = 1024,
+        num_blocks: int = 3,
+        time_embedding_dim: int = 256,
+        prediction_type: str = "flow",
+        num_train_timesteps: int = 1000,
+        time_distribution: str = "uniform",
+        logit_normal_mean: float = 0.0,
+        logit_normal_std: float = 1.0,
+    ):
+        super().__init__()
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"`prediction_type` must be one of {PREDICTION_TYPES}, got {prediction_type!r}.")
+        if time_distribution not in TIME_DISTRIBUTIONS:
+            raise ValueError(f"`time_distribution` must be one of {TIME_DISTRIBUTIONS}, got {time_distribution!r}.")
+        if logit_normal_std <= 0:
+            raise ValueError(f"`logit_normal_std` must be positive, got {logit_normal_std}.")
+        for name, value in [("latent_dim", latent_dim), ("condition_dim", condition_dim), ("width", width),
+                            ("num_blocks", num_blocks), ("time_embedding_dim", time_embedding_dim)]:
+            if value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+        self.input_proj = nn.Linear(latent_dim, width)
+        self.time_embed = nn.Sequential(nn.Linear(time_embedding_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.condition_proj = nn.Linear(condition_dim, width)
+        self.blocks = nn.ModuleList(CAMSamplerBlock(width) for _ in range(num_blocks))
+        self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.final_adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.output_proj = nn.Linear(width, latent_dim)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Xavier-uniform linear layers; zero AdaLN modulation and output, so every block starts as the identity."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        for linear in self.time_embed:
+            if isinstance(linear, nn.Linear):
+                nn.init.normal_(linear.weight, std=0.02)
+        for block in self.blocks:
+            nn.init.zeros_(block.adaln_modulation[-1].weight)
+            nn.init.zeros_(block.adaln_modulation[-1].bias)
+        for layer in (self.final_adaln_modulation[-1], self.output_proj):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        r"""
+        Args:
+            sample (`torch.Tensor` of shape `(batch_size, latent_dim)`): the noisy frame x_s.
+            timestep (`torch.Tensor` of shape `(batch_size,)` or a scalar): s * num_train_timesteps.
+            condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the Backbone output z_t.
+
+        Returns:
+            `torch.Tensor` of shape `(batch_size, latent_dim)`: the velocity v = noise - x0 (`"flow"`) or the noise
+            (`"epsilon"`).
+        """
+        if timestep.ndim == 0:
+            timestep = timestep.expand(sample.shape[0])
+        x = self.input_proj(sample)
+        time = self.time_embed(timestep_embedding(timestep, self.config.time_embedding_dim).to(x.dtype))
+        c = time + self.condition_proj(condition)
+        for block in self.blocks:
+            x = block(x, c)
+        shift, scale = self.final_adaln_modulation(c).chunk(2, dim=-1)
+        return self.output_proj(modulate(self.final_norm(x), shift, scale))
+
+
+def sample_next_frame(
+    sampler: CAMSampler,
+    scheduler: SchedulerMixin,
+    condition: torch.Tensor,
+    num_inference_steps: int,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""
+    Draws one latent frame per conditioning vector by integrating the Sampler from noise to data with a diffusers
+    scheduler: `FlowMatchEulerDiscreteScheduler` (or any flow-matching scheduler) for a `"flow"` Sampler, a
+    DDPM/DDIM-family scheduler with `prediction_type="epsilon"` for an `"epsilon"` Sampler.
+
+    Args:
+        sampler ([`CAMSampler`]): the denoiser.
+        scheduler ([`~diffusers.SchedulerMixin`]): the solver; `set_timesteps` is called here for every frame.
+        condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the Backbone outputs z_t.
+        num_inference_steps (`int`): number of solver steps.
+        generator (`torch.Generator` or a list of `batch_size` of them, *optional*): for the starting noise (a list
+            draws each row from its own generator, so a row does not depend on the batch it is in).
+        noise (`torch.Tensor` of shape `(batch_size, latent_dim)`, *optional*): the starting noise, instead of drawing it.
+
+    Returns:
+        `torch.Tensor` of shape `(batch_size, latent_dim)`: the sampled frames x_{t+1}.
+    """
+    if num_inference_steps < 1:
+        raise ValueError(f"`num_inference_steps` must be at least 1, got {num_inference_steps}.")
+    shape = (condition.shape[0], sampler.config.latent_dim)
+    if noise is None:
+        noise = randn(shape, generator, condition.device, condition.dtype)
+    elif tuple(noise.shape) != shape:
+        raise ValueError(f"`noise` must have shape {shape}, got {tuple(noise.shape)}.")
+    scheduler.set_timesteps(num_inference_steps, device=condition.device)
+    # Flow-matching schedulers have no input scaling and start from unit noise; DDPM-family ones may.
+    scale_input = getattr(scheduler, "scale_model_input", None)
+    step_kwargs = {"generator": _first(generator)} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    sample = noise * getattr(scheduler, "init_noise_sigma", 1.0)
+    for timestep in scheduler.timesteps:
+        model_input = scale_input(sample, timestep) if scale_input is not None else sample
+        model_output = sampler(model_input, timestep.to(condition.dtype).expand(shape[0]), condition)
+        sample = scheduler.step(model_output, timestep, sample, **step_kwargs).prev_sample
+    return sample
+
+
+def default_scheduler(sampler: CAMSampler) -> SchedulerMixin:
+    """The scheduler a Sampler was trained for: flow-matching Euler for `"flow"`, DDIM on the training betas for
+    `"epsilon"`."""
+    if sampler.config.prediction_type == "flow":
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=sampler.config.num_train_timesteps)
+    return DDIMScheduler(
+        num_train_timesteps=sampler.config.num_train_timesteps,
+        prediction_type="epsilon",
+        clip_sample=False,
+        **EPSILON_BETA_SCHEDULE,
+    )
+
+
+def randn(
+    shape: tuple[int, ...],
+    generator: torch.Generator | list[torch.Generator] | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Standard normal noise; with a list of generators, row i comes from generator i."""
+    if isinstance(generator, list):
+        if len(generator) != shape[0]:
+            raise ValueError(f"Got {len(generator)} generators for a batch of {shape[0]}: pass one per row.")
+        rows = [torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype) for g in generator]
+        return torch.stack(rows).to(device)
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+
+
+def _first(generator):
+    # Schedulers take one generator for their own (optional) stochastic steps.
+    return generator[0] if isinstance(generator, list) else generator
+
+
+__all__ = ["CAMSampler", "default_scheduler", "sample_next_frame", "timestep_embedding"]

@@ -1,0 +1,175 @@
+"""The CAM training objective: noise-augmented Backbone inputs, a Sampler trained on the clean next frame.
+
+    x~_t = (1 - k_t) x_t + k_t eps,   k_t ~ U(0, k_max)             noise augmentation of the Backbone's inputs
+    z_0..z_{T-1} = Backbone(start, x~_1..x~_{T-1})                  z_t conditions frame t + 1
+    s ~ p(s);  x_s = (1 - s) x_{t+1} + s n;  v = n - x_{t+1}        rectified flow on the CLEAN next frame
+    loss = || Sampler(x_s, s, z_t) - v ||^2
+
+With `max_training_noise=0` this is the plain continuous autoregressive model the paper compares against; with a
+Sampler of `prediction_type="epsilon"` the Sampler is a DDPM noise predictor on a linear schedule (MAR-style).
+"""
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import DDPMScheduler
+from torch import nn
+from transformers.utils import ModelOutput
+
+from .modeling_cam import CAMModel, mix_noise
+from .sampler import EPSILON_BETA_SCHEDULE, CAMSampler
+
+
+@dataclass
+class CAMTrainingOutput(ModelOutput):
+    r"""
+    Args:
+        loss (`torch.Tensor`, scalar): the Sampler's mean squared error over every real frame.
+        frame_losses (`torch.Tensor` of shape `(num_real_frames,)`): that error per real frame (averaged over the
+            `sampler_batch_mul` repeats), in the order of `latents[attention_mask.bool()]`.
+        noise_levels (`torch.Tensor` of shape `(batch_size, num_frames - 1)`): the k_t mixed into each Backbone
+            input frame.
+    """
+
+    loss: torch.Tensor | None = None
+    frame_losses: torch.Tensor | None = None
+    noise_levels: torch.Tensor | None = None
+
+
+class CAMForTraining(nn.Module):
+    r"""
+    Backbone and Sampler together, returning the training loss. Training scripts optimise this module and save its
+    two parts with their own `save_pretrained`.
+
+    Args:
+        backbone ([`CAMModel`]): the causal transformer; its config holds the noise-augmentation settings.
+        sampler ([`CAMSampler`]): the per-frame denoiser; its config holds the prediction type and time distribution.
+        sampler_batch_mul (`int`, defaults to 4): how many (noise, time) draws each (z_t, x_{t+1}) pair gets per step,
+            as MAR's `diffusion_batch_mul`: the Sampler is cheap, so more draws per Backbone pass lower the
+            gradient's variance for little cost.
+    """
+
+    def __init__(self, backbone: CAMModel, sampler: CAMSampler, sampler_batch_mul: int = 4):
+        super().__init__()
+        if sampler.config.latent_dim != backbone.config.latent_dim:
+            raise ValueError(
+                f"Sampler latent_dim ({sampler.config.latent_dim}) differs from the Backbone's "
+                f"({backbone.config.latent_dim})."
+            )
+        if sampler.config.condition_dim != backbone.config.hidden_size:
+            raise ValueError(
+                f"Sampler condition_dim ({sampler.config.condition_dim}) must equal the Backbone's hidden_size "
+                f"({backbone.config.hidden_size})."
+            )
+        if sampler_batch_mul < 1:
+            raise ValueError(f"`sampler_batch_mul` must be at least 1, got {sampler_batch_mul}.")
+        self.backbone = backbone
+        self.sampler = sampler
+        self.sampler_batch_mul = sampler_batch_mul
+        if sampler.config.prediction_type == "epsilon":
+            self.noise_scheduler = DDPMScheduler(
+                num_train_timesteps=sampler.config.num_train_timesteps, **EPSILON_BETA_SCHEDULE
+            )
+
+    def draw_noise_levels(
+        self, batch_size: int, num_frames: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """k_t ~ U(0, k_max) of shape `(batch_size, num_frames)`, one per frame or one per sequence (config)."""
+        config = self.backbone.config
+        columns = num_frames if config.noise_sampling == "per_frame" else 1
+        levels = torch.rand(batch_size, columns, generator=generator, device=device) * config.max_training_noise
+        return levels.expand(batch_size, num_frames)
+
+    def draw_flow_times(self, num: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Flow times s in (0, 1) of shape `(num,)` from the Sampler's `time_distribution`."""
+        config = self.sampler.config
+        if config.time_distribution == "uniform":
+            return torch.rand(num, generator=generator, device=device)
+        normal = torch.randn(num, generator=generator, device=device)
+        return torch.sigmoid(config.logit_normal_mean + config.logit_normal_std * normal)
+
+    def forward(
+        self,
+        latents: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> CAMTrainingOutput:
+        r"""
+        Args:
+            latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`): clean, normalised latents.
+            attention_mask (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*): 1 for real frames, 0 for
+                padding (right padding).
+            generator (`torch.Generator`, *optional*): for the noise levels, noises and flow times.
+
+        Returns:
+            [`CAMTrainingOutput`]
+        """
+        batch_size, num_frames, _ = latents.shape
+        if num_frames < 1:
+            raise ValueError(f"`latents` must hold at least one frame, got shape {tuple(latents.shape)}.")
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch_size, num_frames):
+            raise ValueError(
+                f"`attention_mask` must have shape {(batch_size, num_frames)} like `latents`' first two dims, got "
+                f"{tuple(attention_mask.shape)}."
+            )
+        device = latents.device
+        config = self.backbone.config
+
+        # Inputs are frames 1..T-1; their outputs z_0..z_{T-1} (z_0 from the start vector) predict frames 1..T.
+        inputs = latents[:, :-1]
+        noise_levels = self.draw_noise_levels(batch_size, num_frames - 1, device, generator)
+        if config.max_training_noise > 0:
+            noise = torch.randn(inputs.shape, generator=generator, device=device, dtype=inputs.dtype)
+            inputs = mix_noise(inputs, noise, noise_levels.unsqueeze(-1).to(inputs.dtype), config.noise_mixing)
+        input_mask = attention_mask[:, :-1] if attention_mask is not None else None
+        conditions = self.backbone(
+            inputs,
+            attention_mask=input_mask,
+            use_cache=False,
+            noise_level=noise_levels if config.condition_on_noise_level else None,
+        ).last_hidden_state
+
+        if attention_mask is not None:
+            real = attention_mask.bool()
+            conditions, targets = conditions[real], latents[real]
+        else:
+            conditions, targets = conditions.flatten(0, 1), latents.flatten(0, 1)
+        frame_losses = self.sampler_loss(conditions, targets, generator)
+        return CAMTrainingOutput(loss=frame_losses.mean(), frame_losses=frame_losses, noise_levels=noise_levels)
+
+    def sampler_loss(
+        self, conditions: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        r"""
+        The Sampler's denoising loss for pairs (z_t, x_{t+1}).
+
+        Args:
+            conditions (`torch.Tensor` of shape `(num_pairs, hidden_size)`): Backbone outputs z_t.
+            targets (`torch.Tensor` of shape `(num_pairs, latent_dim)`): the clean next frames x_{t+1}.
+            generator (`torch.Generator`, *optional*): for the noises and times.
+
+        Returns:
+            `torch.Tensor` of shape `(num_pairs,)`: the mean squared error of each pair over its repeats.
+        """
+        num_pairs, repeats = targets.shape[0], self.sampler_batch_mul
+        conditions = conditions.repeat(repeats, 1)
+        targets = targets.repeat(repeats, 1)
+        noise = torch.randn(targets.shape, generator=generator, device=targets.device, dtype=targets.dtype)
+        num_train_timesteps = self.sampler.config.num_train_timesteps
+        if self.sampler.config.prediction_type == "flow":
+            times = self.draw_flow_times(targets.shape[0], targets.device, generator).to(targets.dtype)
+            noisy = (1 - times[:, None]) * targets + times[:, None] * noise
+            prediction = self.sampler(noisy, times * num_train_timesteps, conditions)
+            target = noise - targets
+        else:
+            timesteps = torch.randint(
+                0, num_train_timesteps, (targets.shape[0],), generator=generator, device=targets.device
+            )
+            noisy = self.noise_scheduler.add_noise(targets, noise, timesteps)
+            prediction = self.sampler(noisy, timesteps, conditions)
+            target = noise
+        per_row = (prediction.float() - target.float()).pow(2).mean(-1)
+        return per_row.view(repeats, num_pairs).mean(0)
+
+
+__all__ = ["CAMForTraining", "CAMTrainingOutput"]
