@@ -1,0 +1,270 @@
+"""A weight-free log-mel codec: the default autoencoder, which works offline and on CPU.
+
+encode: audio -> |STFT| -> mel filterbank -> log -> stack `frames_per_latent` consecutive mel frames into one
+        vector -> (optional) PCA to `latent_dim` -> normalise.
+decode: the same steps backwards; the linear magnitude is recovered from the mel one with the filterbank's
+        pseudo-inverse, and the phase with fast Griffin-Lim (`torch.stft` / `torch.istft`).
+
+Why stacking + PCA: the Sampler is an MLP flow head that models one frame at a time and does well with ~64-128
+dimensions at ~10-20 frames per second. A single mel frame at a hop coarse enough for that frame rate smears
+transients that Griffin-Lim then cannot recover; stacking eight fine mel frames keeps the fine hop, and PCA folds
+the (highly correlated) stacked vector down to `latent_dim`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import librosa
+import numpy as np
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from .base import _MIN_STD, AudioAutoencoderMixin
+
+
+class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
+    """
+    Log-mel codec with frame stacking, an optional PCA projection fitted on data, and Griffin-Lim decoding.
+
+    Latents are `[B, T, latent_dim]` with `T = N // hop_length`, `hop_length = stft_hop_length * frames_per_latent`.
+    Each latent frame holds `frames_per_latent` mel frames of every audio channel, `audio_channels * n_mels *
+    frames_per_latent` values (the "stacked dim"), projected to `latent_dim` by PCA when `latent_dim` is smaller.
+    The PCA is fitted by `fit_latent_statistics` and saved in the weights file (buffers `projection` and
+    `projection_mean`); without it, encoding works only when `latent_dim` equals the stacked dim.
+
+    Defaults: 22.05 kHz mono, n_fft 1024, STFT hop 256 (11.6 ms), 80 mels, 8 mel frames per latent -> 2048 samples
+    per latent, 10.77 latent frames per second (Music2Latent's rate), 640 stacked values -> 128 latent dims.
+
+    Args:
+        sample_rate (`int`, defaults to 22050): audio rate in Hz. 22.05 kHz keeps the 80 mel bands where the energy
+            of most music is and halves Griffin-Lim's work against 44.1 kHz; audio at other rates is resampled.
+        audio_channels (`int`, defaults to 1): 1 (mono) or 2 (stereo); channels are coded independently and
+            concatenated in each latent frame.
+        n_fft (`int`, defaults to 1024): STFT size (Hann window of the same length).
+        stft_hop_length (`int`, defaults to 256): STFT hop in samples.
+        n_mels (`int`, defaults to 80): mel bands (Slaney mel scale and normalisation, as librosa's default).
+        f_min (`float`, defaults to 0.0): lowest mel frequency in Hz.
+        f_max (`float`, *optional*): highest mel frequency in Hz; `sample_rate / 2` when `None`.
+        frames_per_latent (`int`, defaults to 8): mel frames stacked into one latent frame.
+        latent_dim (`int`, defaults to 128): size of a latent frame; at most the stacked dim.
+        log_floor (`float`, defaults to 1e-5): mel magnitudes are clamped to this before the log (about -100 dB).
+        griffin_lim_iters (`int`, defaults to 32): Griffin-Lim iterations at decode.
+        griffin_lim_momentum (`float`, defaults to 0.99): momentum of fast Griffin-Lim (Perraudin et al., 2013).
+        pca_fitted (`bool`, defaults to `False`): set by `fit_latent_statistics`; not meant to be passed by hand.
+        latents_mean (`list[float]`, *optional*): per-channel latent mean, set by `fit_latent_statistics`.
+        latents_std (`list[float]`, *optional*): per-channel latent standard deviation, set likewise.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        sample_rate: int = 22050,
+        audio_channels: int = 1,
+        n_fft: int = 1024,
+        stft_hop_length: int = 256,
+        n_mels: int = 80,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        frames_per_latent: int = 8,
+        latent_dim: int = 128,
+        log_floor: float = 1e-5,
+        griffin_lim_iters: int = 32,
+        griffin_lim_momentum: float = 0.99,
+        pca_fitted: bool = False,
+        latents_mean: list[float] | None = None,
+        latents_std: list[float] | None = None,
+    ):
+        super().__init__()
+        if audio_channels not in (1, 2):
+            raise ValueError(f"audio_channels must be 1 or 2, got {audio_channels}.")
+        if latent_dim > self.stacked_dim:
+            raise ValueError(
+                f"latent_dim ({latent_dim}) exceeds audio_channels * n_mels * frames_per_latent "
+                f"({self.stacked_dim}): lower latent_dim or stack more frames."
+            )
+        mel_basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max)
+        # Derived from the config, so not saved (persistent=False): the weights file holds only the fitted PCA.
+        self.register_buffer("mel_basis", torch.from_numpy(mel_basis).float(), persistent=False)
+        self.register_buffer(
+            "mel_inverse", torch.from_numpy(np.linalg.pinv(mel_basis)).float(), persistent=False
+        )
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # PCA: latents = (stacked - projection_mean) @ projection. Identity until fitted.
+        self.register_buffer("projection", torch.eye(self.stacked_dim, latent_dim))
+        self.register_buffer("projection_mean", torch.zeros(self.stacked_dim))
+
+    # ---- interface ---------------------------------------------------------------------------------------------
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def audio_channels(self) -> int:
+        return self.config.audio_channels
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.stft_hop_length * self.config.frames_per_latent
+
+    @property
+    def stacked_dim(self) -> int:
+        """Values in one latent frame before the projection: `audio_channels * n_mels * frames_per_latent`."""
+        return self.config.audio_channels * self.config.n_mels * self.config.frames_per_latent
+
+    @property
+    def needs_projection(self) -> bool:
+        return self.config.latent_dim < self.stacked_dim
+
+    # ---- audio <-> stacked log-mel -----------------------------------------------------------------------------
+
+    def _stft(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.stft(
+            audio,
+            self.config.n_fft,
+            self.config.stft_hop_length,
+            window=self.window,
+            center=True,
+            return_complex=True,
+        )
+
+    def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            audio (`torch.Tensor` of shape `[B, C, N]`): audio at `sample_rate`, `N` a multiple of `hop_length`.
+
+        Returns:
+            `torch.Tensor` of shape `[B, C, n_mels, N // stft_hop_length]`: natural-log mel magnitudes.
+        """
+        batch, channels, length = audio.shape
+        # center=True gives N / hop + 1 frames; the last one starts at the very end of the audio, so it is dropped
+        # to keep exactly stft_hop_length samples per mel frame.
+        magnitude = self._stft(audio.reshape(batch * channels, length)).abs()[..., :-1]
+        mel = torch.matmul(self.mel_basis, magnitude)
+        log_mel = mel.clamp(min=self.config.log_floor).log()
+        return log_mel.reshape(batch, channels, self.config.n_mels, -1)
+
+    def _stack(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """`[B, C, n_mels, T * k]` -> `[B, T, C * k * n_mels]`."""
+        batch, channels, n_mels, frames = log_mel.shape
+        k = self.config.frames_per_latent
+        stacked = log_mel.reshape(batch, channels, n_mels, frames // k, k).permute(0, 3, 1, 4, 2)
+        return stacked.reshape(batch, frames // k, self.stacked_dim)
+
+    def _unstack(self, stacked: torch.Tensor) -> torch.Tensor:
+        """`[B, T, C * k * n_mels]` -> `[B, C, n_mels, T * k]`."""
+        batch, frames = stacked.shape[:2]
+        channels, k, n_mels = self.config.audio_channels, self.config.frames_per_latent, self.config.n_mels
+        log_mel = stacked.reshape(batch, frames, channels, k, n_mels).permute(0, 2, 4, 1, 3)
+        return log_mel.reshape(batch, channels, n_mels, frames * k)
+
+    def _stacked_features(self, audio: torch.Tensor) -> torch.Tensor:
+        frames = audio.shape[-1] // self.hop_length
+        return self._stack(self.log_mel(audio[..., : frames * self.hop_length]))
+
+    # ---- encode / decode ---------------------------------------------------------------------------------------
+
+    def _check_projection(self) -> None:
+        if self.needs_projection and not self.config.pca_fitted:
+            raise ValueError(
+                f"latent_dim ({self.latent_dim}) is smaller than the stacked mel dim ({self.stacked_dim}), and no "
+                "PCA projection is fitted yet: call `fit_latent_statistics(audio)` on representative audio first, "
+                f"or build the codec with latent_dim={self.stacked_dim}."
+            )
+
+    def _encode(self, audio: torch.Tensor) -> torch.Tensor:
+        self._check_projection()
+        stacked = self._stacked_features(audio)
+        return torch.matmul(stacked - self.projection_mean, self.projection)
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        self._check_projection()
+        stacked = torch.matmul(latents, self.projection.T) + self.projection_mean
+        log_mel = self._unstack(stacked)
+        batch, channels, n_mels, frames = log_mel.shape
+        mel = log_mel.reshape(batch * channels, n_mels, frames).exp()
+        # Least-squares inverse of the filterbank; negative values are not magnitudes, so they are clipped.
+        magnitude = torch.matmul(self.mel_inverse, mel).clamp(min=0)
+        audio = self.griffin_lim(magnitude, frames * self.config.stft_hop_length)
+        return audio.reshape(batch, channels, -1)
+
+    def griffin_lim(self, magnitude: torch.Tensor, length: int) -> torch.Tensor:
+        """
+        Fast Griffin-Lim (librosa's algorithm, on `torch.stft` / `torch.istft`).
+
+        Args:
+            magnitude (`torch.Tensor` of shape `[B, n_fft // 2 + 1, frames]`): linear STFT magnitudes.
+            length (`int`): output samples, `frames * stft_hop_length`.
+
+        Returns:
+            `torch.Tensor` of shape `[B, length]`.
+        """
+        # The STFT of `length` samples has one frame more than `magnitude` (encode dropped it): repeat the last.
+        magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
+        istft_kwargs = {
+            "n_fft": self.config.n_fft,
+            "hop_length": self.config.stft_hop_length,
+            "window": self.window,
+        }
+        # A fixed seed makes decoding deterministic: the same latents always give the same audio.
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        phase = torch.rand(magnitude.shape, generator=generator).to(magnitude.device) * (2 * torch.pi)
+        angles = torch.polar(torch.ones_like(magnitude), phase)
+        momentum = self.config.griffin_lim_momentum / (1 + self.config.griffin_lim_momentum)
+        previous = torch.zeros_like(angles)
+        for _ in range(self.config.griffin_lim_iters):
+            rebuilt = self._stft(torch.istft(magnitude * angles, length=length, **istft_kwargs))
+            angles = rebuilt - momentum * previous
+            angles = angles / (angles.abs() + 1e-16)
+            previous = rebuilt
+        return torch.istft(magnitude * angles, length=length, **istft_kwargs)
+
+    # ---- fitting -----------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def fit_latent_statistics(
+        self, audio: torch.Tensor | Iterable[torch.Tensor], sample_rate: int | None = None
+    ) -> None:
+        """
+        Fit the codec to data: when `latent_dim` is smaller than the stacked dim, fit the PCA projection (the top
+        `latent_dim` principal axes of the stacked log-mel frames, re-fitted at every call) and store it in the
+        `projection` buffers; then store the per-channel latent mean and standard deviation in the config.
+
+        With PCA the statistics follow from the same pass: projected latents have zero mean and variance equal to
+        the PCA eigenvalues. Without PCA this is the generic `AudioAutoencoderMixin.fit_latent_statistics`.
+
+        Args:
+            audio (`torch.Tensor` of shape `[B, C, N]`, or an iterable of such tensors or of `[C, N]` tensors):
+                representative audio; a few minutes is plenty.
+            sample_rate (`int`, *optional*): the rate of `audio` when it is not `self.sample_rate`.
+        """
+        if not self.needs_projection:
+            return super().fit_latent_statistics(audio, sample_rate)
+
+        count, total, outer = 0, 0.0, 0.0
+        for batch in self._iterate_audio(audio, sample_rate):
+            stacked = self._stacked_features(batch).reshape(-1, self.stacked_dim).double()
+            count += stacked.shape[0]
+            total = total + stacked.sum(0)
+            outer = outer + stacked.T @ stacked
+        if count <= self.latent_dim:
+            raise ValueError(
+                f"fit_latent_statistics got {count} frames, too few to fit a {self.latent_dim}-dim PCA: pass at "
+                f"least {self.latent_dim + 1} frames ({(self.latent_dim + 1) / self.frame_rate:.1f} s), ideally minutes."
+            )
+        mean = total / count
+        covariance = outer / count - torch.outer(mean, mean)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending order
+        top = torch.arange(self.stacked_dim - 1, self.stacked_dim - 1 - self.latent_dim, -1)
+        self.projection.copy_(eigenvectors[:, top].float())
+        self.projection_mean.copy_(mean.float())
+        std = eigenvalues[top].clamp(min=0).sqrt().clamp(min=_MIN_STD)
+        self.register_to_config(
+            pca_fitted=True, latents_mean=[0.0] * self.latent_dim, latents_std=std.float().tolist()
+        )
