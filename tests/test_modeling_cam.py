@@ -129,7 +129,7 @@ def test_gradient_checkpointing_gives_same_gradients():
     model.zero_grad()
     model.activation_checkpointing_enable()
     model(latents).last_hidden_state.square().mean().backward()
-    for ref, p in zip(reference, model.parameters()):
+    for ref, p in zip(reference, model.parameters(), strict=True):
         torch.testing.assert_close(p.grad, ref, rtol=1e-5, atol=1e-6)
 
 
