@@ -6,8 +6,10 @@
 
 from transformers import AutoConfig, AutoModel
 
+from .autoencoders import MelAutoencoder
 from .configuration_cam import CAMConfig
 from .modeling_cam import CAMModel, CAMPreTrainedModel, mix_noise
+from .pipeline_cam import CAMPipeline
 from .sampler import CAMSampler, default_scheduler, sample_next_frame
 from .training import CAMForTraining, CAMTrainingOutput
 
@@ -21,8 +23,10 @@ CAMModel.register_for_auto_class("AutoModel")
 
 __all__ = [
     "CAMConfig",
+    "MelAutoencoder",
     "CAMForTraining",
     "CAMModel",
+    "CAMPipeline",
     "CAMPreTrainedModel",
     "CAMSampler",
     "CAMTrainingOutput",

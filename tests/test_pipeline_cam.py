@@ -1,0 +1,285 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from diffusers import (
+    FlowMatchEulerDiscreteScheduler,
+    FlowMatchHeunDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+
+import cam_hf.pipeline_cam as pipeline_module
+from cam_hf import CAMModel, CAMPipeline, CAMSampler, MelAutoencoder, mix_noise, sample_next_frame
+
+from .conftest import tiny_config
+
+LATENT_DIM = 32
+
+
+def tiny_autoencoder() -> MelAutoencoder:
+    # 8 kHz, 2 mel frames of 16 bands per latent: 32 dims, no PCA needed; 128 samples per frame.
+    return MelAutoencoder(
+        sample_rate=8000, n_fft=256, stft_hop_length=64, n_mels=16, frames_per_latent=2, latent_dim=LATENT_DIM,
+        griffin_lim_iters=2,
+    )
+
+
+def make_pipeline(**config_overrides) -> CAMPipeline:
+    torch.manual_seed(0)
+    backbone = CAMModel(tiny_config(latent_dim=LATENT_DIM, **config_overrides)).eval()
+    sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=32, width=32, num_blocks=2)
+    # Random, non-zero output layers: a zero-initialised Sampler would make every frame depend on noise alone.
+    torch.nn.init.normal_(sampler.output_proj.weight, std=0.1)
+    torch.nn.init.normal_(sampler.final_adaln_modulation[-1].weight, std=0.1)
+    pipe = CAMPipeline(backbone, sampler, FlowMatchEulerDiscreteScheduler(), tiny_autoencoder())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def pipe() -> CAMPipeline:
+    return make_pipeline()
+
+
+def seeded(n: int | None = None):
+    if n is None:
+        return torch.Generator().manual_seed(0)
+    return [torch.Generator().manual_seed(i) for i in range(n)]
+
+
+def test_output_types_and_shapes(pipe):
+    hop = pipe.autoencoder.hop_length
+    audio = pipe(num_frames=5, num_inference_steps=2, generator=seeded()).audios
+    assert isinstance(audio, np.ndarray) and audio.shape == (1, 1, 5 * hop) and np.isfinite(audio).all()
+    audio_pt = pipe(num_frames=5, num_inference_steps=2, generator=seeded(), output_type="pt").audios
+    assert isinstance(audio_pt, torch.Tensor)
+    np.testing.assert_array_equal(audio_pt.numpy(), audio)
+    latents = pipe(num_frames=5, num_inference_steps=2, generator=seeded(), output_type="latent").audios
+    assert latents.shape == (1, 5, LATENT_DIM)
+    (as_tuple,) = pipe(num_frames=5, num_inference_steps=2, generator=seeded(), return_dict=False)
+    np.testing.assert_array_equal(as_tuple, audio)
+    # Seconds round up to whole frames.
+    seconds = pipe(audio_length_in_s=4.5 * hop / pipe.sample_rate, num_inference_steps=1, output_type="latent")
+    assert seconds.audios.shape[1] == 5
+
+
+def test_same_generator_same_audio_and_different_seeds_differ(pipe):
+    first = pipe(num_frames=6, num_inference_steps=2, generator=seeded(), output_type="latent").audios
+    again = pipe(num_frames=6, num_inference_steps=2, generator=seeded(), output_type="latent").audios
+    other = pipe(num_frames=6, num_inference_steps=2, generator=torch.Generator().manual_seed(1), output_type="latent")
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, other.audios)
+
+
+def test_batch_equals_single(pipe):
+    batch = pipe(num_frames=6, num_inference_steps=3, num_waveforms_per_prompt=3, generator=seeded(3)).audios
+    assert batch.shape[0] == 3
+    for i in range(3):
+        single = pipe(num_frames=6, num_inference_steps=3, generator=[torch.Generator().manual_seed(i)]).audios
+        np.testing.assert_allclose(batch[i], single[0], atol=1e-4)
+    assert not np.allclose(batch[0], batch[1])
+
+
+def test_batched_prompts_equal_single_prompts(pipe):
+    prompts = torch.randn(2, 4, LATENT_DIM)
+    batch = pipe(prompt_latents=prompts, num_frames=5, num_inference_steps=2, generator=seeded(2),
+                 output_type="latent").audios
+    for i in range(2):
+        single = pipe(prompt_latents=prompts[i : i + 1], num_frames=5, num_inference_steps=2,
+                      generator=[torch.Generator().manual_seed(i)], output_type="latent").audios
+        torch.testing.assert_close(batch[i], single[0], rtol=0, atol=1e-5)
+
+
+def test_continuation_from_audio(pipe):
+    hop = pipe.autoencoder.hop_length
+    t = np.arange(6 * hop * 2) / 16000
+    mono = 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32)  # at 16 kHz: resampled to the codec's 8 kHz
+    out = pipe(audio=mono, sample_rate=16000, num_frames=4, num_inference_steps=2, generator=seeded()).audios
+    assert out.shape == (1, 1, 4 * hop)
+    stereo = np.stack([mono, mono])
+    out_stereo = pipe(audio=stereo, sample_rate=16000, num_frames=4, num_inference_steps=2, generator=seeded())
+    np.testing.assert_allclose(out_stereo.audios, out, atol=1e-5)  # stereo is averaged to mono: same prompt
+    unprompted = pipe(num_frames=4, num_inference_steps=2, generator=seeded()).audios
+    assert not np.allclose(out, unprompted)
+
+
+def test_prompt_is_encoded_behind_the_start_vector(pipe):
+    # The first generated frame is conditioned on z from [start, prompt frames mixed with k_inf]: recompute it.
+    prompt = torch.randn(1, 3, LATENT_DIM)
+    out = pipe(prompt_latents=prompt, num_frames=1, num_inference_steps=3, generator=seeded(), output_type="latent")
+    generator = seeded()
+    noise = torch.randn(prompt.shape, generator=generator)
+    fed = mix_noise(prompt, noise, torch.tensor(pipe.backbone.config.inference_noise))
+    condition = pipe.backbone(fed).last_hidden_state[:, -1]
+    expected = sample_next_frame(pipe.sampler, pipe.scheduler, condition, 3, generator)
+    torch.testing.assert_close(out.audios[:, 0], expected, rtol=0, atol=1e-5)
+
+
+def test_streaming_chunks_equal_one_shot(pipe):
+    kwargs = dict(num_frames=11, num_inference_steps=2, decode_chunk_frames=4)
+    one_shot = pipe(generator=seeded(), **kwargs).audios
+    chunks = list(pipe.stream(generator=seeded(), **kwargs))
+    hop = pipe.autoencoder.hop_length
+    assert [c.shape[-1] for c in chunks] == [4 * hop, 4 * hop, 3 * hop]
+    np.testing.assert_array_equal(np.concatenate(chunks, axis=-1), one_shot)
+    latent_chunks = list(pipe.stream(generator=seeded(), output_type="latent", **kwargs))
+    assert [c.shape[1] for c in latent_chunks] == [4, 4, 3]
+
+
+def test_long_form_beyond_the_context(pipe):
+    context = pipe.context_frames  # 31 frames
+    latents = pipe(num_frames=3 * context, num_inference_steps=1, generator=seeded(), output_type="latent").audios
+    assert latents.shape == (1, 3 * context, LATENT_DIM) and torch.isfinite(latents).all()
+
+
+def test_sliding_window_matches_recomputing_the_window(pipe):
+    # With context_shift=1 the window always holds the last frames behind the start vector at positions 1, 2, ...
+    # Recomputing the Backbone from scratch on that window each frame must give the same frames as the cached loop.
+    window, steps, k_inf = pipe.context_frames, 2, pipe.backbone.config.inference_noise
+    num_frames = window + 6
+    out = pipe(num_frames=num_frames, num_inference_steps=steps, generator=seeded(), context_shift=1,
+               output_type="latent").audios
+    generator, history, frames = seeded(), torch.zeros(1, 0, LATENT_DIM), []
+    for _ in range(num_frames):
+        visible = history if history.shape[1] <= window else history[:, -(window - 1) :]
+        history = visible
+        condition = pipe.backbone(visible).last_hidden_state[:, -1]
+        frame = sample_next_frame(pipe.sampler, pipe.scheduler, condition, steps, generator)
+        frames.append(frame)
+        fed = mix_noise(frame[:, None], torch.randn(1, 1, LATENT_DIM, generator=generator), torch.tensor(k_inf))
+        history = torch.cat([history, fed], 1)
+    torch.testing.assert_close(out, torch.stack(frames, 1), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make_scheduler",
+    [
+        lambda config: FlowMatchHeunDiscreteScheduler.from_config(config),
+        lambda config: UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True),
+        lambda config: FlowMatchEulerDiscreteScheduler.from_config(config),
+    ],
+)
+def test_scheduler_swap(pipe, make_scheduler):
+    pipe.scheduler = make_scheduler(pipe.scheduler.config)
+    out = pipe(num_frames=4, num_inference_steps=3, generator=seeded(), output_type="latent").audios
+    assert out.shape == (1, 4, LATENT_DIM) and torch.isfinite(out).all()
+
+
+def test_save_load_reproduces_audio(pipe, tmp_path):
+    expected = pipe(num_frames=6, num_inference_steps=2, generator=seeded()).audios
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["backbone"] == ["cam_hf.modeling_cam", "CAMModel"]
+    assert index["sampler"] == ["cam_hf.sampler", "CAMSampler"]
+    assert index["scheduler"] == ["diffusers", "FlowMatchEulerDiscreteScheduler"]
+    assert (tmp_path / "backbone" / "model.safetensors").exists()
+    assert (tmp_path / "sampler" / "diffusion_pytorch_model.safetensors").exists()
+    assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pt"))
+    loaded = CAMPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(loaded(num_frames=6, num_inference_steps=2, generator=seeded()).audios, expected)
+
+
+def test_model_card_and_push_to_hub_up_to_the_upload(pipe, tmp_path, monkeypatch):
+    uploaded = tmp_path / "uploaded"
+
+    class Repo:
+        repo_id = "org/cam-test"
+
+    def fake_create_repo(repo_id, **kwargs):
+        assert repo_id == "org/cam-test"
+        return Repo()
+
+    def fake_upload_folder(repo_id, folder_path, **kwargs):
+        shutil.copytree(folder_path, uploaded)
+        return "https://hub.example/org/cam-test"
+
+    monkeypatch.setattr(pipeline_module, "create_repo", fake_create_repo)
+    monkeypatch.setattr(pipeline_module, "upload_folder", fake_upload_folder)
+    pipe.push_to_hub("org/cam-test", training_details="Trained for 10 steps on test data.")
+    card = (uploaded / "README.md").read_text()
+    assert card.startswith("---") and "library_name: cam_hf" in card
+    assert 'CAMPipeline.from_pretrained("org/cam-test")' in card
+    assert "Trained for 10 steps on test data." in card
+    assert f"{sum(p.numel() for p in pipe.backbone.parameters()):,}" in card
+    reloaded = CAMPipeline.from_pretrained(uploaded)
+    reloaded.set_progress_bar_config(disable=True)
+    expected = pipe(num_frames=3, num_inference_steps=2, generator=seeded()).audios
+    np.testing.assert_array_equal(reloaded(num_frames=3, num_inference_steps=2, generator=seeded()).audios, expected)
+
+
+def test_callback_on_step_end(pipe):
+    calls = []
+
+    def callback(pipeline, index, timestep, callback_kwargs):
+        calls.append((index, callback_kwargs["latents"].shape[1]))
+        latents = callback_kwargs["latents"].clone()
+        latents[:, -1] = 0.0  # overwrite every frame: what is fed back and returned must follow
+        return {"latents": latents}
+
+    out = pipe(num_frames=4, num_inference_steps=2, generator=seeded(), output_type="latent",
+               callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"]).audios
+    assert calls == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert torch.equal(out, torch.zeros_like(out))
+
+    def interrupt(pipeline, index, timestep, callback_kwargs):
+        pipeline._interrupt = index == 1
+        return {}
+
+    short = pipe(num_frames=6, num_inference_steps=2, output_type="latent", callback_on_step_end=interrupt).audios
+    assert short.shape[1] == 2
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
+        pipe(num_frames=2, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["noise"])
+
+
+def test_dtype_and_device_moves(pipe):
+    pipe.to("cpu")
+    assert pipe.device.type == "cpu"
+    reference = pipe(num_frames=4, num_inference_steps=2, generator=seeded(), output_type="latent").audios
+    pipe.backbone.to(torch.bfloat16)
+    pipe.sampler.to(torch.bfloat16)
+    low = pipe(num_frames=4, num_inference_steps=2, generator=seeded(), output_type="latent").audios
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
+    assert (low.float() - reference).abs().mean() < 0.1 * reference.abs().mean()
+    audio = pipe(num_frames=4, num_inference_steps=2, generator=seeded()).audios  # decoded in float32
+    assert audio.dtype == np.float32 and np.isfinite(audio).all()
+
+
+def test_components_must_agree():
+    torch.manual_seed(0)
+    backbone = CAMModel(tiny_config(latent_dim=LATENT_DIM))
+    sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=32, width=32, num_blocks=1)
+    with pytest.raises(ValueError, match="latent_dim"):
+        CAMPipeline(CAMModel(tiny_config(latent_dim=16)), sampler, FlowMatchEulerDiscreteScheduler(),
+                    tiny_autoencoder())
+    with pytest.raises(ValueError, match="condition_dim"):
+        CAMPipeline(backbone, CAMSampler(latent_dim=LATENT_DIM, condition_dim=8), FlowMatchEulerDiscreteScheduler(),
+                    tiny_autoencoder())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(prompt_latents=torch.randn(1, 3, 7), num_frames=2), "prompt_latents"),
+        (dict(prompt_latents=torch.randn(1, 0, LATENT_DIM), num_frames=2), "zero frames"),
+        (dict(audio=np.full(2048, np.nan, dtype=np.float32), sample_rate=8000, num_frames=2), "NaN"),
+        (dict(audio=np.zeros(0, dtype=np.float32), sample_rate=8000, num_frames=2), "empty|zero"),
+        (dict(audio=np.zeros(2048, dtype=np.float32), num_frames=2), "sample_rate"),
+        (dict(audio=np.zeros(10, dtype=np.float32), sample_rate=8000, num_frames=2), "samples"),
+        (dict(audio_length_in_s=-1.0), "audio_length_in_s"),
+        (dict(audio_length_in_s=1e7), "audio_length_in_s"),
+        (dict(num_frames=0), "num_frames"),
+        (dict(), "exactly one"),
+        (dict(num_frames=2, num_inference_steps=0), "num_inference_steps"),
+        (dict(num_frames=2, inference_noise=1.5), "inference_noise"),
+        (dict(num_frames=2, num_waveforms_per_prompt=2, generator=[torch.Generator()]), "generators"),
+        (dict(num_frames=2, output_type="wav"), "output_type"),
+        (dict(num_frames=2, context_shift=500), "context_shift"),
+        (dict(prompt_latents=torch.randn(1, 2, LATENT_DIM), audio=np.zeros(512), num_frames=2), "not both"),
+    ],
+)
+def test_bad_input_raises(pipe, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pipe(**kwargs)
