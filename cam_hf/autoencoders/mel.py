@@ -212,9 +212,11 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
             "hop_length": self.config.stft_hop_length,
             "window": self.window,
         }
-        # A fixed seed makes decoding deterministic: the same latents always give the same audio.
+        # A fixed seed makes decoding deterministic: the same latents always give the same audio. One phase draw
+        # shared by the whole batch keeps each row's audio independent of the batch it is decoded in.
         generator = torch.Generator(device="cpu").manual_seed(0)
-        phase = torch.rand(magnitude.shape, generator=generator).to(magnitude.device) * (2 * torch.pi)
+        phase = torch.rand(magnitude.shape[1:], generator=generator).to(magnitude.device) * (2 * torch.pi)
+        phase = phase.expand_as(magnitude)
         angles = torch.polar(torch.ones_like(magnitude), phase)
         momentum = self.config.griffin_lim_momentum / (1 + self.config.griffin_lim_momentum)
         previous = torch.zeros_like(angles)
