@@ -29,7 +29,7 @@ lint: install
 	$(VENV)/bin/ruff check cam_hf tests examples benchmarks
 
 demo: install
-	$(PY) examples/generate.py --output_dir outputs/demo
+	$(PY) examples/generate.py --random_tiny --seconds 10 --output_dir outputs/demo
 
 clean:
 	rm -rf $(VENV) outputs
