@@ -362,6 +362,10 @@ def test_save_pretrained_round_trip_is_bit_exact(make, tmp_path):
 # ---- Music2Latent (optional extra) --------------------------------------------------------------------------------
 
 
+class NotATensor:
+    """An object that `torch.load(weights_only=True)` must refuse to unpickle."""
+
+
 @pytest.fixture(scope="module")
 def music2latent_checkpoint(tmp_path_factory):
     """A randomly initialised Music2Latent UNet written exactly as the package stores `music2latent.pt`."""
@@ -425,6 +429,10 @@ def test_music2latent_refuses_incomplete_checkpoints(music2latent_checkpoint, tm
     torch.save(state, tmp_path / "music2latent.pt")
     with pytest.raises(ValueError, match="lacks 1 Music2Latent weights"):
         Music2LatentAutoencoder.from_music2latent_checkpoint(str(tmp_path))
+    # Arbitrary pickled objects are refused (torch.load with weights_only=True), with an explanation.
+    torch.save({"gen_state_dict": {}, "extra": NotATensor()}, tmp_path / "music2latent.pt")
+    with pytest.raises(ValueError, match="not loaded for safety"):
+        Music2LatentAutoencoder.from_music2latent_checkpoint(str(tmp_path / "music2latent.pt"))
 
 
 def test_package_imports_without_music2latent():

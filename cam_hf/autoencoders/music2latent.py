@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import warnings
 
 import torch
@@ -102,7 +103,13 @@ class Music2LatentAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
 
             path = hf_hub_download(repo_id=checkpoint, filename=filename)
         # The format is a pickle; weights_only=True refuses anything but tensors and plain containers.
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)["gen_state_dict"]
+        try:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)["gen_state_dict"]
+        except pickle.UnpicklingError as error:
+            raise ValueError(
+                f"{path} holds objects other than tensors and plain containers, which are not loaded for safety "
+                "(torch.load(weights_only=True)). Re-save its 'gen_state_dict' alone if you trust the file."
+            ) from error
         model = cls(**kwargs)
         # The package loads with strict=False; a missing weight would silently stay random, so refuse that.
         missing, unexpected = model.gen.load_state_dict(state_dict, strict=False)
