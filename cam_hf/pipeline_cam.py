@@ -100,16 +100,7 @@ class CAMPipeline(DiffusionPipeline):
                 f"The autoencoder's latent_dim ({autoencoder.latent_dim}) differs from the Backbone's "
                 f"({backbone.config.latent_dim}): they must be trained on the same latents."
             )
-        if sampler.config.latent_dim != backbone.config.latent_dim:
-            raise ValueError(
-                f"The Sampler's latent_dim ({sampler.config.latent_dim}) differs from the Backbone's "
-                f"({backbone.config.latent_dim})."
-            )
-        if sampler.config.condition_dim != backbone.config.hidden_size:
-            raise ValueError(
-                f"The Sampler's condition_dim ({sampler.config.condition_dim}) must equal the Backbone's hidden_size "
-                f"({backbone.config.hidden_size})."
-            )
+        sampler.check_backbone_config(backbone.config)
         self.register_modules(backbone=backbone, sampler=sampler, scheduler=scheduler, autoencoder=autoencoder)
 
     @property

@@ -120,6 +120,20 @@ class CAMSampler(ModelMixin, ConfigMixin):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    def check_backbone_config(self, backbone_config) -> None:
+        """Raises `ValueError` unless this Sampler fits a Backbone with `backbone_config` (a `CAMConfig`): the same
+        latent size, and a condition size equal to the Backbone's `hidden_size`."""
+        if self.config.latent_dim != backbone_config.latent_dim:
+            raise ValueError(
+                f"The Sampler's latent_dim ({self.config.latent_dim}) differs from the Backbone's "
+                f"({backbone_config.latent_dim})."
+            )
+        if self.config.condition_dim != backbone_config.hidden_size:
+            raise ValueError(
+                f"The Sampler's condition_dim ({self.config.condition_dim}) must equal the Backbone's hidden_size "
+                f"({backbone_config.hidden_size})."
+            )
+
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         r"""
         Args:

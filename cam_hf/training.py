@@ -51,16 +51,7 @@ class CAMForTraining(nn.Module):
 
     def __init__(self, backbone: CAMModel, sampler: CAMSampler, sampler_batch_mul: int = 4):
         super().__init__()
-        if sampler.config.latent_dim != backbone.config.latent_dim:
-            raise ValueError(
-                f"Sampler latent_dim ({sampler.config.latent_dim}) differs from the Backbone's "
-                f"({backbone.config.latent_dim})."
-            )
-        if sampler.config.condition_dim != backbone.config.hidden_size:
-            raise ValueError(
-                f"Sampler condition_dim ({sampler.config.condition_dim}) must equal the Backbone's hidden_size "
-                f"({backbone.config.hidden_size})."
-            )
+        sampler.check_backbone_config(backbone.config)
         if sampler_batch_mul < 1:
             raise ValueError(f"`sampler_batch_mul` must be at least 1, got {sampler_batch_mul}.")
         self.backbone = backbone
