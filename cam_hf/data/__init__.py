@@ -1,0 +1,25 @@
+"""Datasets for cam_hf: the built-in single-instrument dataset (music21 melodies rendered with a SoundFont)
+and users' own audio, both as a `datasets.DatasetDict` of fixed-length FLAC clips split by piece.
+
+Needs the `data` extra (`music21`, `pretty_midi`) and `tinysoundfont` (`pip install --no-deps tinysoundfont`).
+Not imported by `import cam_hf`, so the model works without these packages.
+"""
+
+from .audio_folder import AudioBuildConfig, build_audio_dataset
+from .builder import CorpusBuildConfig, build_corpus_dataset, read_summary
+from .clips import decode_audio
+from .hub import push_to_hub
+from .instruments import DEFAULT_INSTRUMENTS, INSTRUMENTS, resolve_instruments
+
+__all__ = [
+    "AudioBuildConfig",
+    "CorpusBuildConfig",
+    "DEFAULT_INSTRUMENTS",
+    "INSTRUMENTS",
+    "build_audio_dataset",
+    "build_corpus_dataset",
+    "decode_audio",
+    "push_to_hub",
+    "read_summary",
+    "resolve_instruments",
+]

@@ -1,0 +1,332 @@
+"""Build the built-in single-instrument dataset: music21 melodies rendered one General MIDI instrument at a time.
+
+    corpus pieces --parse (one file per task, in worker processes)--> monophonic melodies
+      --tempo, instrument, octave transposition--> notes in seconds --SoundFont--> audio
+      --trim, cut, drop silent, normalise--> 10 s clips --FLAC--> Arrow, split by piece --> DatasetDict on disk
+
+Everything random is drawn from generators seeded by `(seed, piece, part)`, and results are written in task
+order, so the same options give byte-identical audio and metadata whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from datasets import Audio, DatasetDict, Features, Value
+
+from .clips import assign_split, cut_clips, encode_flac, stable_seed
+from .corpus import Melody, extract_melodies, list_pieces
+from .instruments import Instrument, octave_shift_into_range, resolve_instruments
+from .render import Note, make_renderer
+
+
+@dataclass
+class CorpusBuildConfig:
+    """Options of the built-in dataset (the command line of `examples/make_dataset.py` mirrors them).
+
+    Args:
+        clip_seconds (`float`): length of every clip.
+        sample_rate (`int`): sample rate of the audio, in Hz; rendered at this rate directly.
+        seed (`int`): seeds tempi, instrument choice, velocities and the split of each piece.
+        instruments (`list[str]`, *optional*): General MIDI programs or names; default: twelve instruments
+            from nine families (see `cam_hf.data.instruments.DEFAULT_INSTRUMENTS`).
+        instruments_per_melody (`int`): how many different instruments render each melody.
+        max_clips_per_melody (`int`): clips kept from one rendering, from its start (long voices would
+            otherwise dominate the dataset).
+        min_tempo (`float`), max_tempo (`float`): tempo range in quarter notes per minute. A score's own
+            metronome mark is used when inside it; otherwise a tempo is drawn uniformly from it.
+        transpose (`bool`): transpose each melody by octaves into the instrument's range.
+        polyphony (`str`): `"reduce"` (top line of a part with chords/overlaps) or `"skip"`.
+        renderer (`str`): `"auto"`, `"tinysoundfont"` or `"fluidsynth"` (see `cam_hf.data.render`).
+        soundfont (`str`, *optional*): a SoundFont to use instead of the renderer's default.
+        sources (`list[str]`, *optional*): globs relative to the music21 corpus, or score paths.
+        max_pieces (`int`, *optional*): build from the first this many pieces only (a quick subset).
+        validation_fraction (`float`), test_fraction (`float`): share of pieces in those splits.
+        max_silence (`float`): clips with a larger fraction of silent 50 ms frames are dropped.
+        min_notes (`int`): parts with fewer notes are skipped.
+    """
+
+    clip_seconds: float = 10.0
+    sample_rate: int = 44100
+    seed: int = 0
+    instruments: list[str] | None = None
+    instruments_per_melody: int = 1
+    max_clips_per_melody: int = 3
+    min_tempo: float = 60.0
+    max_tempo: float = 140.0
+    transpose: bool = True
+    polyphony: str = "reduce"
+    renderer: str = "auto"
+    soundfont: str | None = None
+    sources: list[str] | None = None
+    max_pieces: int | None = None
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
+    max_silence: float = 0.5
+    min_notes: int = 8
+    _resolved_instruments: list[Instrument] = field(default_factory=list, repr=False)
+
+    def validate(self) -> None:
+        """Raise a `ValueError` naming the first bad option."""
+        if self.clip_seconds <= 0:
+            raise ValueError(f"clip_seconds must be > 0, got {self.clip_seconds}.")
+        if self.sample_rate < 8000:
+            raise ValueError(f"sample_rate must be at least 8000 Hz, got {self.sample_rate}.")
+        if not 0 < self.min_tempo <= self.max_tempo:
+            raise ValueError(f"Need 0 < min_tempo <= max_tempo, got {self.min_tempo} and {self.max_tempo}.")
+        if self.polyphony not in ("reduce", "skip"):
+            raise ValueError(f"polyphony must be 'reduce' or 'skip', got {self.polyphony!r}.")
+        if self.instruments_per_melody < 1 or self.max_clips_per_melody < 1:
+            raise ValueError(
+                f"instruments_per_melody and max_clips_per_melody must be >= 1, "
+                f"got {self.instruments_per_melody} and {self.max_clips_per_melody}."
+            )
+        if not (0 <= self.validation_fraction and 0 <= self.test_fraction and self.validation_fraction + self.test_fraction < 1):
+            raise ValueError(
+                f"validation_fraction + test_fraction must be in [0, 1), got {self.validation_fraction} + {self.test_fraction}."
+            )
+        self._resolved_instruments = resolve_instruments(self.instruments)
+
+
+def corpus_features(sample_rate: int) -> Features:
+    """Columns of the built-in dataset."""
+    return Features(
+        {
+            "audio": Audio(sampling_rate=sample_rate, decode=False),
+            "piece": Value("string"),
+            "part": Value("string"),
+            "part_index": Value("int32"),
+            "instrument_program": Value("int32"),
+            "instrument_name": Value("string"),
+            "instrument_family": Value("string"),
+            "tempo_bpm": Value("float32"),
+            "transpose": Value("int32"),
+            "renderer": Value("string"),
+            "soundfont": Value("string"),
+            "reduced_to_top_line": Value("bool"),
+            "clip_index": Value("int32"),
+            "start_seconds": Value("float32"),
+            "duration": Value("float32"),
+            "split": Value("string"),
+        }
+    )
+
+
+# One renderer per worker process: loading a SoundFont once, not once per melody.
+_RENDERERS: dict = {}
+
+
+def _renderer(config: CorpusBuildConfig):
+    key = (config.renderer, config.sample_rate, config.soundfont)
+    if key not in _RENDERERS:
+        _RENDERERS[key] = make_renderer(config.renderer, config.sample_rate, config.soundfont)
+    return _RENDERERS[key]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
+
+
+def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, split: str) -> tuple[list[dict], float, int]:
+    """Render one melody with its instruments and write its clips as FLAC files under `clip_dir`.
+
+    Returns:
+        `tuple`: metadata rows (the audio as `{"path": name, "file": flac path}`), seconds of audio rendered,
+        and the number of clips dropped as mostly silent.
+    """
+    rng = np.random.default_rng(stable_seed(config.seed, melody.piece, melody.part_index))
+    instruments = config._resolved_instruments
+    chosen = rng.choice(len(instruments), size=min(config.instruments_per_melody, len(instruments)), replace=False)
+    renderer = _renderer(config)
+    rows, rendered, dropped = [], 0.0, 0
+    for inst_index in chosen:
+        instrument = instruments[int(inst_index)]
+        if melody.tempo_bpm is not None and config.min_tempo <= melody.tempo_bpm <= config.max_tempo:
+            tempo = float(melody.tempo_bpm)
+        else:
+            tempo = round(float(rng.uniform(config.min_tempo, config.max_tempo)), 1)
+        shift = octave_shift_into_range([n[2] for n in melody.notes], instrument) if config.transpose else 0
+        seconds_per_quarter = 60.0 / tempo
+        # Time starts at the first note (a voice entering late would otherwise render rests), and only what
+        # can become kept clips is rendered, plus one clip of slack for silent stretches.
+        first = melody.notes[0][0]
+        horizon = (config.max_clips_per_melody + 1) * config.clip_seconds + 2.0
+        velocities = np.clip(np.array([n[3] for n in melody.notes]) + rng.integers(-8, 9, len(melody.notes)), 30, 127)
+        notes = [
+            Note(
+                (offset - first) * seconds_per_quarter,
+                duration * seconds_per_quarter,
+                min(127, max(0, pitch + shift)),
+                int(vel),
+            )
+            for (offset, duration, pitch, _), vel in zip(melody.notes, velocities, strict=True)
+            if (offset - first) * seconds_per_quarter < horizon
+        ]
+        audio = renderer.render(notes, instrument.program)
+        rendered += len(audio) / config.sample_rate
+        clips, silent = cut_clips(
+            audio, config.sample_rate, config.clip_seconds, config.max_silence, config.max_clips_per_melody
+        )
+        dropped += silent
+        for clip_index, (start, clip) in enumerate(clips):
+            name = f"{_slug(melody.piece)}__{melody.part_index}__{instrument.program}__{clip_index}.flac"
+            path = os.path.join(clip_dir, name)
+            with open(path, "wb") as f:
+                f.write(encode_flac(clip, config.sample_rate))
+            rows.append(
+                {
+                    "audio": {"path": name, "file": path},
+                    "piece": melody.piece,
+                    "part": melody.part_name,
+                    "part_index": melody.part_index,
+                    "instrument_program": instrument.program,
+                    "instrument_name": instrument.name,
+                    "instrument_family": instrument.family,
+                    "tempo_bpm": tempo,
+                    "transpose": shift,
+                    "renderer": renderer.name,
+                    "soundfont": renderer.soundfont,
+                    "reduced_to_top_line": melody.reduced,
+                    "clip_index": clip_index,
+                    "start_seconds": round(start, 3),
+                    "duration": len(clip) / config.sample_rate,
+                    "split": split,
+                }
+            )
+    return rows, rendered, dropped
+
+
+def _build_file(task: tuple) -> tuple[list[dict], list[tuple[str, str]], Counter]:
+    """Worker: parse one score file, render its melodies, write their clips under the task's folder.
+
+    Returns:
+        `tuple`: the rows (audio still in files), the skips `(where, reason)`, and counters.
+    """
+    path, numbers, config, clip_dir = task
+    task_start = time.perf_counter()
+    melodies, skips, counts = extract_melodies(path, numbers, config.polyphony, config.min_notes)
+    counts["parse wall seconds"] += time.perf_counter() - task_start
+    rows: list[dict] = []
+    pieces_with_clips = set()
+    for melody in melodies:
+        where = f"{melody.piece}/{melody.part_name}"
+        split = assign_split(melody.piece, config.seed, config.validation_fraction, config.test_fraction)
+        start = time.perf_counter()
+        try:
+            melody_rows, rendered, silent = _render_melody(melody, config, clip_dir, split)
+        except Exception as err:  # a failing render skips this melody, never the build
+            skips.append((where, f"render error: {type(err).__name__}: {err}"))
+            counts["melodies skipped: render error"] += 1
+            continue
+        counts["render wall seconds"] += time.perf_counter() - start
+        counts["seconds rendered"] += rendered
+        counts["clips dropped: mostly silent"] += silent
+        if not melody_rows:
+            skips.append((where, f"shorter than one {config.clip_seconds:g} s clip"))
+            counts["melodies skipped: shorter than one clip"] += 1
+        else:
+            pieces_with_clips.add(melody.piece)
+        rows.extend(melody_rows)
+    counts["melodies rendered"] += len(melodies)
+    counts["pieces with clips"] += len(pieces_with_clips)
+    return rows, skips, counts
+
+
+def _tasks(config: CorpusBuildConfig, clip_root: str) -> list[tuple]:
+    """One task per score file, holding the pieces (tunes) asked from it, in the order of `list_pieces`."""
+    by_file: dict[str, list[int | None]] = {}
+    for ref in list_pieces(config.sources, config.max_pieces):
+        by_file.setdefault(ref.path, []).append(ref.number)
+    tasks = []
+    for index, (path, numbers) in enumerate(by_file.items()):
+        clip_dir = os.path.join(clip_root, str(index))
+        os.makedirs(clip_dir, exist_ok=True)
+        tasks.append((path, numbers, config, clip_dir))
+    return tasks
+
+
+def build_corpus_dataset(
+    output_dir: str, config: CorpusBuildConfig | None = None, num_workers: int = 1, progress: bool = True
+) -> DatasetDict:
+    """Build the built-in dataset and save it to `output_dir` (with `README.md` and `build_summary.json`).
+
+    Args:
+        output_dir (`str`): destination; must be empty or absent.
+        config (`CorpusBuildConfig`, *optional*): the build options; defaults to the full corpus.
+        num_workers (`int`): worker processes that parse and render; 1 runs everything in this process.
+        progress (`bool`): show a progress bar.
+
+    Returns:
+        `datasets.DatasetDict`: the saved dataset (memory-mapped from `output_dir`), splits `train`,
+        `validation` and `test`, audio as FLAC bytes in an `Audio(decode=False)` column.
+    """
+    from tqdm.auto import tqdm
+
+    from .card import write_card
+    from .summary import BuildSummary
+    from .writer import ClipWriter
+
+    config = config or CorpusBuildConfig()
+    config.validate()
+    _check_output_dir(output_dir)
+    started = time.perf_counter()
+    # Fail early and clearly if the renderer cannot start, rather than skipping every melody.
+    renderer = make_renderer(config.renderer, config.sample_rate, config.soundfont)
+    config.renderer, config.soundfont = renderer.name, renderer.soundfont_path
+
+    writer = ClipWriter(output_dir, corpus_features(config.sample_rate))
+    summary = BuildSummary(kind="music21 corpus")
+    clip_root = tempfile.mkdtemp(prefix="clips_", dir=writer.tmp_dir)
+    tasks = _tasks(config, clip_root)
+    summary.counts["pieces listed"] = sum(len(t[1]) for t in tasks)
+    summary.counts["score files"] = len(tasks)
+
+    if num_workers > 1:
+        # spawn, not fork: the parent holds pyarrow threads, which fork does not copy safely.
+        pool = multiprocessing.get_context("spawn").Pool(num_workers)
+        results = pool.imap(_build_file, tasks, chunksize=1)
+    else:
+        pool, results = None, map(_build_file, tasks)
+    try:
+        for task, (rows, skips, counts) in tqdm(zip(tasks, results, strict=True), total=len(tasks), disable=not progress, desc="scores"):
+            for row in rows:
+                with open(row["audio"]["file"], "rb") as f:
+                    row["audio"] = {"path": row["audio"]["path"], "bytes": f.read()}
+                writer.write(row)
+                summary.add_clip(row)
+            summary.skips.extend(skips)
+            summary.counts.update(counts)
+            shutil.rmtree(task[3], ignore_errors=True)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    dataset = writer.finish()
+    summary.counts["build wall seconds"] = round(time.perf_counter() - started, 1)
+    summary.options = {k: v for k, v in asdict(config).items() if not k.startswith("_")}
+    summary.options["num_workers"] = num_workers
+    summary.save(output_dir)
+    write_card(output_dir, dataset, summary)
+    if progress:
+        print(summary.render())
+    return dataset
+
+
+def _check_output_dir(output_dir: str) -> None:
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        raise ValueError(f"Output directory {output_dir!r} is not empty: choose a new directory or empty it first.")
+    os.makedirs(output_dir, exist_ok=True)
+
+
+def read_summary(output_dir: str) -> dict:
+    """Load the `build_summary.json` saved beside a built dataset."""
+    with open(os.path.join(output_dir, "build_summary.json")) as f:
+        return json.load(f)
