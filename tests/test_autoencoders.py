@@ -191,6 +191,18 @@ def test_mel_decode_is_deterministic():
     assert torch.equal(codec.decode(latents), codec.decode(latents))
 
 
+def test_mel_codec_computes_in_float32_after_a_dtype_cast():
+    codec = fitted_tiny_mel()
+    audio = audio_tensor(1.0, 8000)
+    latents = codec.encode(audio)
+    codec.to(torch.bfloat16)  # what `pipeline.to(torch.bfloat16)` does to every component
+    cast_latents = codec.encode(audio)
+    assert cast_latents.dtype == torch.float32
+    assert codec.dtype == torch.float32
+    assert torch.equal(cast_latents, latents)
+    assert codec.decode(latents.to(torch.bfloat16)).dtype == torch.float32
+
+
 def test_mel_stereo_codes_channels_independently():
     codec = MelAutoencoder(**{**TINY_MEL, "audio_channels": 2, "latent_dim": 128})  # stacked: 2 * 16 * 4
     audio = audio_tensor(1.0, 8000, channels=2)

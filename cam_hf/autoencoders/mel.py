@@ -34,6 +34,9 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     The PCA is fitted by `fit_latent_statistics` and saved in the weights file (buffers `projection` and
     `projection_mean`); without it, encoding works only when `latent_dim` equals the stacked dim.
 
+    The buffers stay float32 when the module is cast (e.g. by `pipeline.to(torch.bfloat16)`): `torch.stft` has no
+    bfloat16 kernel, and log-mel values near -11 rounded to bfloat16's 8 bits would move latents by whole units.
+
     Defaults: 22.05 kHz mono, n_fft 1024, STFT hop 256 (11.6 ms), 80 mels, 8 mel frames per latent -> 2048 samples
     per latent, 10.77 latent frames per second (Music2Latent's rate), 640 stacked values -> 128 latent dims.
 
@@ -94,6 +97,16 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         # PCA: latents = (stacked - projection_mean) @ projection. Identity until fitted.
         self.register_buffer("projection", torch.eye(self.stacked_dim, latent_dim))
         self.register_buffer("projection_mean", torch.zeros(self.stacked_dim))
+
+    def _apply(self, fn, recurse=True):
+        # `.to(dtype)`, `.half()`, ... go through here: move the buffers wherever asked, but keep them float32
+        # (restored from the float32 originals, since converting back after a cast would keep its rounding).
+        originals = dict(self._buffers)
+        super()._apply(fn, recurse)
+        for name, buffer in self._buffers.items():
+            if buffer is not None and buffer.dtype != originals[name].dtype:
+                self._buffers[name] = originals[name].to(buffer.device)
+        return self
 
     # ---- interface ---------------------------------------------------------------------------------------------
 
