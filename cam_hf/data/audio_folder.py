@@ -10,14 +10,17 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from datasets import Audio, Dataset, DatasetDict, Features, Value
+from datasets import Audio, DatasetDict, Features, Value
 
 from .clips import assign_split, cut_clips, encode_flac, resample
 
+# "user/name" or "name": what a Hub dataset id looks like (a path that does not exist is reported as missing).
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 
 
@@ -156,7 +159,7 @@ def _dataset_tasks(source, config: AudioBuildConfig) -> list[tuple]:
         saved = os.path.isdir(source) and any(
             os.path.isfile(os.path.join(source, f)) for f in ("dataset_dict.json", "state.json")
         )
-        source = load_from_disk(source) if saved else load_dataset(source)
+        source = load_from_disk(source) if saved else load_dataset(source)  # a Hub id (needs network)
     splits = source.items() if isinstance(source, DatasetDict) else [("data", source)]
     tasks = []
     for split_name, split in splits:
@@ -200,7 +203,9 @@ def build_audio_dataset(
     config = config or AudioBuildConfig()
     config.validate()
     started = time.perf_counter()
-    from_folder = isinstance(source, str) and os.path.isdir(source) and not isinstance(source, Dataset)
+    if isinstance(source, str) and not os.path.exists(source) and not _HUB_ID.match(source):
+        raise ValueError(f"Audio folder {source!r} does not exist: pass a folder of audio files, a saved dataset or a Hub id.")
+    from_folder = isinstance(source, str) and os.path.isdir(source)
     is_saved = from_folder and any(os.path.isfile(os.path.join(source, f)) for f in ("dataset_dict.json", "state.json"))
     summary = BuildSummary(kind="an audio folder" if from_folder and not is_saved else "a datasets dataset")
     tasks = _folder_tasks(source, config, summary) if from_folder and not is_saved else _dataset_tasks(source, config)

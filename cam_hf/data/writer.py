@@ -12,6 +12,9 @@ import shutil
 
 from datasets import Dataset, DatasetDict, Features
 from datasets.arrow_writer import ArrowWriter
+from datasets.utils import logging
+
+logger = logging.get_logger(__name__)
 
 SPLITS = ("train", "validation", "test")
 
@@ -44,12 +47,20 @@ class ClipWriter:
         self._writers[row["split"]].write(row)
 
     def finish(self, max_shard_size: str = "500MB") -> DatasetDict:
-        """Close the split files, save the `DatasetDict` to `output_dir` and return it (memory-mapped)."""
-        for writer in self._writers.values():
-            writer.finalize()
-        staged = DatasetDict(
-            {split: Dataset.from_file(os.path.join(self.tmp_dir, f"{split}.arrow")) for split in SPLITS}
-        )
+        """Close the split files, save the `DatasetDict` to `output_dir` and return it (memory-mapped).
+
+        Empty splits are left out (a build from a few files may give no validation or test clip).
+        """
+        staged = DatasetDict()
+        for split, writer in self._writers.items():
+            num_rows, _ = writer.finalize()
+            if num_rows:
+                staged[split] = Dataset.from_file(os.path.join(self.tmp_dir, f"{split}.arrow"))
+            else:
+                # datasets 5.2 saves an empty split that `load_from_disk` cannot read back: leave it out.
+                logger.warning(f"Split {split!r} is empty (too few pieces for its fraction): it is not saved.")
+        if not staged:
+            raise ValueError(f"No clip was made: nothing to save in {self.output_dir!r} (see the skipped items).")
         staged.save_to_disk(self.output_dir, max_shard_size=max_shard_size)
         del staged
         shutil.rmtree(self.tmp_dir)
