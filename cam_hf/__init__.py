@@ -6,7 +6,13 @@
 
 from transformers import AutoConfig, AutoModel
 
-from .autoencoders import MelAutoencoder
+from .autoencoders import (
+    AudioAutoencoderMixin,
+    EncodecAutoencoder,
+    MelAutoencoder,
+    Music2LatentAutoencoder,
+    OobleckAutoencoder,
+)
 from .configuration_cam import CAMConfig
 from .modeling_cam import CAMModel, CAMPreTrainedModel, mix_noise
 from .pipeline_cam import CAMPipeline
@@ -22,6 +28,10 @@ CAMConfig.register_for_auto_class()
 CAMModel.register_for_auto_class("AutoModel")
 
 __all__ = [
+    "AudioAutoencoderMixin",
+    "EncodecAutoencoder",
+    "Music2LatentAutoencoder",
+    "OobleckAutoencoder",
     "CAMConfig",
     "MelAutoencoder",
     "CAMForTraining",
