@@ -10,7 +10,7 @@
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -75,6 +75,14 @@ sf.write("sample.wav", audio.T, pipe.sample_rate)
 Continue a recording with `pipe(audio=waveform, sample_rate=sr, audio_length_in_s=20)`; stream with
 `for chunk in pipe.stream(...)`. See the cam_hf documentation (`docs/pipeline.md`).
 """
+
+
+def crossfade(outgoing: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:
+    """Fades from `outgoing` `[..., n]` to the first n samples of `incoming` `[..., m]` (linear; n <= m)."""
+    length = min(outgoing.shape[-1], incoming.shape[-1])
+    fade_in = torch.arange(1, length + 1, device=incoming.device, dtype=incoming.dtype) / (length + 1)
+    blended = outgoing[..., :length] * (1 - fade_in) + incoming[..., :length] * fade_in
+    return torch.cat([blended, incoming[..., length:]], dim=-1)
 
 
 class CAMPipeline(DiffusionPipeline):
@@ -166,6 +174,7 @@ class CAMPipeline(DiffusionPipeline):
         output_type,
         callback_on_step_end_tensor_inputs,
         decode_chunk_frames,
+        decode_context_frames,
     ) -> None:
         if audio is not None and prompt_latents is not None:
             raise ValueError("Pass either `audio` or `prompt_latents` as the prompt, not both.")
@@ -207,6 +216,8 @@ class CAMPipeline(DiffusionPipeline):
             )
         if decode_chunk_frames < 1:
             raise ValueError(f"`decode_chunk_frames` must be a positive integer, got {decode_chunk_frames}.")
+        if decode_context_frames < 0:
+            raise ValueError(f"`decode_context_frames` must be 0 or more, got {decode_context_frames}.")
 
     # ---- generation ------------------------------------------------------------------------------------------
 
@@ -294,32 +305,67 @@ class CAMPipeline(DiffusionPipeline):
                 condition, cache = feed(fed, cache)
 
     def decode_latents(
-        self, latents: torch.Tensor, decode_chunk_frames: int, decode_context_frames: int
+        self, latents: torch.Tensor, decode_chunk_frames: int = 64, decode_context_frames: int = 4
     ) -> torch.Tensor:
         r"""
-        Decodes latents in chunks of `decode_chunk_frames`, each with `decode_context_frames` frames of left context
-        whose audio is discarded. Streaming decodes the very same chunks, so streamed and one-shot audio are
-        identical, and memory stays bounded for long audio.
+        Decodes latents in chunks, exactly as `__call__` and `stream` do (see `decode_chunks`).
 
         Args:
             latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`).
             decode_chunk_frames (`int`): frames per chunk.
-            decode_context_frames (`int`): left-context frames per chunk.
+            decode_context_frames (`int`): context frames on each side of a chunk, and the crossfade length.
 
         Returns:
             `torch.Tensor` of shape `(batch_size, channels, num_frames * hop_length)`.
         """
-        chunks = [
-            self._decode_chunk(latents, start, min(start + decode_chunk_frames, latents.shape[1]), decode_context_frames)
-            for start in range(0, latents.shape[1], decode_chunk_frames)
-        ]
-        return torch.cat(chunks, dim=-1)
+        return torch.cat(list(self.decode_chunks(latents.unbind(1), decode_chunk_frames, decode_context_frames)), -1)
 
-    def _decode_chunk(self, latents: torch.Tensor, start: int, end: int, context: int) -> torch.Tensor:
-        first = max(0, start - context)
-        audio = self.autoencoder.decode(latents[:, first:end].to(self.autoencoder.dtype))
-        hop = audio.shape[-1] // (end - first)
-        return audio[..., (start - first) * hop :]
+    def decode_chunks(
+        self, frames: Iterable[torch.Tensor], decode_chunk_frames: int, decode_context_frames: int
+    ) -> Iterator[torch.Tensor]:
+        r"""
+        Decodes a stream of frames chunk by chunk, with bounded memory and a latency of one chunk plus context.
+
+        Each chunk of `decode_chunk_frames` frames is decoded together with `decode_context_frames` frames on each
+        side (where they exist), so the autoencoder sees the signal continue across the chunk's edges. The audio of
+        the first `decode_context_frames` frames of a chunk is crossfaded with the previous chunk's decode of the same
+        frames, which hides the seam a per-chunk decoder (Griffin-Lim's phase, a VAE's receptive field) would leave.
+        One-shot and streamed decoding run through here, so they give identical audio.
+
+        Args:
+            frames (iterable of `torch.Tensor` of shape `(batch_size, latent_dim)`): the frames, in order.
+            decode_chunk_frames (`int`): frames per chunk.
+            decode_context_frames (`int`): context frames on each side, and the crossfade length.
+
+        Yields:
+            `torch.Tensor` of shape `(batch_size, channels, chunk_frames * hop_length)`, float32.
+        """
+        context, buffered, offset = decode_context_frames, [], 0  # `buffered[0]` is frame number `offset`
+        start, previous_tail = 0, None
+
+        def decode(end: int, total: int | None):
+            nonlocal start, offset, buffered, previous_tail
+            last = end + context if total is None else min(end + context, total)
+            first = max(0, start - context)
+            window = torch.stack(buffered[first - offset : last - offset], dim=1)
+            audio = self.autoencoder.decode(window.to(self.autoencoder.dtype)).float()
+            hop = audio.shape[-1] // (last - first)
+            body = audio[..., (start - first) * hop : (end - first) * hop]
+            if previous_tail is not None and previous_tail.shape[-1] > 0:
+                body = crossfade(previous_tail, body)
+            previous_tail = audio[..., (end - first) * hop :]
+            # Keep only what the next chunk's left context needs.
+            keep_from = max(0, end - context)
+            buffered, offset, start = buffered[keep_from - offset :], keep_from, end
+            return body
+
+        for frame in frames:
+            buffered.append(frame)
+            if offset + len(buffered) >= start + decode_chunk_frames + context:
+                yield decode(start + decode_chunk_frames, None)
+        total = offset + len(buffered)
+        while start < total:
+            yield decode(min(start + decode_chunk_frames, total), total)
 
     def _prepare(self, audio, sample_rate, prompt_latents, audio_length_in_s, num_frames, num_waveforms_per_prompt,
                  generator):
@@ -384,7 +430,8 @@ class CAMPipeline(DiffusionPipeline):
             context_shift (`int`, *optional*): frames dropped from the sliding window once the Backbone's context is
                 full (default: half the context).
             decode_chunk_frames (`int`, defaults to 64): frames decoded at a time (also the streaming chunk).
-            decode_context_frames (`int`, defaults to 4): left-context frames given to each decoded chunk.
+            decode_context_frames (`int`, defaults to 4): frames of context decoded on each side of a chunk, and
+                the length of the crossfade between chunks (see `decode_chunks`).
 
         Returns:
             [`~diffusers.pipelines.AudioPipelineOutput`] with `audios` of shape `(batch_size, channels, samples)`
@@ -452,6 +499,7 @@ class CAMPipeline(DiffusionPipeline):
         self.check_inputs(
             audio, prompt_latents, audio_length_in_s, num_frames, num_inference_steps, inference_noise,
             num_waveforms_per_prompt, output_type, callback_on_step_end_tensor_inputs, decode_chunk_frames,
+            decode_context_frames,
         )
         if inference_noise is None:
             inference_noise = self.backbone.config.inference_noise
@@ -464,27 +512,28 @@ class CAMPipeline(DiffusionPipeline):
             callback_on_step_end, callback_on_step_end_tensor_inputs, context_shift,
         )
         progress = self.progress_bar(total=num_frames) if _progress else None
-        latents = torch.zeros(
-            batch_size, 0, self.backbone.config.latent_dim, device=self._execution_device, dtype=self.backbone.dtype
-        )
-        emitted = 0
-        for frame in frames:
-            latents = torch.cat([latents, frame[:, None].to(latents.dtype)], dim=1)
-            if progress is not None:
-                progress.update()
-            if latents.shape[1] - emitted == decode_chunk_frames:
-                yield self._emit(latents, emitted, latents.shape[1], decode_context_frames, output_type)
-                emitted = latents.shape[1]
-        if progress is not None:
-            progress.close()
-        if latents.shape[1] > emitted:
-            yield self._emit(latents, emitted, latents.shape[1], decode_context_frames, output_type)
 
-    def _emit(self, latents, start, end, context, output_type):
+        def counted(frames):
+            for frame in frames:
+                if progress is not None:
+                    progress.update()
+                yield frame
+            if progress is not None:
+                progress.close()
+
+        frames = counted(frames)
         if output_type == "latent":
-            return latents[:, start:end]
-        audio = self._decode_chunk(latents, start, end, context).float()
-        return audio.cpu().numpy() if output_type == "np" else audio
+            chunk = []
+            for frame in frames:
+                chunk.append(frame)
+                if len(chunk) == decode_chunk_frames:
+                    yield torch.stack(chunk, dim=1)
+                    chunk = []
+            if chunk:
+                yield torch.stack(chunk, dim=1)
+            return
+        for audio in self.decode_chunks(frames, decode_chunk_frames, decode_context_frames):
+            yield audio.cpu().numpy() if output_type == "np" else audio
 
     # ---- sharing ---------------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from diffusers import (
 
 import cam_hf.pipeline_cam as pipeline_module
 from cam_hf import CAMModel, CAMPipeline, CAMSampler, MelAutoencoder, mix_noise, sample_next_frame
+from cam_hf.pipeline_cam import crossfade
 
 from .conftest import tiny_config
 
@@ -128,6 +129,28 @@ def test_streaming_chunks_equal_one_shot(pipe):
     assert [c.shape[1] for c in latent_chunks] == [4, 4, 3]
 
 
+def test_decode_latents_equals_one_shot_and_streaming_latency(pipe):
+    kwargs = dict(num_frames=13, num_inference_steps=2, decode_chunk_frames=4, decode_context_frames=2)
+    latents = pipe(generator=seeded(), output_type="latent", **kwargs).audios
+    audio = pipe(generator=seeded(), **kwargs).audios
+    np.testing.assert_array_equal(pipe.decode_latents(latents, 4, 2).numpy(), audio)
+    # A chunk is decoded once its right context exists: the first one after 4 + 2 frames.
+    frames_done = []
+    stream = pipe.stream(generator=seeded(), callback_on_step_end=lambda p, i, t, kw: frames_done.append(i) or {},
+                         **kwargs)
+    next(stream)
+    assert len(frames_done) == 6
+
+
+def test_crossfade_goes_from_the_old_chunk_to_the_new():
+    outgoing, incoming = torch.zeros(1, 1, 4), torch.ones(1, 1, 10)
+    blended = crossfade(outgoing, incoming)
+    assert blended.shape == (1, 1, 10)
+    ramp = blended[0, 0, :4]
+    assert (ramp > 0).all() and (ramp < 1).all() and (ramp.diff() > 0).all()
+    assert torch.equal(blended[..., 4:], incoming[..., 4:])
+
+
 def test_long_form_beyond_the_context(pipe):
     context = pipe.context_frames  # 31 frames
     latents = pipe(num_frames=3 * context, num_inference_steps=1, generator=seeded(), output_type="latent").audios
@@ -238,8 +261,8 @@ def test_dtype_and_device_moves(pipe):
     pipe.to("cpu")
     assert pipe.device.type == "cpu"
     reference = pipe(num_frames=4, num_inference_steps=2, generator=seeded(), output_type="latent").audios
-    pipe.backbone.to(torch.bfloat16)
-    pipe.sampler.to(torch.bfloat16)
+    pipe.to(torch.bfloat16)  # the mel codec keeps its DSP buffers in float32
+    assert pipe.backbone.dtype == pipe.sampler.dtype == torch.bfloat16
     low = pipe(num_frames=4, num_inference_steps=2, generator=seeded(), output_type="latent").audios
     assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
     assert (low.float() - reference).abs().mean() < 0.1 * reference.abs().mean()
@@ -277,6 +300,7 @@ def test_components_must_agree():
         (dict(num_frames=2, num_waveforms_per_prompt=2, generator=[torch.Generator()]), "generators"),
         (dict(num_frames=2, output_type="wav"), "output_type"),
         (dict(num_frames=2, context_shift=500), "context_shift"),
+        (dict(num_frames=2, decode_context_frames=-1), "decode_context_frames"),
         (dict(prompt_latents=torch.randn(1, 2, LATENT_DIM), audio=np.zeros(512), num_frames=2), "not both"),
     ],
 )
