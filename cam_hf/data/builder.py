@@ -10,6 +10,7 @@ order, so the same options give byte-identical audio and metadata whatever the n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -140,13 +141,13 @@ def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, spl
 
     Returns:
         `tuple`: metadata rows (the audio as `{"path": name, "file": flac path}`), seconds of audio rendered,
-        and the number of clips dropped as mostly silent.
+        the number of clips dropped as mostly silent, and the seconds spent in the synthesizer.
     """
     rng = np.random.default_rng(stable_seed(config.seed, melody.piece, melody.part_index))
     instruments = config._resolved_instruments
     chosen = rng.choice(len(instruments), size=min(config.instruments_per_melody, len(instruments)), replace=False)
     renderer = _renderer(config)
-    rows, rendered, dropped = [], 0.0, 0
+    rows, rendered, dropped, synth_seconds = [], 0.0, 0, 0.0
     for inst_index in chosen:
         instrument = instruments[int(inst_index)]
         if melody.tempo_bpm is not None and config.min_tempo <= melody.tempo_bpm <= config.max_tempo:
@@ -170,7 +171,9 @@ def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, spl
             for (offset, duration, pitch, _), vel in zip(melody.notes, velocities, strict=True)
             if (offset - first) * seconds_per_quarter < horizon
         ]
+        synth_start = time.perf_counter()
         audio = renderer.render(notes, instrument.program)
+        synth_seconds += time.perf_counter() - synth_start
         rendered += len(audio) / config.sample_rate
         clips, silent = cut_clips(
             audio, config.sample_rate, config.clip_seconds, config.max_silence, config.max_clips_per_melody
@@ -201,7 +204,7 @@ def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, spl
                     "split": split,
                 }
             )
-    return rows, rendered, dropped
+    return rows, rendered, dropped, synth_seconds
 
 
 def _build_file(task: tuple) -> tuple[list[dict], list[tuple[str, str]], Counter]:
@@ -221,12 +224,13 @@ def _build_file(task: tuple) -> tuple[list[dict], list[tuple[str, str]], Counter
         split = assign_split(melody.piece, config.seed, config.validation_fraction, config.test_fraction)
         start = time.perf_counter()
         try:
-            melody_rows, rendered, silent = _render_melody(melody, config, clip_dir, split)
+            melody_rows, rendered, silent, synth_seconds = _render_melody(melody, config, clip_dir, split)
         except Exception as err:  # a failing render skips this melody, never the build
             skips.append((where, f"render error: {type(err).__name__}: {err}"))
             counts["melodies skipped: render error"] += 1
             continue
-        counts["render wall seconds"] += time.perf_counter() - start
+        counts["render wall seconds"] += time.perf_counter() - start  # synthesis, cutting, FLAC encoding
+        counts["synthesis wall seconds"] += synth_seconds
         counts["seconds rendered"] += rendered
         counts["clips dropped: mostly silent"] += silent
         if not melody_rows:
@@ -274,7 +278,7 @@ def build_corpus_dataset(
     from .summary import BuildSummary
     from .writer import ClipWriter
 
-    config = config or CorpusBuildConfig()
+    config = dataclasses.replace(config) if config is not None else CorpusBuildConfig()  # a copy: resolved below
     config.validate()
     _check_output_dir(output_dir)
     started = time.perf_counter()
