@@ -64,13 +64,13 @@ class CAMRotaryEmbedding(nn.Module):
         super().__init__()
         self.head_dim = config.head_dim
         self.base = config.rope_theta
-        self.inv_freq = nn.Buffer(self.compute_inv_freq(), persistent=False)
-
-    def compute_inv_freq(self) -> torch.Tensor:
-        return 1.0 / (self.base ** (torch.arange(0, self.head_dim, 2, dtype=torch.float) / self.head_dim))
 
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        freqs = position_ids[..., None].float() * self.inv_freq.to(device=x.device)
+        # Computed in float32 on every call rather than kept as a buffer: `model.to(torch.bfloat16)` would round a
+        # buffer's frequencies, and the computation is a few dozen values.
+        exponents = torch.arange(0, self.head_dim, 2, device=x.device, dtype=torch.float32) / self.head_dim
+        inv_freq = 1.0 / (self.base**exponents)
+        freqs = position_ids[..., None].float() * inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
@@ -182,9 +182,6 @@ class CAMPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, CAMModel):
             init.normal_(module.start_embedding, mean=0.0, std=self.config.initializer_range)
-        elif isinstance(module, CAMRotaryEmbedding):
-            # A non-persistent buffer: rebuilt here because from_pretrained materialises modules from the meta device.
-            init.copy_(module.inv_freq, module.compute_inv_freq())
 
 
 class CAMModel(CAMPreTrainedModel):

@@ -348,7 +348,8 @@ class CAMPipeline(DiffusionPipeline):
             last = end + context if total is None else min(end + context, total)
             first = max(0, start - context)
             window = torch.stack(buffered[first - offset : last - offset], dim=1)
-            audio = self.autoencoder.decode(window.to(self.autoencoder.dtype)).float()
+            # Autoencoders take float32 latents and cast to their own weights' dtype themselves.
+            audio = self.autoencoder.decode(window.float()).float()
             hop = audio.shape[-1] // (last - first)
             body = audio[..., (start - first) * hop : (end - first) * hop]
             if previous_tail is not None and previous_tail.shape[-1] > 0:

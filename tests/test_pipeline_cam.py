@@ -270,6 +270,27 @@ def test_dtype_and_device_moves(pipe):
     assert audio.dtype == np.float32 and np.isfinite(audio).all()
 
 
+def test_save_load_in_bfloat16(pipe, tmp_path):
+    pipe.to(torch.bfloat16)
+    expected = pipe(num_frames=4, num_inference_steps=2, generator=seeded()).audios
+    pipe.save_pretrained(tmp_path)
+    loaded = CAMPipeline.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.backbone.dtype == loaded.sampler.dtype == torch.bfloat16
+    assert set(loaded.components) == {"backbone", "sampler", "scheduler", "autoencoder"}
+    np.testing.assert_array_equal(loaded(num_frames=4, num_inference_steps=2, generator=seeded()).audios, expected)
+
+
+def test_rotary_frequencies_survive_a_dtype_round_trip(pipe):
+    latents = torch.randn(1, 6, LATENT_DIM)
+    reference = pipe.backbone(latents).last_hidden_state
+    pipe.backbone.to(torch.bfloat16).to(torch.float32)  # weights round, positions must not
+    rounded = CAMModel(pipe.backbone.config).eval()
+    rounded.load_state_dict(pipe.backbone.state_dict())
+    torch.testing.assert_close(pipe.backbone(latents).last_hidden_state, rounded(latents).last_hidden_state)
+    assert not torch.equal(pipe.backbone(latents).last_hidden_state, reference)  # the weights did round
+
+
 def test_components_must_agree():
     torch.manual_seed(0)
     backbone = CAMModel(tiny_config(latent_dim=LATENT_DIM))

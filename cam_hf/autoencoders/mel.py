@@ -93,7 +93,7 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         self.register_buffer(
             "mel_inverse", torch.from_numpy(np.linalg.pinv(mel_basis)).float(), persistent=False
         )
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.register_buffer("window", torch.hann_window(n_fft, dtype=torch.float32), persistent=False)
         # PCA: latents = (stacked - projection_mean) @ projection. Identity until fitted.
         self.register_buffer("projection", torch.eye(self.stacked_dim, latent_dim))
         self.register_buffer("projection_mean", torch.zeros(self.stacked_dim))
@@ -194,11 +194,12 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
         self._check_projection()
         stacked = self._stacked_features(audio)
-        return torch.matmul(stacked - self.projection_mean, self.projection)
+        # `.float()`: `from_pretrained(torch_dtype=...)` may have loaded the PCA in low precision; DSP runs in float32.
+        return torch.matmul(stacked - self.projection_mean.float(), self.projection.float())
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
         self._check_projection()
-        stacked = torch.matmul(latents, self.projection.T) + self.projection_mean
+        stacked = torch.matmul(latents, self.projection.float().T) + self.projection_mean.float()
         log_mel = self._unstack(stacked)
         batch, channels, n_mels, frames = log_mel.shape
         mel = log_mel.reshape(batch * channels, n_mels, frames).exp()
