@@ -72,8 +72,8 @@ def _abc_tune_numbers(path: str) -> list[int]:
 def list_pieces(sources: list[str] | None = None, max_pieces: int | None = None) -> list[PieceRef]:
     """List the pieces to build from, in a fixed order that interleaves the corpus's collections.
 
-    Interleaving (one file from each collection in turn) makes a quick `max_pieces` subset varied: folk tunes,
-    chorales and polyphony rather than the first N tunes of one collection.
+    Interleaving makes a quick `max_pieces` subset a sample of the whole corpus rather than the first N tunes
+    of one collection.
 
     Args:
         sources (`list[str]`, *optional*): glob patterns relative to the music21 corpus (e.g. `"bach/bwv1*"`,
@@ -104,7 +104,9 @@ def list_pieces(sources: list[str] | None = None, max_pieces: int | None = None)
         files.extend(matches)
     files = list(dict.fromkeys(files))  # drop duplicates, keep order
 
-    # Round-robin over collections (the first directory under the corpus), one piece at a time.
+    # Interleave the collections in proportion to their size (piece i of a collection of n sits at (i + 0.5) / n),
+    # so that the first N pieces are a stratified sample of the whole: mostly folk tunes, some chorales and
+    # polyphony, now and then a long classical score (slow to parse).
     by_collection: dict[str, list[PieceRef]] = {}
     for path in files:
         rel = os.path.relpath(path, root)
@@ -113,16 +115,13 @@ def list_pieces(sources: list[str] | None = None, max_pieces: int | None = None)
         # Duplicate X: numbers happen in the corpus; the first tune with a number wins.
         refs = [PieceRef(path, n) for n in dict.fromkeys(numbers)] if len(numbers) > 1 else [PieceRef(path)]
         by_collection.setdefault(key, []).extend(refs)
-    pieces: list[PieceRef] = []
-    queues = [iter(refs) for refs in by_collection.values()]
-    while queues and (max_pieces is None or len(pieces) < max_pieces):
-        for queue in list(queues):
-            ref = next(queue, None)
-            if ref is None:
-                queues.remove(queue)
-            elif max_pieces is None or len(pieces) < max_pieces:
-                pieces.append(ref)
-    return pieces
+    keyed = [
+        ((i + 0.5) / len(refs), c, i, ref)
+        for c, refs in enumerate(by_collection.values())
+        for i, ref in enumerate(refs)
+    ]
+    pieces = [ref for *_, ref in sorted(keyed, key=lambda k: k[:3])]
+    return pieces if max_pieces is None else pieces[:max_pieces]
 
 
 def _parse(path: str):
