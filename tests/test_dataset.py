@@ -327,3 +327,18 @@ def test_make_dataset_script_on_an_audio_folder(audio_dir, tmp_path):
     dataset = load_from_disk(out)
     assert sum(len(s) for s in dataset.values()) == 9
     assert os.path.isfile(os.path.join(out, "README.md")) and os.path.isfile(os.path.join(out, "build_summary.json"))
+
+
+@pytest.mark.slow
+def test_quick_subset_of_the_whole_corpus(tmp_path):
+    """`--max_pieces 200`: a stratified sample of the corpus, all default instruments, every split (~2 min)."""
+    dataset = build_corpus_dataset(
+        str(tmp_path / "subset"), CorpusBuildConfig(max_pieces=200, renderer="tinysoundfont"), num_workers=2, progress=False
+    )
+    summary = read_summary(str(tmp_path / "subset"))
+    assert summary["counts"]["pieces listed"] == 200 and summary["counts"]["pieces with clips"] >= 190
+    assert set(dataset) == {"train", "validation", "test"}
+    assert sum(len(s) for s in dataset.values()) >= 600
+    assert len({p for s in dataset.values() for p in s["instrument_program"]}) == 12
+    collections = {piece.split("/")[0] for s in dataset.values() for piece in s["piece"]}
+    assert {"essenFolksong", "oneills1850", "palestrina", "bach"} <= collections
