@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 from datasets import DatasetDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from .clips import PEAK_CEILING_DBFS, SILENCE_BELOW_DB, TARGET_RMS_DBFS
+from .instruments import INSTRUMENTS
 from .summary import BuildSummary
 
 SOUNDFONT_LICENCES = {
@@ -37,21 +39,21 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def make_card(dataset: DatasetDict, summary: BuildSummary, pretty_name: str | None = None) -> DatasetCard:
+def make_card(dataset: DatasetDict, summary: BuildSummary | dict, pretty_name: str | None = None) -> DatasetCard:
     """Write the card of a built dataset from its splits and its build summary.
 
     Args:
         dataset (`datasets.DatasetDict`): the built dataset.
-        summary (`BuildSummary`): the build's counts and options.
+        summary (`BuildSummary` or `dict`): the build's counts and options (a `dict` as in `build_summary.json`).
         pretty_name (`str`, *optional*): the title.
 
     Returns:
         `huggingface_hub.DatasetCard`
     """
-    data = summary.to_dict()
-    options = summary.options
+    data = summary.to_dict() if isinstance(summary, BuildSummary) else summary
+    options = data["options"]
     total = sum(len(split) for split in dataset.values())
-    corpus = summary.kind == "music21 corpus"
+    corpus = data["kind"] == "music21 corpus"
     pretty_name = pretty_name or ("cam_hf single-instrument music (music21 corpus, SoundFont-rendered)" if corpus else "cam_hf audio clips")
     card_data = DatasetCardData(
         pretty_name=pretty_name,
@@ -88,7 +90,7 @@ def make_card(dataset: DatasetDict, summary: BuildSummary, pretty_name: str | No
         ]
     else:
         sections += [
-            f"Fixed-length clips cut from {summary.kind} by `cam_hf` (`python examples/make_dataset.py --audio_dir ...`).",
+            f"Fixed-length clips cut from {data['kind']} by `cam_hf` (`python examples/make_dataset.py --audio_dir ...`).",
             "",
             "## How it was made",
             "",
@@ -98,7 +100,7 @@ def make_card(dataset: DatasetDict, summary: BuildSummary, pretty_name: str | No
         f"- Clips: {options.get('clip_seconds'):g} s, consecutive, after trimming leading and trailing silence (frames more "
         f"than {SILENCE_BELOW_DB:g} dB under the recording's 95th-percentile level); clips with more than "
         f"{100 * options.get('max_silence', 0.5):g}% silent 50 ms frames dropped "
-        f"({summary.counts.get('clips dropped: mostly silent', 0)} here).",
+        f"({data['counts'].get('clips dropped: mostly silent', 0)} here).",
         f"- Loudness: each clip scaled to {TARGET_RMS_DBFS:g} dBFS RMS, peaks capped at {PEAK_CEILING_DBFS:g} dBFS; "
         "stored as 16-bit FLAC bytes in an `Audio(decode=False)` column.",
         f"- Splits by piece (no piece is in two splits), from a hash of the piece name and seed {options.get('seed')}.",
@@ -108,11 +110,19 @@ def make_card(dataset: DatasetDict, summary: BuildSummary, pretty_name: str | No
         _table(("split", "clips", "hours", "pieces"), split_rows),
         "",
     ]
-    if data["clips_per_instrument"]:
-        sections += [_table(("instrument (GM program)", "clips"), list(data["clips_per_instrument"].items())), ""]
+    if corpus:
+        # Counted from the data itself, per split: what a user of the card wants to know.
+        per_split = {name: Counter(split["instrument_program"]) for name, split in dataset.items()}
+        programs = sorted(set().union(*per_split.values()))
+        names = {i.program: i.name for i in INSTRUMENTS.values()}
+        rows = [
+            (f"{p} {names.get(p, '')}", *(per_split[name][p] for name in dataset), sum(c[p] for c in per_split.values()))
+            for p in programs
+        ]
+        sections += [_table(("instrument (GM program)", *dataset.keys(), "total"), rows), ""]
     if data["skips_per_cause"]:
         sections += [
-            f"Skipped during the build ({len(summary.skips)}; every one is listed in `build_summary.json`):",
+            f"Skipped during the build ({len(data['skips'])}; every one is listed in `build_summary.json`):",
             "",
             _table(("cause", "count"), list(data["skips_per_cause"].items())),
             "",
@@ -139,7 +149,7 @@ def make_card(dataset: DatasetDict, summary: BuildSummary, pretty_name: str | No
     return DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(sections) + "\n")
 
 
-def write_card(output_dir: str, dataset: DatasetDict, summary: BuildSummary) -> str:
+def write_card(output_dir: str, dataset: DatasetDict, summary: BuildSummary | dict) -> str:
     """Save the card as `output_dir/README.md` and return its path."""
     path = os.path.join(output_dir, "README.md")
     make_card(dataset, summary).save(path)
