@@ -261,6 +261,7 @@ def audio_dir(tmp_path_factory):
     (folder / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(200))
     (folder / "empty.flac").write_bytes(b"")
     sf.write(folder / "zero_length.wav", np.zeros((0, 1), dtype=np.float32), 16000)
+    sf.write(folder / "silence.wav", np.zeros((5 * 16000, 1), dtype=np.float32), 16000)
     (folder / "notes.txt").write_text("not audio")
     (folder / "fake.ogg").write_text("text pretending to be audio")
     return folder
@@ -290,6 +291,7 @@ def test_audio_folder_keeps_good_files_and_lists_bad_ones(audio_dir, tmp_path, m
     assert skips["zero_length.wav"].startswith("zero-length")
     assert skips["notes.txt"].startswith("not an audio file")
     assert skips["short.wav"].startswith("shorter than one")
+    assert skips["silence.wav"].startswith("silent")
     for name, split in dataset.items():  # one file never spans two splits
         others = {p for other, s in dataset.items() if other != name for p in s["piece"]}
         assert not set(split["piece"]) & others

@@ -83,6 +83,8 @@ def _read(source) -> tuple[np.ndarray, int]:
     """Decode a file path or bytes with soundfile; raise `ValueError` with a readable reason."""
     import soundfile as sf
 
+    if isinstance(source, str) and not os.path.isfile(source):
+        raise ValueError(f"file not found: {source}")
     if isinstance(source, str) and os.path.getsize(source) == 0:
         raise ValueError("empty file (0 bytes)")
     if isinstance(source, bytes | bytearray) and len(source) == 0:
@@ -106,11 +108,16 @@ def _clips_of(task: tuple) -> tuple[str, list[dict] | None, str | None, int]:
     except ValueError as err:
         return piece, None, str(err), 0
     channels = audio.shape[1]
-    audio = audio.mean(axis=1) if config.mono or channels == 1 else audio
-    audio = resample(audio, rate, config.sample_rate)
-    clips, dropped = cut_clips(
-        audio, config.sample_rate, config.clip_seconds, config.max_silence, config.max_clips_per_file, config.normalize
-    )
+    if not np.any(audio):
+        return piece, None, "silent (every sample is zero)", 0
+    try:
+        audio = audio.mean(axis=1) if config.mono or channels == 1 else audio
+        audio = resample(audio, rate, config.sample_rate)
+        clips, dropped = cut_clips(
+            audio, config.sample_rate, config.clip_seconds, config.max_silence, config.max_clips_per_file, config.normalize
+        )
+    except Exception as err:  # one odd file must not stop the build
+        return piece, None, f"processing error: {type(err).__name__}: {err}", 0
     if not clips:
         reason = "mostly silent" if dropped else f"shorter than one {config.clip_seconds:g} s clip"
         return piece, None, reason, dropped
