@@ -24,8 +24,12 @@ from cam_hf.data import (
 )
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples above as written and shows each option's default."""
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--output_dir", required=True, help="Where to save the dataset (must be empty or absent).")
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
