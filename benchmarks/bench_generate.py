@@ -1,0 +1,481 @@
+"""Generation speed of CAMPipeline on CPU, side by side with transformers' MusicGen decoder of the same size.
+
+Prints, for a Backbone of musicgen-small's size (24 layers x 1024, 16 heads, SwiGLU 4096) and for the default small
+one (`CAMConfig()`: 12 layers x 768), each with the Sampler at the pipeline's defaults:
+
+  * ms per frame: the Backbone's cached step, the Sampler, and the whole frame, at batch 1;
+  * seconds of audio per wall second for 10 s and 60 s, with the KV cache (the pipeline as shipped, sliding window
+    included) and without it (the Backbone recomputed over the whole window for every frame: the baseline a
+    cache-less implementation would be, written here, not in the library);
+  * transformers' `MusicgenForCausalLM` (musicgen-small's decoder: 24 x 1024, 16 heads, ffn 4096, 4 codebooks,
+    vocab 2048; random weights, as speed does not depend on them) generating the same durations at 50 tokens/s,
+    and the ratio CAM / MusicGen of seconds of audio per wall second;
+  * the time of frame 50 and of frame 600 with a real cache of that length, and the sliding-window pipeline's
+    per-frame times with the amortised cost of its window rebuilds;
+  * the Backbone step's weight-read bandwidth against the machine's measured matrix-vector bandwidth, fp32 and bf16;
+  * peak resident memory while generating 10 s and 60 s;
+  * for the small model, the real-time factor including decoding with the default mel codec (Griffin-Lim).
+
+Frame rate: 22050 / 2048 = 10.77 latent frames per second, the default mel codec's and Music2Latent's
+(44100 / 4096); so 10 s is 108 frames and 60 s is 647. Latents have 128 dims (the mel codec's default). Neither side's
+audio decoder is in the CAM-vs-MusicGen ratio (MusicGen's EnCodec decoder is not run); decoding is timed separately.
+
+What is measured and what is extrapolated (each figure says which):
+  * CAM with the cache: measured, the whole 10 s and 60 s, through `CAMPipeline.__call__(output_type="latent")`.
+  * CAM without the cache: the per-frame cost (Backbone over a window of L frames + Sampler) is measured at several
+    window lengths L and interpolated linearly; the total is the sum over the frames of the run (the window grows to
+    the context, 255 frames, then slides by one frame per frame). Running it whole would take tens of minutes.
+  * MusicGen: per-step times are measured from the start and after a prompt of `--musicgen_prompt` tokens (read off
+    a streamer, one timestamp per step); the per-step cost is fitted as a line in the position (attention and cache
+    growth are linear in it) and summed over the 503 (10 s) or 3003 (60 s) steps. `--musicgen_full` also measures the
+    whole 10 s `generate` and prints it next to the extrapolation.
+
+Timings are wall clock on a machine others may be using: the load average is printed at the start and the end, and
+the ratios are taken from figures measured in the same run. Benchmarks print figures; they never assert timings.
+
+Run:  .venv/bin/python benchmarks/bench_generate.py  [--musicgen_full] [--skip_musicgen] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from cam_hf import CAMConfig, CAMModel, CAMPipeline, CAMSampler, MelAutoencoder, mix_noise, sample_next_frame
+
+FRAME_RATE = 22050 / 2048  # latent frames per second: the mel codec's default (and Music2Latent's 44100 / 4096)
+LATENT_DIM = 128  # the mel codec's default latent size
+MUSICGEN_TOKENS_PER_S = 50  # musicgen-small's EnCodec: 32 kHz, 640 samples per token
+DURATIONS = [10.0, 60.0]
+SIZES = {
+    "musicgen-small size": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "small (CAMConfig defaults)": dict(),
+}
+
+
+# ---- the machine ----------------------------------------------------------------------------------------------
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def matvec_bandwidth(dtype: torch.dtype, megabytes: int = 256, repeats: int = 15) -> float:
+    """GB/s of a batch-1 matrix-vector product (`F.linear`) on a matrix far larger than the caches: the rate at which
+    this machine can stream weights through the same kernel a Backbone step uses. Best of `repeats`."""
+    columns = 4096
+    rows = megabytes * 2**20 // (columns * torch.finfo(dtype).bits // 8)
+    weight = torch.randn(rows, columns).to(dtype)
+    vector = torch.randn(1, columns).to(dtype)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.nn.functional.linear(vector, weight)
+        best = min(best, time.perf_counter() - start)
+    return weight.numel() * weight.element_size() / best / 1e9
+
+
+class PeakMemory:
+    """Peak resident set size of this process while the block runs, sampled every 2 ms by a thread (torch's CPU
+    allocations are invisible to tracemalloc, and `ru_maxrss` cannot be reset between measurements)."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self.page
+
+    def __enter__(self):
+        self.baseline = self.peak = self.rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    def describe(self) -> str:
+        return f"peak RSS {self.peak / 2**20:,.0f} MiB (+{(self.peak - self.baseline) / 2**20:,.0f} MiB during the run)"
+
+
+# ---- CAM ------------------------------------------------------------------------------------------------------
+
+
+def build_pipeline(size: str, max_position_embeddings: int = 256, seed: int = 0) -> CAMPipeline:
+    """A pipeline with random weights (speed does not depend on them) on the default mel codec, PCA fitted on
+    synthetic audio so that it can decode."""
+    torch.manual_seed(seed)
+    config = CAMConfig(latent_dim=LATENT_DIM, max_position_embeddings=max_position_embeddings, **SIZES[size])
+    backbone = CAMModel(config).eval()
+    sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=config.hidden_size).eval()
+    # Zero-initialised output layers would make every frame the noise itself: give them values, as a trained
+    # Sampler has, so that the latents fed back and decoded look like a model's output.
+    torch.nn.init.normal_(sampler.output_proj.weight, std=0.02)
+    autoencoder = MelAutoencoder()
+    time_axis = torch.arange(20 * 22050) / 22050
+    tones = sum(torch.sin(2 * math.pi * f * time_axis * (1 + 0.1 * torch.sin(time_axis))) for f in (220, 330, 495))
+    autoencoder.fit_latent_statistics((0.1 * tones + 0.01 * torch.randn_like(tones))[None, None])
+    pipe = CAMPipeline(backbone, sampler, FlowMatchEulerDiscreteScheduler(), autoencoder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def num_parameters_and_bytes(module: torch.nn.Module) -> tuple[int, int]:
+    return sum(p.numel() for p in module.parameters()), sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+@torch.no_grad()
+def backbone_step_ms(backbone: CAMModel, position: int, steps: int = 12, warmup: int = 3) -> float:
+    """Median ms of one cached Backbone step at `position` (the start vector is position 0): the cache is filled
+    with `position - 1` frames in one pass, then frames are fed one at a time from there."""
+    dtype = backbone.dtype
+    cache = backbone(torch.randn(1, position - warmup - 1, LATENT_DIM, dtype=dtype), use_cache=True).cache
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        backbone(torch.randn(1, 1, LATENT_DIM, dtype=dtype), cache=cache, use_cache=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+@torch.no_grad()
+def sampler_ms(pipe: CAMPipeline, steps: int, repeats: int = 20) -> float:
+    """Median ms of drawing one frame (all `steps` flow steps) at batch 1."""
+    condition = torch.randn(1, pipe.backbone.config.hidden_size, dtype=pipe.backbone.dtype)
+    times = []
+    for i in range(repeats + 3):
+        start = time.perf_counter()
+        sample_next_frame(pipe.sampler, pipe.scheduler, condition, steps)
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+@torch.no_grad()
+def frame_ms(pipe: CAMPipeline, cache, steps: int, count: int = 10, warmup: int = 2) -> float:
+    """Median ms of a whole frame at the cache's current length: Sampler, noise mixing, cached Backbone step."""
+    backbone, k_inf = pipe.backbone, torch.tensor(pipe.backbone.config.inference_noise)
+    condition = torch.randn(1, backbone.config.hidden_size)
+    times = []
+    for i in range(warmup + count):
+        start = time.perf_counter()
+        frame = sample_next_frame(pipe.sampler, pipe.scheduler, condition, steps)
+        fed = mix_noise(frame[:, None], torch.randn(1, 1, LATENT_DIM), k_inf)
+        condition = backbone(fed, cache=cache, use_cache=True).last_hidden_state[:, -1]
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+@torch.no_grad()
+def frame_at_position_ms(pipe: CAMPipeline, position: int, steps: int, count: int = 10) -> float:
+    """Median ms of a whole frame whose Backbone step writes cache position `position` (a real cache of that
+    length; the Backbone must have `max_position_embeddings > position + count`)."""
+    warmup = 2
+    cache = pipe.backbone(torch.randn(1, position - warmup - 1, LATENT_DIM), use_cache=True).cache
+    return frame_ms(pipe, cache, steps, count=count, warmup=warmup)
+
+
+def run_pipeline(pipe: CAMPipeline, num_frames: int, steps: int) -> dict:
+    """Generates `num_frames` latent frames with `CAMPipeline.__call__`, timestamping every frame, then decodes them."""
+    stamps = []
+
+    def on_frame(pipe, index, timestep, callback_kwargs):
+        stamps.append(time.perf_counter())
+        return callback_kwargs
+
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        latents = pipe(num_frames=num_frames, num_inference_steps=steps, output_type="latent",
+                       generator=torch.Generator().manual_seed(0), callback_on_step_end=on_frame).audios
+        seconds = time.perf_counter() - start
+    decode = decode_seconds(pipe, latents)
+    return {"seconds": seconds, "per_frame_ms": (np.diff([start] + stamps) * 1000).tolist(), "decode_seconds": decode,
+            "rss_before_mib": memory.baseline / 2**20, "peak_rss_mib": memory.peak / 2**20,
+            "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_pipeline_in_fresh_process(size: str, num_frames: int, steps: int, threads: int | None) -> dict:
+    """`run_pipeline` in a new Python process, so that its peak memory is that of a process that only builds the
+    pipeline and generates (not inflated by this process's earlier measurements, whose freed memory the allocator
+    keeps), and its timing starts from a clean allocator too."""
+    command = [sys.executable, os.path.abspath(__file__), "--_child_run", size, str(num_frames), str(steps)]
+    if threads:
+        command += ["--threads", str(threads)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result["per_frame_ms"] = np.array(result["per_frame_ms"])
+    return result
+
+
+@torch.no_grad()
+def no_cache_frame_ms(pipe: CAMPipeline, window: int, steps: int, repeats: int = 2) -> float:
+    """Ms of one frame WITHOUT a KV cache: the Backbone recomputed over the last `window` frames (behind the start
+    vector, as in training), then the Sampler. Best of `repeats`."""
+    history = torch.randn(1, window, LATENT_DIM)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        condition = pipe.backbone(history, use_cache=False).last_hidden_state[:, -1]
+        sample_next_frame(pipe.sampler, pipe.scheduler, condition, steps)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best
+
+
+def no_cache_seconds(pipe: CAMPipeline, durations, steps: int) -> tuple[dict, dict]:
+    """Extrapolated wall time of generating each duration without a cache: the frame cost measured at a few window
+    lengths, interpolated, and summed over the frames (window = frames so far, capped at the context)."""
+    context = pipe.context_frames
+    lengths = sorted({0, 16, 64, 128, 192, context})
+    measured = {length: no_cache_frame_ms(pipe, length, steps) for length in lengths}
+    totals = {}
+    for duration in durations:
+        windows = np.minimum(np.arange(math.ceil(duration * FRAME_RATE)), context)
+        totals[duration] = float(np.interp(windows, lengths, [measured[x] for x in lengths]).sum()) / 1000
+    return totals, measured
+
+
+@torch.no_grad()
+def decode_seconds(pipe: CAMPipeline, latents: torch.Tensor) -> float:
+    start = time.perf_counter()
+    pipe.decode_latents(latents, decode_chunk_frames=64, decode_context_frames=4)
+    return time.perf_counter() - start
+
+
+# ---- MusicGen -------------------------------------------------------------------------------------------------
+
+
+class StepClock:
+    """A `generate` streamer that only records when each step's tokens arrive."""
+
+    def __init__(self):
+        self.stamps = []
+
+    def put(self, value):
+        self.stamps.append(time.perf_counter())
+
+    def end(self):
+        self.stamps.append(time.perf_counter())
+
+
+def build_musicgen():
+    from transformers import GenerationConfig, MusicgenDecoderConfig, MusicgenForCausalLM
+
+    torch.manual_seed(0)
+    config = MusicgenDecoderConfig(vocab_size=2048, num_hidden_layers=24, hidden_size=1024, num_attention_heads=16,
+                                   ffn_dim=4096, num_codebooks=4, max_position_embeddings=4096)
+    model = MusicgenForCausalLM(config).eval()
+    # MusicGen's own sampling settings (top-k 250); a fresh model has no generation defaults, so the special tokens
+    # are given here: 2048 is musicgen-small's pad / start token.
+    generation_config = GenerationConfig(do_sample=True, top_k=250, pad_token_id=2048, bos_token_id=2048,
+                                         decoder_start_token_id=2048, num_return_sequences=1)
+    return model, generation_config
+
+
+def musicgen_steps(duration: float, num_codebooks: int = 4) -> int:
+    """Decoding steps for `duration` seconds: one per 50 Hz token frame, plus the delay pattern's codebooks - 1."""
+    return round(duration * MUSICGEN_TOKENS_PER_S) + num_codebooks - 1
+
+
+@torch.no_grad()
+def musicgen_generate(model, generation_config, new_tokens: int, prompt_length: int = 1) -> tuple[float, np.ndarray]:
+    """Runs `generate` for `new_tokens` steps after a prompt; returns the wall time and the per-step times in ms
+    (the first step includes the prompt's prefill and is left out of the per-step times)."""
+    prompt = torch.full((model.config.num_codebooks, prompt_length), 2048)
+    if prompt_length > 1:
+        prompt[:, 1:] = torch.randint(0, 2048, (model.config.num_codebooks, prompt_length - 1))
+    clock = StepClock()
+    start = time.perf_counter()
+    model.generate(prompt, generation_config=generation_config, max_new_tokens=new_tokens, streamer=clock)
+    total = time.perf_counter() - start
+    # stamps: [prompt put, step 1 (with prefill), step 2, ..., step n, end]
+    return total, np.diff(clock.stamps[1:-1]) * 1000
+
+
+# ---- report ---------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num_inference_steps", type=int, default=None,
+                        help="Sampler flow steps per frame (default: the pipeline's default).")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="Backbone sizes.")
+    parser.add_argument("--durations", type=float, nargs="+", default=DURATIONS,
+                        help="Seconds of audio to time (default 10 and 60; the last is used for the per-frame figures).")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores).")
+    parser.add_argument("--musicgen_prompt", type=int, default=1000,
+                        help="Prompt length (tokens) at which MusicGen's per-step time is measured for the fit.")
+    parser.add_argument("--musicgen_full", action="store_true",
+                        help="Also measure MusicGen's whole 10 s generate (about 50 s on 2 cores).")
+    parser.add_argument("--skip_musicgen", action="store_true", help="Leave MusicGen out (no ratios).")
+    parser.add_argument("--skip_bf16", action="store_true", help="Leave the bf16 step measurement out.")
+    # Internal: one pipeline run in a child process (see `run_pipeline_in_fresh_process`).
+    parser.add_argument("--_child_run", nargs=3, metavar=("SIZE", "FRAMES", "STEPS"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def default_steps() -> int:
+    import inspect
+
+    return inspect.signature(CAMPipeline.__call__).parameters["num_inference_steps"].default
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args._child_run:
+        size, num_frames, steps = args._child_run
+        result = run_pipeline(build_pipeline(size), int(num_frames), int(steps))
+        print(json.dumps(result))
+        return
+    steps = args.num_inference_steps or default_steps()
+    durations = args.durations
+    frames = {d: math.ceil(d * FRAME_RATE) for d in durations}
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
+          f"threads; load average at start: {load_average()}")
+    print(f"frame rate assumed: {FRAME_RATE:.2f} latent frames/s (mel codec 2048/22050 s; Music2Latent 4096/44100 s): "
+          + ", ".join(f"{d:.0f} s = {n} frames" for d, n in frames.items()))
+    bandwidth = {dtype: matvec_bandwidth(dtype) for dtype in (torch.float32, torch.bfloat16)}
+    print(f"measured matrix-vector bandwidth (batch-1 F.linear, 256 MiB matrix, best of 15): "
+          f"fp32 {bandwidth[torch.float32]:.1f} GB/s, bf16 {bandwidth[torch.bfloat16]:.1f} GB/s")
+    print(f"Sampler: width {CAMSampler().config.width}, {CAMSampler().config.num_blocks} blocks, {steps} "
+          f"flow-matching Euler steps per frame\n")
+
+    speeds = {}
+    for size in args.sizes:
+        pipe = build_pipeline(size)
+        params, nbytes = num_parameters_and_bytes(pipe.backbone)
+        sampler_params, _ = num_parameters_and_bytes(pipe.sampler)
+        print(f"=== {size}: Backbone {params / 1e6:.1f} M parameters ({nbytes / 1e9:.2f} GB fp32), Sampler "
+              f"{sampler_params / 1e6:.1f} M, context {pipe.context_frames} frames")
+
+        # Per frame, at batch 1.
+        step = backbone_step_ms(pipe.backbone, 50)
+        sample = sampler_ms(pipe, steps)
+        print(f"  batch-1 Backbone step at position 50: {step:.1f} ms; Sampler ({steps} steps): {sample:.1f} ms")
+        achieved = nbytes / (step / 1000) / 1e9
+        print(f"  weight-read bandwidth of the step, fp32: {achieved:.1f} GB/s = "
+              f"{100 * achieved / bandwidth[torch.float32]:.0f} % of the measured {bandwidth[torch.float32]:.1f} GB/s")
+        if not args.skip_bf16:
+            pipe.backbone.to(torch.bfloat16)
+            step_bf16 = backbone_step_ms(pipe.backbone, 50)
+            pipe.backbone.to(torch.float32)
+            achieved_bf16 = nbytes / 2 / (step_bf16 / 1000) / 1e9
+            print(f"  weight-read bandwidth of the step, bf16: {step_bf16:.1f} ms, {achieved_bf16:.1f} GB/s = "
+                  f"{100 * achieved_bf16 / bandwidth[torch.bfloat16]:.0f} % of the measured "
+                  f"{bandwidth[torch.bfloat16]:.1f} GB/s ({step / step_bf16:.2f}x the fp32 step; not the default)")
+
+        # Frame 50 against frame 600, each with a real cache of that length.
+        long_pipe = build_pipeline(size, max_position_embeddings=1024)
+        step_50, step_600 = backbone_step_ms(long_pipe.backbone, 50), backbone_step_ms(long_pipe.backbone, 600)
+        at_50 = frame_at_position_ms(long_pipe, 50, steps)
+        at_600 = frame_at_position_ms(long_pipe, 600, steps)
+        del long_pipe
+        print(f"  Backbone step alone with a real cache: position 50 {step_50:.1f} ms, position 600 {step_600:.1f} ms "
+              f"({100 * (step_600 / step_50 - 1):+.1f} %)")
+        print(f"  whole frame (Sampler + step) with a real cache, max_position_embeddings=1024: frame 50 {at_50:.1f} ms, "
+              f"frame 600 {at_600:.1f} ms ({100 * (at_600 / at_50 - 1):+.1f} %)")
+
+        # The pipeline as shipped, with the cache and its sliding window, each duration in a fresh process.
+        runs = {d: run_pipeline_in_fresh_process(size, frames[d], steps, args.threads) for d in durations}
+        per_frame = runs[durations[-1]]["per_frame_ms"]
+        median = np.median(per_frame)
+        rebuilds = per_frame > 3 * median
+        print(f"  pipeline per frame over {len(per_frame)} frames (context {pipe.context_frames}, window rebuilt every "
+              f"{pipe.context_frames // 2} frames): median {median:.1f} "
+              f"ms, mean {per_frame.mean():.1f} ms (rebuilds amortised); frame 50 {per_frame[min(49, len(per_frame) - 1)]:.1f} ms, frame 600 "
+              f"{per_frame[min(599, len(per_frame) - 1)]:.1f} ms (single frames, noisy); {rebuilds.sum()} rebuild frames of "
+              f"{per_frame[rebuilds].mean() if rebuilds.any() else 0:.0f} ms = "
+              f"{(per_frame[rebuilds] - median).sum() / len(per_frame):.1f} ms per frame amortised")
+        without, measured = no_cache_seconds(pipe, durations, steps)
+        print("  without cache, ms per frame by window length (measured): "
+              + ", ".join(f"{length}: {ms:.0f}" for length, ms in measured.items()))
+        for duration in durations:
+            run = runs[duration]
+            speeds[(size, duration, "cache")] = duration / run["seconds"]
+            speeds[(size, duration, "no cache")] = duration / without[duration]
+            print(f"  {duration:.0f} s: with cache {run['seconds']:.1f} s wall (measured) = "
+                  f"{duration / run['seconds']:.2f} s of audio per s; without cache {without[duration]:.1f} s "
+                  f"(extrapolated) = {duration / without[duration]:.2f} s of audio per s")
+            print(f"        peak memory (fresh process, cache): {run['peak_rss_mib']:,.0f} MiB RSS while generating, "
+                  f"{run['peak_rss_mib'] - run['rss_before_mib']:,.0f} MiB above the built pipeline; "
+                  f"{run['process_peak_rss_mib']:,.0f} MiB including decoding")
+        for duration in durations:
+            decode = runs[duration]["decode_seconds"]
+            total = runs[duration]["seconds"] + decode
+            print(f"  {duration:.0f} s including mel decoding (Griffin-Lim, {decode:.1f} s): {total:.1f} s wall = "
+                  f"{duration / total:.2f}x real time")
+        del pipe, runs
+        print()
+
+    if args.skip_musicgen:
+        print(f"load average at end: {load_average()}")
+        return
+    model, generation_config = build_musicgen()
+    mg_params, mg_bytes = num_parameters_and_bytes(model)
+    print(f"=== MusicGen decoder (MusicgenForCausalLM, musicgen-small's config, random weights): {mg_params / 1e6:.1f} M "
+          f"parameters, {MUSICGEN_TOKENS_PER_S} token frames/s, sdpa, top-k 250 sampling")
+    early_total, early = musicgen_generate(model, generation_config, 64)
+    _, late = musicgen_generate(model, generation_config, 24, prompt_length=args.musicgen_prompt)
+    early_ms, late_ms = float(np.median(early[8:])), float(np.median(late))
+    slope = (late_ms - early_ms) / (args.musicgen_prompt - 36)  # ms per position (the early median is at ~36)
+    print(f"  per step: {early_ms:.1f} ms near position 36, {late_ms:.1f} ms near position {args.musicgen_prompt} "
+          f"(measured; weight-read bandwidth {mg_bytes / (early_ms / 1000) / 1e9:.1f} GB/s); fitted "
+          f"{early_ms - 36 * slope:.1f} ms + {1000 * slope:.2f} us x position")
+    mg_seconds = {}
+    for duration in durations:
+        n = musicgen_steps(duration)
+        mg_seconds[duration] = (n * (early_ms - 36 * slope) + slope * n * (n - 1) / 2) / 1000
+        print(f"  {duration:.0f} s = {n} steps: {mg_seconds[duration]:.1f} s (extrapolated) = "
+              f"{duration / mg_seconds[duration]:.3f} s of audio per s")
+    if args.musicgen_full:
+        with PeakMemory() as memory:
+            full, _ = musicgen_generate(model, generation_config, musicgen_steps(10.0))
+        print(f"  10 s measured whole: {full:.1f} s = {10 / full:.3f} s of audio per s, {memory.describe()}")
+        mg_seconds[10.0] = full
+    del model
+
+    print("\n=== CAM seconds of audio per wall second / MusicGen's, same durations, this run")
+    for size in args.sizes:
+        for duration in durations:
+            cached = speeds[(size, duration, "cache")] * mg_seconds[duration] / duration
+            uncached = speeds[(size, duration, "no cache")] * mg_seconds[duration] / duration
+            print(f"  {size}, {duration:.0f} s: with cache {cached:.1f}x, without cache {uncached:.2f}x")
+    print(f"\nload average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
