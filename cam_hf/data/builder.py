@@ -302,9 +302,10 @@ def build_corpus_dataset(
     try:
         for task, (rows, skips, counts) in tqdm(zip(tasks, results, strict=True), total=len(tasks), disable=not progress, desc="scores"):
             for row in rows:
+                # A new dict, not `row` updated in place: `rows` would otherwise keep every clip's bytes of
+                # a 300-tune collection in memory until the loop ends.
                 with open(row["audio"]["file"], "rb") as f:
-                    row["audio"] = {"path": row["audio"]["path"], "bytes": f.read()}
-                writer.write(row)
+                    writer.write({**row, "audio": {"path": row["audio"]["path"], "bytes": f.read()}})
                 summary.add_clip(row)
             summary.skips.extend(skips)
             summary.counts.update(counts)
