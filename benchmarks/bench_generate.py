@@ -44,7 +44,6 @@ import json
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import threading
@@ -132,13 +131,15 @@ class PeakMemory:
 # ---- CAM ------------------------------------------------------------------------------------------------------
 
 
-def build_pipeline(size: str, max_position_embeddings: int = 256, seed: int = 0) -> CAMPipeline:
+def build_pipeline(size: str, max_position_embeddings: int = 256, seed: int = 0, sampler_width: int | None = None
+                   ) -> CAMPipeline:
     """A pipeline with random weights (speed does not depend on them) on the default mel codec, PCA fitted on
     synthetic audio so that it can decode."""
     torch.manual_seed(seed)
     config = CAMConfig(latent_dim=LATENT_DIM, max_position_embeddings=max_position_embeddings, **SIZES[size])
     backbone = CAMModel(config).eval()
-    sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=config.hidden_size).eval()
+    width = {"width": sampler_width} if sampler_width else {}
+    sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=config.hidden_size, **width).eval()
     # Zero-initialised output layers would make every frame the noise itself: give them values, as a trained
     # Sampler has, so that the latents fed back and decoded look like a model's output.
     torch.nn.init.normal_(sampler.output_proj.weight, std=0.02)
@@ -221,19 +222,23 @@ def run_pipeline(pipe: CAMPipeline, num_frames: int, steps: int) -> dict:
         latents = pipe(num_frames=num_frames, num_inference_steps=steps, output_type="latent",
                        generator=torch.Generator().manual_seed(0), callback_on_step_end=on_frame).audios
         seconds = time.perf_counter() - start
-    decode = decode_seconds(pipe, latents)
+    with PeakMemory() as decode_memory:
+        decode = decode_seconds(pipe, latents)
     return {"seconds": seconds, "per_frame_ms": (np.diff([start] + stamps) * 1000).tolist(), "decode_seconds": decode,
             "rss_before_mib": memory.baseline / 2**20, "peak_rss_mib": memory.peak / 2**20,
-            "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "decode_peak_rss_mib": decode_memory.peak / 2**20}
 
 
-def run_pipeline_in_fresh_process(size: str, num_frames: int, steps: int, threads: int | None) -> dict:
+def run_pipeline_in_fresh_process(size: str, num_frames: int, steps: int, threads: int | None,
+                                  sampler_width: int | None) -> dict:
     """`run_pipeline` in a new Python process, so that its peak memory is that of a process that only builds the
     pipeline and generates (not inflated by this process's earlier measurements, whose freed memory the allocator
     keeps), and its timing starts from a clean allocator too."""
     command = [sys.executable, os.path.abspath(__file__), "--_child_run", size, str(num_frames), str(steps)]
     if threads:
         command += ["--threads", str(threads)]
+    if sampler_width:
+        command += ["--sampler_width", str(sampler_width)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
     result["per_frame_ms"] = np.array(result["per_frame_ms"])
@@ -331,6 +336,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_inference_steps", type=int, default=None,
                         help="Sampler flow steps per frame (default: the pipeline's default).")
+    parser.add_argument("--sampler_width", type=int, default=None,
+                        help="Sampler width (default: CAMSampler's default), e.g. 1024 to compare.")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="Backbone sizes.")
     parser.add_argument("--durations", type=float, nargs="+", default=DURATIONS,
                         help="Seconds of audio to time (default 10 and 60; the last is used for the per-frame figures).")
@@ -358,7 +365,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     if args._child_run:
         size, num_frames, steps = args._child_run
-        result = run_pipeline(build_pipeline(size), int(num_frames), int(steps))
+        result = run_pipeline(build_pipeline(size, sampler_width=args.sampler_width), int(num_frames), int(steps))
         print(json.dumps(result))
         return
     steps = args.num_inference_steps or default_steps()
@@ -371,12 +378,12 @@ def main(argv=None) -> None:
     bandwidth = {dtype: matvec_bandwidth(dtype) for dtype in (torch.float32, torch.bfloat16)}
     print(f"measured matrix-vector bandwidth (batch-1 F.linear, 256 MiB matrix, best of 15): "
           f"fp32 {bandwidth[torch.float32]:.1f} GB/s, bf16 {bandwidth[torch.bfloat16]:.1f} GB/s")
-    print(f"Sampler: width {CAMSampler().config.width}, {CAMSampler().config.num_blocks} blocks, {steps} "
-          f"flow-matching Euler steps per frame\n")
+    print(f"Sampler: width {args.sampler_width or CAMSampler().config.width}, {CAMSampler().config.num_blocks} blocks, "
+          f"{steps} flow-matching Euler steps per frame (the pipeline's default)\n")
 
     speeds = {}
     for size in args.sizes:
-        pipe = build_pipeline(size)
+        pipe = build_pipeline(size, sampler_width=args.sampler_width)
         params, nbytes = num_parameters_and_bytes(pipe.backbone)
         sampler_params, _ = num_parameters_and_bytes(pipe.sampler)
         print(f"=== {size}: Backbone {params / 1e6:.1f} M parameters ({nbytes / 1e9:.2f} GB fp32), Sampler "
@@ -399,10 +406,15 @@ def main(argv=None) -> None:
                   f"{bandwidth[torch.bfloat16]:.1f} GB/s ({step / step_bf16:.2f}x the fp32 step; not the default)")
 
         # Frame 50 against frame 600, each with a real cache of that length.
-        long_pipe = build_pipeline(size, max_position_embeddings=1024)
-        step_50, step_600 = backbone_step_ms(long_pipe.backbone, 50), backbone_step_ms(long_pipe.backbone, 600)
-        at_50 = frame_at_position_ms(long_pipe, 50, steps)
-        at_600 = frame_at_position_ms(long_pipe, 600, steps)
+        long_pipe = build_pipeline(size, max_position_embeddings=1024, sampler_width=args.sampler_width)
+        # Alternated and repeated, keeping the lower median of each, so that a burst of load on a shared machine
+        # does not land on one position only.
+        step_50, step_600, at_50, at_600 = math.inf, math.inf, math.inf, math.inf
+        for _ in range(2):
+            step_50 = min(step_50, backbone_step_ms(long_pipe.backbone, 50))
+            step_600 = min(step_600, backbone_step_ms(long_pipe.backbone, 600))
+            at_50 = min(at_50, frame_at_position_ms(long_pipe, 50, steps))
+            at_600 = min(at_600, frame_at_position_ms(long_pipe, 600, steps))
         del long_pipe
         print(f"  Backbone step alone with a real cache: position 50 {step_50:.1f} ms, position 600 {step_600:.1f} ms "
               f"({100 * (step_600 / step_50 - 1):+.1f} %)")
@@ -410,7 +422,8 @@ def main(argv=None) -> None:
               f"frame 600 {at_600:.1f} ms ({100 * (at_600 / at_50 - 1):+.1f} %)")
 
         # The pipeline as shipped, with the cache and its sliding window, each duration in a fresh process.
-        runs = {d: run_pipeline_in_fresh_process(size, frames[d], steps, args.threads) for d in durations}
+        runs = {d: run_pipeline_in_fresh_process(size, frames[d], steps, args.threads, args.sampler_width)
+                for d in durations}
         per_frame = runs[durations[-1]]["per_frame_ms"]
         median = np.median(per_frame)
         rebuilds = per_frame > 3 * median
@@ -420,6 +433,10 @@ def main(argv=None) -> None:
               f"{per_frame[min(599, len(per_frame) - 1)]:.1f} ms (single frames, noisy); {rebuilds.sum()} rebuild frames of "
               f"{per_frame[rebuilds].mean() if rebuilds.any() else 0:.0f} ms = "
               f"{(per_frame[rebuilds] - median).sum() / len(per_frame):.1f} ms per frame amortised")
+        if len(per_frame) >= 610:
+            early, late = np.median(per_frame[40:60]), np.median(per_frame[590:610])
+            print(f"  pipeline frames 41-60 median {early:.1f} ms, frames 591-610 median {late:.1f} ms "
+                  f"({100 * (late / early - 1):+.1f} %; the sliding window holds at most {pipe.context_frames} frames)")
         without, measured = no_cache_seconds(pipe, durations, steps)
         print("  without cache, ms per frame by window length (measured): "
               + ", ".join(f"{length}: {ms:.0f}" for length, ms in measured.items()))
@@ -432,7 +449,7 @@ def main(argv=None) -> None:
                   f"(extrapolated) = {duration / without[duration]:.2f} s of audio per s")
             print(f"        peak memory (fresh process, cache): {run['peak_rss_mib']:,.0f} MiB RSS while generating, "
                   f"{run['peak_rss_mib'] - run['rss_before_mib']:,.0f} MiB above the built pipeline; "
-                  f"{run['process_peak_rss_mib']:,.0f} MiB including decoding")
+                  f"{run['decode_peak_rss_mib']:,.0f} MiB while decoding")
         for duration in durations:
             decode = runs[duration]["decode_seconds"]
             total = runs[duration]["seconds"] + decode

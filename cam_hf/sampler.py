@@ -60,7 +60,10 @@ class CAMSampler(ModelMixin, ConfigMixin):
     Args:
         latent_dim (`int`, defaults to 64): size D of a latent frame.
         condition_dim (`int`, defaults to 768): size of the Backbone's conditioning vector z_t (its `hidden_size`).
-        width (`int`, defaults to 1024): width W of the residual MLP.
+        width (`int`, defaults to 512): width W of the residual MLP. Chosen by measuring sample quality against cost
+            (`benchmarks/bench_sampler_quality.py`, `docs/performance.md`): on a 64-dim multimodal toy with a known
+            answer, widths 256, 512 and 1024 give the same quality after the same training, while at batch 1 a frame
+            of 16 steps costs about 4x more at 1024 than at 512 (MAR's head uses 1024 for its image tokens).
         num_blocks (`int`, defaults to 3): number of residual AdaLN blocks.
         time_embedding_dim (`int`, defaults to 256): size of the sinusoidal flow-time embedding.
         prediction_type (`str`, defaults to `"flow"`):
@@ -81,7 +84,7 @@ class CAMSampler(ModelMixin, ConfigMixin):
         self,
         latent_dim: int = 64,
         condition_dim: int = 768,
-        width: int = 1024,
+        width: int = 512,
         num_blocks: int = 3,
         time_embedding_dim: int = 256,
         prediction_type: str = "flow",
