@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -158,8 +159,11 @@ def _folder_tasks(audio_dir: str, config: AudioBuildConfig, summary) -> list[tup
     return tasks
 
 
-def _dataset_tasks(source, config: AudioBuildConfig) -> list[tuple]:
-    """Rows of a `datasets` dataset (object, saved folder or Hub id) as tasks holding encoded audio."""
+def _dataset_tasks(source, config: AudioBuildConfig) -> tuple[int, Iterator[tuple]]:
+    """Rows of a `datasets` dataset (object, saved folder or Hub id) as tasks holding encoded audio.
+
+    Returns the number of rows and a generator, so that a large dataset is read row by row, not all at once.
+    """
     from datasets import load_dataset, load_from_disk
 
     if isinstance(source, str):
@@ -167,20 +171,23 @@ def _dataset_tasks(source, config: AudioBuildConfig) -> list[tuple]:
             os.path.isfile(os.path.join(source, f)) for f in ("dataset_dict.json", "state.json")
         )
         source = load_from_disk(source) if saved else load_dataset(source)  # a Hub id (needs network)
-    splits = source.items() if isinstance(source, DatasetDict) else [("data", source)]
-    tasks = []
-    for split_name, split in splits:
+    splits = list(source.items()) if isinstance(source, DatasetDict) else [("data", source)]
+    for _, split in splits:
         if config.audio_column not in split.column_names:
             raise ValueError(
                 f"Column {config.audio_column!r} not in the dataset (columns: {split.column_names}): pass audio_column=."
             )
-        split = split.cast_column(config.audio_column, Audio(decode=False)).select_columns([config.audio_column])
-        for index, row in enumerate(split):
-            value = row[config.audio_column] or {}
-            name = value.get("path") or f"{index}"
-            payload = value.get("bytes") or value.get("path")
-            tasks.append((f"{split_name}/{index}/{os.path.basename(name)}", payload or b"", config))
-    return tasks
+
+    def tasks():
+        for split_name, split in splits:
+            audio = split.cast_column(config.audio_column, Audio(decode=False)).select_columns([config.audio_column])
+            for index, row in enumerate(audio):
+                value = row[config.audio_column] or {}
+                name = value.get("path") or f"{index}"
+                payload = value.get("bytes") or value.get("path")
+                yield f"{split_name}/{index}/{os.path.basename(name)}", payload or b"", config
+
+    return sum(len(split) for _, split in splits), tasks()
 
 
 def build_audio_dataset(
@@ -215,7 +222,11 @@ def build_audio_dataset(
     from_folder = isinstance(source, str) and os.path.isdir(source)
     is_saved = from_folder and any(os.path.isfile(os.path.join(source, f)) for f in ("dataset_dict.json", "state.json"))
     summary = BuildSummary(kind="an audio folder" if from_folder and not is_saved else "a datasets dataset")
-    tasks = _folder_tasks(source, config, summary) if from_folder and not is_saved else _dataset_tasks(source, config)
+    if from_folder and not is_saved:
+        folder_tasks = _folder_tasks(source, config, summary)
+        num_tasks, tasks = len(folder_tasks), iter(folder_tasks)
+    else:
+        num_tasks, tasks = _dataset_tasks(source, config)
     _check_output_dir(output_dir)
     writer = ClipWriter(output_dir, audio_features(config.sample_rate))
 
@@ -225,7 +236,7 @@ def build_audio_dataset(
     else:
         pool, results = None, map(_clips_of, tasks)
     try:
-        for piece, rows, reason, dropped in tqdm(results, total=len(tasks), disable=not progress, desc="files"):
+        for piece, rows, reason, dropped in tqdm(results, total=num_tasks, disable=not progress, desc="files"):
             summary.counts["clips dropped: mostly silent"] += dropped
             if rows is None:
                 summary.skips.append((piece, reason))
@@ -238,7 +249,7 @@ def build_audio_dataset(
         if pool is not None:
             pool.close()
             pool.join()
-    summary.counts["files listed"] = len(tasks) + sum(r.startswith("not an audio file") for _, r in summary.skips)
+    summary.counts["files listed"] = num_tasks + sum(r.startswith("not an audio file") for _, r in summary.skips)
     dataset = writer.finish()
     summary.counts["build wall seconds"] = round(time.perf_counter() - started, 1)
     summary.options = asdict(config) | {"num_workers": num_workers}
