@@ -334,7 +334,7 @@ def test_make_dataset_script_on_an_audio_folder(audio_dir, tmp_path):
 
 @pytest.mark.slow
 def test_quick_subset_of_the_whole_corpus(tmp_path):
-    """`--max_pieces 200`: a stratified sample of the corpus, all default instruments, every split (~2 min)."""
+    """`--max_pieces 200`: a stratified sample of the corpus, all default instruments, every split (~1 min)."""
     dataset = build_corpus_dataset(
         str(tmp_path / "subset"), CorpusBuildConfig(max_pieces=200, renderer="tinysoundfont"), num_workers=2, progress=False
     )
