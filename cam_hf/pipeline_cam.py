@@ -25,6 +25,8 @@ from .sampler import CAMSampler, randn, sample_next_frame
 
 # Longer requests are almost certainly a unit mistake (samples or milliseconds for seconds).
 MAX_AUDIO_LENGTH_IN_S = 3600.0
+# Flow steps per frame; docs/performance.md measures quality against cost (8 blurs frames, 32 gains little).
+DEFAULT_NUM_INFERENCE_STEPS = 16
 
 MODEL_CARD_TEMPLATE = """---
 library_name: cam_hf
@@ -393,7 +395,7 @@ class CAMPipeline(DiffusionPipeline):
         prompt_latents: torch.Tensor | None = None,
         audio_length_in_s: float | None = None,
         num_frames: int | None = None,
-        num_inference_steps: int = 16,
+        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
         inference_noise: float | None = None,
         num_waveforms_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -473,7 +475,7 @@ class CAMPipeline(DiffusionPipeline):
         prompt_latents: torch.Tensor | None = None,
         audio_length_in_s: float | None = None,
         num_frames: int | None = None,
-        num_inference_steps: int = 16,
+        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
         inference_noise: float | None = None,
         num_waveforms_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -555,7 +557,7 @@ class CAMPipeline(DiffusionPipeline):
             width=sampler.width,
             prediction=sampler.prediction_type,
             scheduler_class=type(self.scheduler).__name__,
-            default_steps=16,
+            default_steps=DEFAULT_NUM_INFERENCE_STEPS,
             autoencoder_class=type(self.autoencoder).__name__,
             sample_rate=self.sample_rate,
             channels=self.autoencoder.audio_channels,
