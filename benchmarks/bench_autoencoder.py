@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from cam_hf.autoencoders import MelAutoencoder
+from cam_hf.autoencoders.metrics import spectral_metrics
 
 FIT_PIECES = ["bach/bwv66.6", "bach/bwv7.7", "bach/bwv10.7", "bach/bwv11.6"]
 TEST_PIECES = ["bach/bwv26.6", "bach/bwv32.6"]
@@ -99,19 +100,6 @@ def load_audio(sample_rate: int, quick: bool) -> tuple[list[np.ndarray], list[np
         test_audio = [synthetic_audio(30, sample_rate, 10)]
         source = "synthetic harmonic notes"
     return fit_audio, test_audio, source
-
-
-def spectral_metrics(
-    reference: np.ndarray, estimate: np.ndarray, n_fft: int, hop: int
-) -> tuple[float, float]:
-    length = min(len(reference), len(estimate))
-    ref = np.abs(librosa.stft(reference[:length], n_fft=n_fft, hop_length=hop))
-    est = np.abs(librosa.stft(estimate[:length], n_fft=n_fft, hop_length=hop))
-    sc = np.linalg.norm(ref - est) / np.linalg.norm(ref)
-    floor = (ref**2).max() * 1e-8  # -80 dB relative to the peak
-    log_ratio = 10 * np.log10(np.maximum(ref**2, floor) / np.maximum(est**2, floor))
-    lsd = np.mean(np.sqrt(np.mean(log_ratio**2, axis=0)))
-    return float(sc), float(lsd)
 
 
 def main() -> None:

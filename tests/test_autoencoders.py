@@ -17,6 +17,7 @@ from cam_hf.autoencoders import (
     OobleckAutoencoder,
     resample_audio,
 )
+from cam_hf.autoencoders.metrics import spectral_metrics
 
 # Tiny configurations: a few thousand parameters, so that every test runs in well under a second.
 TINY_MEL = dict(
@@ -64,20 +65,6 @@ def audio_tensor(
 ) -> torch.Tensor:
     clips = [harmonic_notes(seconds, sample_rate, seed + i) for i in range(batch * channels)]
     return torch.from_numpy(np.stack(clips)).reshape(batch, channels, -1)
-
-
-def spectral_metrics(
-    reference: np.ndarray, estimate: np.ndarray, n_fft: int, hop: int
-) -> tuple[float, float]:
-    """Spectral convergence and log-spectral distance (dB, powers floored 80 dB below the peak): as the benchmark."""
-    length = min(len(reference), len(estimate))
-    ref = np.abs(librosa.stft(reference[:length], n_fft=n_fft, hop_length=hop))
-    est = np.abs(librosa.stft(estimate[:length], n_fft=n_fft, hop_length=hop))
-    floor = (ref**2).max() * 1e-8
-    log_ratio = 10 * np.log10(np.maximum(ref**2, floor) / np.maximum(est**2, floor))
-    return float(np.linalg.norm(ref - est) / np.linalg.norm(ref)), float(
-        np.mean(np.sqrt(np.mean(log_ratio**2, 0)))
-    )
 
 
 def fitted_tiny_mel(**overrides) -> MelAutoencoder:

@@ -224,7 +224,8 @@ def test_model_card_and_push_to_hub_up_to_the_upload(pipe, tmp_path, monkeypatch
     pipe.push_to_hub("org/cam-test", training_details="Trained for 10 steps on test data.")
     card = (uploaded / "README.md").read_text()
     assert card.startswith("---") and "library_name: cam_hf" in card
-    assert 'CAMPipeline.from_pretrained("org/cam-test")' in card
+    repo_id = "org/cam-test"
+    assert f'CAMPipeline.from_pretrained("{repo_id}")' in card  # the card's usage snippet names the repo
     assert "Trained for 10 steps on test data." in card
     assert f"{sum(p.numel() for p in pipe.backbone.parameters()):,}" in card
     reloaded = CAMPipeline.from_pretrained(uploaded)
