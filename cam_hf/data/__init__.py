@@ -5,11 +5,12 @@ Needs the `data` extra (`music21`, `pretty_midi`) and `tinysoundfont` (`pip inst
 Not imported by `import cam_hf`, so the model works without these packages.
 """
 
-from .audio_folder import AudioBuildConfig, build_audio_dataset
-from .builder import CorpusBuildConfig, build_corpus_dataset, read_summary
+from .build_from_audio import AudioBuildConfig, build_audio_dataset
+from .build_from_corpus import CorpusBuildConfig, build_corpus_dataset
 from .clips import decode_audio
 from .hub import push_to_hub
 from .instruments import DEFAULT_INSTRUMENTS, INSTRUMENTS, resolve_instruments
+from .summary import read_summary
 
 __all__ = [
     "AudioBuildConfig",

@@ -77,3 +77,9 @@ class BuildSummary:
         if len(self.skips) > max_listed:
             lines.append(f"    ... and {len(self.skips) - max_listed} more, all listed in build_summary.json")
         return "\n".join(lines)
+
+
+def read_summary(output_dir: str) -> dict:
+    """Load the `build_summary.json` saved beside a built dataset."""
+    with open(os.path.join(output_dir, "build_summary.json")) as f:
+        return json.load(f)

@@ -8,17 +8,17 @@ Bad files never stop a build: each is skipped with its reason, listed in `build_
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from datasets import Audio, DatasetDict, Features, Value
 
+from .build import ClipDatasetBuild, map_in_workers
 from .clips import assign_split, cut_clips, encode_flac, resample
+from .summary import BuildSummary
 
 # "user/name" or "name": what a Hub dataset id looks like (a path that does not exist is reported as missing).
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -209,14 +209,8 @@ def build_audio_dataset(
     """
     from tqdm.auto import tqdm
 
-    from .builder import _check_output_dir
-    from .card import write_card
-    from .summary import BuildSummary
-    from .writer import ClipWriter
-
     config = config or AudioBuildConfig()
     config.validate()
-    started = time.perf_counter()
     if isinstance(source, str) and not os.path.exists(source) and not _HUB_ID.match(source):
         raise ValueError(f"Audio folder {source!r} does not exist: pass a folder of audio files, a saved dataset or a Hub id.")
     from_folder = isinstance(source, str) and os.path.isdir(source)
@@ -227,35 +221,15 @@ def build_audio_dataset(
         num_tasks, tasks = len(folder_tasks), iter(folder_tasks)
     else:
         num_tasks, tasks = _dataset_tasks(source, config)
-    _check_output_dir(output_dir)
-    writer = ClipWriter(output_dir, audio_features(config.sample_rate))
+    build = ClipDatasetBuild(output_dir, audio_features(config.sample_rate), summary)
 
-    if num_workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(num_workers)
-        results = pool.imap(_clips_of, tasks, chunksize=1)
-    else:
-        pool, results = None, map(_clips_of, tasks)
-    try:
-        for piece, rows, reason, dropped in tqdm(results, total=num_tasks, disable=not progress, desc="files"):
-            summary.counts["clips dropped: mostly silent"] += dropped
-            if rows is None:
-                summary.skips.append((piece, reason))
-                continue
-            summary.counts["files with clips"] += 1
-            for row in rows:
-                writer.write(row)
-                summary.add_clip(row)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for piece, rows, reason, dropped in tqdm(map_in_workers(_clips_of, tasks, num_workers), total=num_tasks, disable=not progress, desc="files"):
+        summary.counts["clips dropped: mostly silent"] += dropped
+        if rows is None:
+            summary.skips.append((piece, reason))
+            continue
+        summary.counts["files with clips"] += 1
+        for row in rows:
+            build.write(row)
     summary.counts["files listed"] = num_tasks + sum(r.startswith("not an audio file") for _, r in summary.skips)
-    dataset = writer.finish()
-    summary.counts["build wall seconds"] = round(time.perf_counter() - started, 1)
-    summary.options = asdict(config) | {"num_workers": num_workers}
-    summary.save(output_dir)
-    write_card(output_dir, dataset, summary)
-    if progress:
-        print(summary.render())
-    return dataset
-
+    return build.finish(asdict(config) | {"num_workers": num_workers}, progress)

@@ -11,8 +11,6 @@ order, so the same options give byte-identical audio and metadata whatever the n
 from __future__ import annotations
 
 import dataclasses
-import json
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -23,10 +21,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from datasets import Audio, DatasetDict, Features, Value
 
+from .build import ClipDatasetBuild, map_in_workers
 from .clips import assign_split, cut_clips, encode_flac, stable_seed
 from .corpus import Melody, extract_melodies, list_pieces
 from .instruments import Instrument, octave_shift_into_range, resolve_instruments
 from .render import Note, make_renderer
+from .summary import BuildSummary
 
 
 @dataclass
@@ -274,64 +274,27 @@ def build_corpus_dataset(
     """
     from tqdm.auto import tqdm
 
-    from .card import write_card
-    from .summary import BuildSummary
-    from .writer import ClipWriter
-
     config = dataclasses.replace(config) if config is not None else CorpusBuildConfig()  # a copy: resolved below
     config.validate()
-    _check_output_dir(output_dir)
-    started = time.perf_counter()
     # Fail early and clearly if the renderer cannot start, rather than skipping every melody.
     renderer = make_renderer(config.renderer, config.sample_rate, config.soundfont)
     config.renderer, config.soundfont = renderer.name, renderer.soundfont_path
 
-    writer = ClipWriter(output_dir, corpus_features(config.sample_rate))
-    summary = BuildSummary(kind="music21 corpus")
-    clip_root = tempfile.mkdtemp(prefix="clips_", dir=writer.tmp_dir)
+    build = ClipDatasetBuild(output_dir, corpus_features(config.sample_rate), BuildSummary(kind="music21 corpus"))
+    clip_root = tempfile.mkdtemp(prefix="clips_", dir=build.writer.tmp_dir)
     tasks = _tasks(config, clip_root)
-    summary.counts["pieces listed"] = sum(len(t[1]) for t in tasks)
-    summary.counts["score files"] = len(tasks)
+    build.summary.counts["pieces listed"] = sum(len(t[1]) for t in tasks)
+    build.summary.counts["score files"] = len(tasks)
 
-    if num_workers > 1:
-        # spawn, not fork: the parent holds pyarrow threads, which fork does not copy safely.
-        pool = multiprocessing.get_context("spawn").Pool(num_workers)
-        results = pool.imap(_build_file, tasks, chunksize=1)
-    else:
-        pool, results = None, map(_build_file, tasks)
-    try:
-        for task, (rows, skips, counts) in tqdm(zip(tasks, results, strict=True), total=len(tasks), disable=not progress, desc="scores"):
-            for row in rows:
-                # A new dict, not `row` updated in place: `rows` would otherwise keep every clip's bytes of
-                # a 300-tune collection in memory until the loop ends.
-                with open(row["audio"]["file"], "rb") as f:
-                    writer.write({**row, "audio": {"path": row["audio"]["path"], "bytes": f.read()}})
-                summary.add_clip(row)
-            summary.skips.extend(skips)
-            summary.counts.update(counts)
-            shutil.rmtree(task[3], ignore_errors=True)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    dataset = writer.finish()
-    summary.counts["build wall seconds"] = round(time.perf_counter() - started, 1)
-    summary.options = {k: v for k, v in asdict(config).items() if not k.startswith("_")}
-    summary.options["num_workers"] = num_workers
-    summary.save(output_dir)
-    write_card(output_dir, dataset, summary)
-    if progress:
-        print(summary.render())
-    return dataset
-
-
-def _check_output_dir(output_dir: str) -> None:
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        raise ValueError(f"Output directory {output_dir!r} is not empty: choose a new directory or empty it first.")
-    os.makedirs(output_dir, exist_ok=True)
-
-
-def read_summary(output_dir: str) -> dict:
-    """Load the `build_summary.json` saved beside a built dataset."""
-    with open(os.path.join(output_dir, "build_summary.json")) as f:
-        return json.load(f)
+    results = map_in_workers(_build_file, tasks, num_workers)
+    for task, (rows, skips, counts) in tqdm(zip(tasks, results, strict=True), total=len(tasks), disable=not progress, desc="scores"):
+        for row in rows:
+            # A new dict, not `row` updated in place: `rows` would otherwise keep every clip's bytes of
+            # a 300-tune collection in memory until the loop ends.
+            with open(row["audio"]["file"], "rb") as f:
+                build.write({**row, "audio": {"path": row["audio"]["path"], "bytes": f.read()}})
+        build.summary.skips.extend(skips)
+        build.summary.counts.update(counts)
+        shutil.rmtree(task[3], ignore_errors=True)
+    options = {k: v for k, v in asdict(config).items() if not k.startswith("_")} | {"num_workers": num_workers}
+    return build.finish(options, progress)
