@@ -50,6 +50,10 @@ class CAMConfig(PreTrainedConfig):
             k_inf: the constant noise level mixed into each generated frame before it is fed back to the Backbone.
         condition_on_noise_level (`bool`, *optional*, defaults to `False`):
             Whether the Backbone is told each input frame's noise level (added as a learned projection of k).
+        instrument_names (`list[str]`, *optional*):
+            Names of the instruments the Backbone is conditioned on (class conditioning); instrument id `i` is
+            `instrument_names[i]`, and id `len(instrument_names)` is "no instrument" (the unconditional class used
+            for label dropout in training and for classifier-free guidance). `None` for an unconditional Backbone.
     """
 
     model_type = "cam"
@@ -71,6 +75,7 @@ class CAMConfig(PreTrainedConfig):
     noise_mixing: str = "linear"
     inference_noise: float = 0.02
     condition_on_noise_level: bool = False
+    instrument_names: list[str] | None = None
     use_cache: bool = True
 
     def __post_init__(self, **kwargs):
@@ -116,10 +121,43 @@ class CAMConfig(PreTrainedConfig):
             raise ValueError(f"`noise_mixing` must be one of {NOISE_MIXING_MODES}, got {self.noise_mixing!r}.")
         if self.rope_theta <= 0:
             raise ValueError(f"`rope_theta` must be positive, got {self.rope_theta}.")
+        if self.instrument_names is not None:
+            names = self.instrument_names
+            if isinstance(names, str) or not all(isinstance(name, str) and name for name in names) or not names:
+                raise ValueError(
+                    f"`instrument_names` must be a non-empty list of non-empty strings (or None), got {names!r}."
+                )
+            if len(set(names)) != len(names):
+                raise ValueError(f"`instrument_names` must not repeat a name, got {names!r}.")
+            self.instrument_names = list(names)
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def num_instruments(self) -> int:
+        """How many instruments the Backbone knows (0 when it is unconditional)."""
+        return len(self.instrument_names) if self.instrument_names else 0
+
+    @property
+    def no_instrument_id(self) -> int:
+        """The id of the "no instrument" class: unconditional generation and classifier-free guidance use it."""
+        return self.num_instruments
+
+    def instrument_id(self, instrument: str | int) -> int:
+        """The id of `instrument`, given by name or by id; a `ValueError` lists the known instruments otherwise."""
+        if not self.instrument_names:
+            raise ValueError(
+                f"This Backbone has no instrument conditioning (`instrument_names` is None), so it cannot be asked "
+                f"for instrument {instrument!r}: generate without `instrument`."
+            )
+        if isinstance(instrument, str) and instrument in self.instrument_names:
+            return self.instrument_names.index(instrument)
+        if isinstance(instrument, int) and not isinstance(instrument, bool) and 0 <= instrument < self.num_instruments:
+            return instrument
+        known = ", ".join(f"{i}: {name!r}" for i, name in enumerate(self.instrument_names))
+        raise ValueError(f"Unknown instrument {instrument!r}. This Backbone knows (id: name) {known}.")
 
 
 __all__ = ["CAMConfig"]

@@ -257,6 +257,10 @@ class CAMModel(CAMPreTrainedModel):
         self.input_proj = nn.Linear(config.latent_dim, config.hidden_size)
         self.start_embedding = nn.Parameter(torch.zeros(config.hidden_size))
         self.noise_level_proj = nn.Linear(1, config.hidden_size) if config.condition_on_noise_level else None
+        # One row per instrument plus the "no instrument" row (label dropout, classifier-free guidance).
+        self.instrument_embedding = (
+            nn.Embedding(config.num_instruments + 1, config.hidden_size) if config.num_instruments else None
+        )
         self.layers = nn.ModuleList(CAMDecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = CAMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.rotary_emb = CAMRotaryEmbedding(config)
@@ -271,6 +275,7 @@ class CAMModel(CAMPreTrainedModel):
         cache: Cache | None = None,
         use_cache: bool | None = None,
         noise_level: torch.Tensor | None = None,
+        instrument_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         r"""
@@ -289,6 +294,10 @@ class CAMModel(CAMPreTrainedModel):
                 Whether to return the cache. Defaults to `config.use_cache` in eval mode and `False` in training.
             noise_level (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*):
                 The noise level k of each input frame; required when `config.condition_on_noise_level` is set.
+            instrument_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+                The instrument of each sequence (ids into `config.instrument_names`, or `config.no_instrument_id`),
+                for a Backbone with instrument conditioning; `None` means "no instrument". Its embedding is added to
+                every position, the start vector included, so a window rebuilt anywhere in a long generation keeps it.
 
         Returns:
             [`~transformers.modeling_outputs.BaseModelOutputWithPast`]: `last_hidden_state` of shape
@@ -301,7 +310,7 @@ class CAMModel(CAMPreTrainedModel):
             cache = CAMCache(self.config)
         past_length = cache.get_seq_length() if cache is not None else 0
         starts_sequence = past_length == 0
-        self._check_inputs(latents, attention_mask, noise_level, past_length, starts_sequence)
+        self._check_inputs(latents, attention_mask, noise_level, instrument_ids, past_length, starts_sequence)
 
         hidden_states = self.input_proj(latents)
         if self.noise_level_proj is not None:
@@ -309,6 +318,12 @@ class CAMModel(CAMPreTrainedModel):
         if starts_sequence:
             start = self.start_embedding.to(hidden_states.dtype).expand(latents.shape[0], 1, -1)
             hidden_states = torch.cat([start, hidden_states], dim=1)
+        if self.instrument_embedding is not None:
+            if instrument_ids is None:
+                instrument_ids = torch.full(
+                    (latents.shape[0],), self.config.no_instrument_id, dtype=torch.long, device=latents.device
+                )
+            hidden_states = hidden_states + self.instrument_embedding(instrument_ids)[:, None].to(hidden_states.dtype)
         num_new = hidden_states.shape[1]
 
         if attention_mask is not None:
@@ -334,7 +349,7 @@ class CAMModel(CAMPreTrainedModel):
         hidden_states = self.norm(hidden_states)
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
 
-    def _check_inputs(self, latents, attention_mask, noise_level, past_length, starts_sequence) -> None:
+    def _check_inputs(self, latents, attention_mask, noise_level, instrument_ids, past_length, starts_sequence) -> None:
         if latents.ndim != 3 or latents.shape[-1] != self.config.latent_dim:
             raise ValueError(
                 f"`latents` must have shape (batch_size, num_frames, {self.config.latent_dim}), got "
@@ -364,6 +379,22 @@ class CAMModel(CAMPreTrainedModel):
                 f"`noise_level` of shape {tuple(latents.shape[:2])}, got "
                 f"{None if noise_level is None else tuple(noise_level.shape)}."
             )
+        if instrument_ids is not None:
+            if self.instrument_embedding is None:
+                raise ValueError(
+                    "This Backbone has no instrument conditioning (`config.instrument_names` is None): do not pass "
+                    "`instrument_ids`."
+                )
+            if instrument_ids.shape != (latents.shape[0],) or instrument_ids.dtype != torch.long:
+                raise ValueError(
+                    f"`instrument_ids` must be a LongTensor of shape ({latents.shape[0]},), one id per sequence, got "
+                    f"{instrument_ids.dtype} of shape {tuple(instrument_ids.shape)}."
+                )
+            if ((instrument_ids < 0) | (instrument_ids > self.config.no_instrument_id)).any():
+                raise ValueError(
+                    f"`instrument_ids` must be in [0, {self.config.no_instrument_id}] ({self.config.num_instruments} "
+                    f"instruments, then 'no instrument'), got {instrument_ids.tolist()}."
+                )
 
 
 __all__ = ["CAMCache", "CAMCacheLayer", "CAMModel", "CAMPreTrainedModel", "mix_noise"]

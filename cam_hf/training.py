@@ -47,16 +47,24 @@ class CAMForTraining(nn.Module):
         sampler_batch_mul (`int`, defaults to 4): how many (noise, time) draws each (z_t, x_{t+1}) pair gets per step,
             as MAR's `diffusion_batch_mul`: the Sampler is cheap, so more draws per Backbone pass lower the
             gradient's variance for little cost.
+        instrument_dropout (`float`, defaults to 0.1): for a Backbone with instrument conditioning, the probability
+            that a sequence's instrument is replaced by "no instrument" (label dropout), so that one model learns both
+            the conditional and the unconditional distribution that classifier-free guidance combines.
     """
 
-    def __init__(self, backbone: CAMModel, sampler: CAMSampler, sampler_batch_mul: int = 4):
+    def __init__(
+        self, backbone: CAMModel, sampler: CAMSampler, sampler_batch_mul: int = 4, instrument_dropout: float = 0.1
+    ):
         super().__init__()
         sampler.check_backbone_config(backbone.config)
         if sampler_batch_mul < 1:
             raise ValueError(f"`sampler_batch_mul` must be at least 1, got {sampler_batch_mul}.")
+        if not 0.0 <= instrument_dropout <= 1.0:
+            raise ValueError(f"`instrument_dropout` must be in [0, 1], got {instrument_dropout}.")
         self.backbone = backbone
         self.sampler = sampler
         self.sampler_batch_mul = sampler_batch_mul
+        self.instrument_dropout = instrument_dropout
         if sampler.config.prediction_type == "epsilon":
             self.noise_scheduler = DDPMScheduler(
                 num_train_timesteps=sampler.config.num_train_timesteps, **EPSILON_BETA_SCHEDULE
@@ -84,13 +92,17 @@ class CAMForTraining(nn.Module):
         latents: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        instrument_ids: torch.LongTensor | None = None,
     ) -> CAMTrainingOutput:
         r"""
         Args:
             latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`): clean, normalised latents.
             attention_mask (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*): 1 for real frames, 0 for
                 padding (right padding).
-            generator (`torch.Generator`, *optional*): for the noise levels, noises and flow times.
+            generator (`torch.Generator`, *optional*): for the noise levels, noises, flow times and label dropout.
+            instrument_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*): each sequence's instrument, for
+                a Backbone with instrument conditioning; dropped to "no instrument" with probability
+                `instrument_dropout` (in training mode only).
 
         Returns:
             [`CAMTrainingOutput`]
@@ -112,12 +124,16 @@ class CAMForTraining(nn.Module):
         if config.max_training_noise > 0:
             noise = torch.randn(inputs.shape, generator=generator, device=device, dtype=inputs.dtype)
             inputs = mix_noise(inputs, noise, noise_levels.unsqueeze(-1).to(inputs.dtype), config.noise_mixing)
+        if instrument_ids is not None and self.training and self.instrument_dropout > 0:
+            dropped = torch.rand(batch_size, generator=generator, device=device) < self.instrument_dropout
+            instrument_ids = instrument_ids.masked_fill(dropped, config.no_instrument_id)
         input_mask = attention_mask[:, :-1] if attention_mask is not None else None
         conditions = self.backbone(
             inputs,
             attention_mask=input_mask,
             use_cache=False,
             noise_level=noise_levels if config.condition_on_noise_level else None,
+            instrument_ids=instrument_ids,
         ).last_hidden_state
 
         if attention_mask is not None:

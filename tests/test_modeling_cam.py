@@ -197,3 +197,65 @@ def test_cache_overflow_raises(backbone):
     output = backbone(torch.randn(1, 30, 8), use_cache=True)
     with pytest.raises(ValueError, match="max_position_embeddings"):
         backbone(torch.randn(1, 2, 8), cache=output.cache, use_cache=True)
+
+
+# ---- instrument conditioning -----------------------------------------------------------------------------------
+
+INSTRUMENTS = ["violin", "flute", "cello"]
+
+
+@pytest.mark.parametrize("names", [[], ["violin", "violin"], "violin", ["violin", ""]])
+def test_config_rejects_bad_instrument_names(names):
+    with pytest.raises(ValueError, match="instrument_names"):
+        tiny_config(instrument_names=names)
+
+
+def test_instrument_ids_by_name_or_id_and_clear_errors():
+    config = tiny_config(instrument_names=INSTRUMENTS)
+    assert config.num_instruments == 3 and config.no_instrument_id == 3
+    assert config.instrument_id("flute") == 1 and config.instrument_id(2) == 2
+    with pytest.raises(ValueError, match="'violin', 1: 'flute', 2: 'cello'"):
+        config.instrument_id("tuba")
+    with pytest.raises(ValueError, match="Unknown instrument 3"):
+        config.instrument_id(3)  # the "no instrument" id is not an instrument
+    with pytest.raises(ValueError, match="no instrument conditioning"):
+        tiny_config().instrument_id("violin")
+
+
+def test_instrument_conditioning_changes_every_output_and_survives_the_cache():
+    torch.manual_seed(0)
+    model = CAMModel(tiny_config(instrument_names=INSTRUMENTS)).eval()
+    latents = torch.randn(2, 6, 8)
+    ids = torch.tensor([0, 2])
+    z = model(latents, instrument_ids=ids).last_hidden_state
+    z_other = model(latents, instrument_ids=torch.tensor([1, 1])).last_hidden_state
+    assert (z - z_other).abs().amax(-1).min() > 1e-4  # every position, the start vector's z_0 included
+    # Omitting the ids is the "no instrument" class.
+    torch.testing.assert_close(
+        model(latents).last_hidden_state, model(latents, instrument_ids=torch.tensor([3, 3])).last_hidden_state
+    )
+    # Frame by frame with the cache gives the same z as the whole sequence.
+    output = model(latents[:, :0], instrument_ids=ids)
+    steps = [output.last_hidden_state]
+    for t in range(latents.shape[1]):
+        output = model(latents[:, t : t + 1], cache=output.cache, instrument_ids=ids)
+        steps.append(output.last_hidden_state)
+    torch.testing.assert_close(torch.cat(steps, dim=1), z, rtol=1e-5, atol=1e-5)
+
+
+def test_instrument_ids_are_checked(backbone):
+    with pytest.raises(ValueError, match="no instrument conditioning"):
+        backbone(torch.randn(1, 3, 8), instrument_ids=torch.tensor([0]))
+    model = CAMModel(tiny_config(instrument_names=INSTRUMENTS))
+    with pytest.raises(ValueError, match=r"must be in \[0, 3\]"):
+        model(torch.randn(2, 3, 8), instrument_ids=torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="shape \\(2,\\)"):
+        model(torch.randn(2, 3, 8), instrument_ids=torch.tensor([0]))
+
+
+def test_instrument_names_survive_save_and_load(tmp_path):
+    model = CAMModel(tiny_config(instrument_names=INSTRUMENTS))
+    model.save_pretrained(tmp_path)
+    loaded = CAMModel.from_pretrained(tmp_path)
+    assert loaded.config.instrument_names == INSTRUMENTS
+    torch.testing.assert_close(loaded.instrument_embedding.weight, model.instrument_embedding.weight)

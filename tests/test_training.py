@@ -161,3 +161,22 @@ def test_toy_generations_match_the_distribution(toy_run):
         members = frames[mode == sign]
         torch.testing.assert_close(members.mean(0), sign * MEAN, rtol=0, atol=0.15)
         assert ((members.std(0) - STD).abs() < 0.3 * STD).all(), members.std(0)
+
+
+def test_instrument_label_dropout_rate_and_eval_mode():
+    torch.manual_seed(0)
+    backbone = CAMModel(tiny_config(latent_dim=8, instrument_names=["a", "b"]))
+    sampler = CAMSampler(latent_dim=8, condition_dim=32, width=32, num_blocks=1)
+    trainer = CAMForTraining(backbone, sampler, sampler_batch_mul=1, instrument_dropout=0.25)
+    seen = []
+    backbone.instrument_embedding.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    ids = torch.zeros(4000, dtype=torch.long)
+    trainer(torch.randn(4000, 2, 8), instrument_ids=ids, generator=torch.Generator().manual_seed(0))
+    dropped = (seen[-1] == backbone.config.no_instrument_id).float().mean().item()
+    assert abs(dropped - 0.25) < 0.03
+    assert set(seen[-1].tolist()) == {0, 2}
+    trainer.eval()
+    trainer(torch.randn(16, 2, 8), instrument_ids=ids[:16])
+    assert seen[-1].tolist() == [0] * 16  # no label dropout outside training
+    with pytest.raises(ValueError, match="instrument_dropout"):
+        CAMForTraining(backbone, sampler, instrument_dropout=1.5)
