@@ -245,12 +245,15 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
 
     @torch.no_grad()
     def fit_latent_statistics(
-        self, audio: torch.Tensor | Iterable[torch.Tensor], sample_rate: int | None = None
+        self,
+        audio: torch.Tensor | Iterable[torch.Tensor],
+        sample_rate: int | None = None,
+        normalization: str = "per_channel",
     ) -> None:
         """
         Fit the codec to data: when `latent_dim` is smaller than the stacked dim, fit the PCA projection (the top
         `latent_dim` principal axes of the stacked log-mel frames, re-fitted at every call) and store it in the
-        `projection` buffers; then store the per-channel latent mean and standard deviation in the config.
+        `projection` buffers; then store the latent mean and standard deviation in the config.
 
         With PCA the statistics follow from the same pass: projected latents have zero mean and variance equal to
         the PCA eigenvalues. Without PCA this is the generic `AudioAutoencoderMixin.fit_latent_statistics`.
@@ -259,28 +262,38 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
             audio (`torch.Tensor` of shape `[B, C, N]`, or an iterable of such tensors or of `[C, N]` tensors):
                 representative audio; a few minutes is plenty.
             sample_rate (`int`, *optional*): the rate of `audio` when it is not `self.sample_rate`.
+            normalization (`str`, defaults to `"per_channel"`): how `encode` scales the latents.
+                `"per_channel"`: each component to unit variance (with PCA: whitened, so the low-variance tail,
+                mostly noise, is scaled up as much as the top components). `"global"`: one scale for all
+                components, the RMS of their standard deviations, so the latents' total variance is `latent_dim`
+                and the components keep their relative scale (stored as `latent_dim` equal values of
+                `latents_std`). `docs/training.md` and `DESIGN.md` section 1 say which trained better.
         """
+        if normalization not in ("per_channel", "global"):
+            raise ValueError(f"normalization must be 'per_channel' or 'global', got {normalization!r}.")
         if not self.needs_projection:
-            return super().fit_latent_statistics(audio, sample_rate)
-
-        count, total, outer = 0, 0.0, 0.0
-        for batch in self._iterate_audio(audio, sample_rate):
-            stacked = self._stacked_features(batch).reshape(-1, self.stacked_dim).double()
-            count += stacked.shape[0]
-            total = total + stacked.sum(0)
-            outer = outer + stacked.T @ stacked
-        if count <= self.latent_dim:
-            raise ValueError(
-                f"fit_latent_statistics got {count} frames, too few to fit a {self.latent_dim}-dim PCA: pass at "
-                f"least {self.latent_dim + 1} frames ({(self.latent_dim + 1) / self.frame_rate:.1f} s), ideally minutes."
-            )
-        mean = total / count
-        covariance = outer / count - torch.outer(mean, mean)
-        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending order
-        top = torch.arange(self.stacked_dim - 1, self.stacked_dim - 1 - self.latent_dim, -1)
-        self.projection.copy_(eigenvectors[:, top].float())
-        self.projection_mean.copy_(mean.float())
-        std = eigenvalues[top].clamp(min=0).sqrt().clamp(min=_MIN_STD)
-        self.register_to_config(
-            pca_fitted=True, latents_mean=[0.0] * self.latent_dim, latents_std=std.float().tolist()
-        )
+            super().fit_latent_statistics(audio, sample_rate)
+            std = torch.tensor(self.config.latents_std, dtype=torch.float64)
+        else:
+            count, total, outer = 0, 0.0, 0.0
+            for batch in self._iterate_audio(audio, sample_rate):
+                stacked = self._stacked_features(batch).reshape(-1, self.stacked_dim).double()
+                count += stacked.shape[0]
+                total = total + stacked.sum(0)
+                outer = outer + stacked.T @ stacked
+            if count <= self.latent_dim:
+                raise ValueError(
+                    f"fit_latent_statistics got {count} frames, too few to fit a {self.latent_dim}-dim PCA: pass at "
+                    f"least {self.latent_dim + 1} frames ({(self.latent_dim + 1) / self.frame_rate:.1f} s), ideally minutes."
+                )
+            mean = total / count
+            covariance = outer / count - torch.outer(mean, mean)
+            eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending order
+            top = torch.arange(self.stacked_dim - 1, self.stacked_dim - 1 - self.latent_dim, -1)
+            self.projection.copy_(eigenvectors[:, top].float())
+            self.projection_mean.copy_(mean.float())
+            std = eigenvalues[top].clamp(min=0).sqrt().clamp(min=_MIN_STD)
+            self.register_to_config(pca_fitted=True, latents_mean=[0.0] * self.latent_dim)
+        if normalization == "global":
+            std = std.square().mean().sqrt().expand(self.latent_dim)
+        self.register_to_config(latents_std=std.float().tolist())
