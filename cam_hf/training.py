@@ -19,6 +19,27 @@ from transformers.utils import ModelOutput
 from .modeling_cam import CAMModel, mix_noise
 from .sampler import EPSILON_BETA_SCHEDULE, CAMSampler
 
+# Named model sizes for `examples/train.py --preset` (and `benchmarks/bench_train.py`). `context_frames` is the
+# training crop length; the Backbone's `max_position_embeddings` is one more (the start vector). "small" fits the
+# built-in dataset's 10 s clips (107 mel-codec frames) and trains on a 2-core CPU; "base" wants longer clips and a GPU.
+MODEL_PRESETS = {
+    "tiny": {
+        "backbone": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128},
+        "sampler": {"width": 64, "num_blocks": 2},
+        "context_frames": 64,
+    },
+    "small": {
+        "backbone": {"hidden_size": 192, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512},
+        "sampler": {"width": 256, "num_blocks": 3},
+        "context_frames": 96,
+    },
+    "base": {
+        "backbone": {"hidden_size": 384, "num_hidden_layers": 8, "num_attention_heads": 6, "intermediate_size": 1024},
+        "sampler": {"width": 512, "num_blocks": 3},
+        "context_frames": 256,
+    },
+}
+
 
 @dataclass
 class CAMTrainingOutput(ModelOutput):
@@ -179,4 +200,4 @@ class CAMForTraining(nn.Module):
         return per_row.view(repeats, num_pairs).mean(0)
 
 
-__all__ = ["CAMForTraining", "CAMTrainingOutput"]
+__all__ = ["MODEL_PRESETS", "CAMForTraining", "CAMTrainingOutput"]
