@@ -1,5 +1,6 @@
 """Datasets for cam_hf: the built-in single-instrument dataset (music21 melodies rendered with a SoundFont)
-and users' own audio, both as a `datasets.DatasetDict` of fixed-length FLAC clips split by piece.
+and users' own audio, both as a `datasets.DatasetDict` of fixed-length FLAC clips split by piece; and latent
+datasets, the same clips encoded once by a CAM autoencoder for training.
 
 Needs the `data` extra (`music21`, `pretty_midi`) and `tinysoundfont` (`pip install --no-deps tinysoundfont`).
 Not imported by `import cam_hf`, so the model works without these packages.
@@ -10,6 +11,7 @@ from .build_from_corpus import CorpusBuildConfig, build_corpus_dataset
 from .clips import decode_audio
 from .hub import push_to_hub
 from .instruments import DEFAULT_INSTRUMENTS, INSTRUMENTS, resolve_instruments
+from .latents import encode_audio_dataset, is_latent_dataset, load_autoencoder, load_latent_dataset
 from .summary import read_summary
 
 __all__ = [
@@ -20,6 +22,10 @@ __all__ = [
     "build_audio_dataset",
     "build_corpus_dataset",
     "decode_audio",
+    "encode_audio_dataset",
+    "is_latent_dataset",
+    "load_autoencoder",
+    "load_latent_dataset",
     "push_to_hub",
     "read_summary",
     "resolve_instruments",
