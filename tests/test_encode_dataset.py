@@ -85,9 +85,12 @@ def test_latents_are_the_codecs_encoding_of_every_clip_with_its_metadata(audio_d
     assert not os.path.exists(os.path.join(encoded_dir, "_shards"))
 
 
-def test_statistics_are_fitted_on_the_train_split_only(audio_dir, encoded_dir):
+def test_statistics_are_fitted_on_the_train_split_only(audio_dir, encoded_dir, tmp_path):
     audio = load_from_disk(audio_dir)
     _, fitted = load_latent_dataset(encoded_dir)
+    mine = tiny_mel()
+    encode_audio_dataset(audio_dir, str(tmp_path / "again"), mine, **OPTIONS)
+    assert mine.config.latents_std is None  # a copy was fitted, not the caller's codec
 
     def clips(names):
         return [torch.from_numpy(decode_audio(row["audio"])[0])[None] for name in names for row in audio[name]]

@@ -160,6 +160,13 @@ def _has_statistics(autoencoder: AudioAutoencoderMixin) -> bool:
     return autoencoder.config.latents_std is not None
 
 
+def _copy(autoencoder: AudioAutoencoderMixin) -> AudioAutoencoderMixin:
+    """A copy with the same config and weights (`copy.deepcopy` refuses modules with weight norm, as Oobleck's)."""
+    clone = type(autoencoder).from_config(autoencoder.config)
+    clone.load_state_dict(autoencoder.state_dict())
+    return clone.to(autoencoder.device).eval()
+
+
 def _config_fingerprint(autoencoder: AudioAutoencoderMixin) -> str:
     """The autoencoder's class and config, as text: which codec a folder was encoded with."""
     config = {k: v for k, v in autoencoder.config.items() if not k.startswith("_")}
@@ -338,7 +345,8 @@ def encode_audio_dataset(
             options (then resumed).
         autoencoder (`str` or `AudioAutoencoderMixin`): `"mel"` (default, weight-free), `"music2latent"`,
             `"oobleck"`, `"encodec"` (see `load_autoencoder`), or an autoencoder object (a `ModelMixin` whose class
-            `from_pretrained` can load in worker processes).
+            `from_pretrained` can load in worker processes). An object is fitted as a copy: yours is left as it was;
+            `load_latent_dataset` returns the fitted one.
         autoencoder_path (`str`, *optional*): weights for a named autoencoder (see `load_autoencoder`).
         batch_size (`int`): clips encoded together.
         fit_seconds (`float`): seconds of train audio, drawn at random with `seed`, to fit the statistics on.
@@ -379,6 +387,11 @@ def encode_audio_dataset(
     fit = refit_statistics or not _has_statistics(autoencoder)
     if fit:
         _check_normalization(autoencoder, latent_normalization)
+        if "train" not in audio:
+            raise ValueError(
+                f"{dataset_dir!r} has no train split (splits: {list(audio)}) to fit the autoencoder's statistics on: "
+                "pass an autoencoder with fitted statistics (autoencoder_path) or a dataset with a train split."
+            )
     options = {
         "source": {name: {"num_rows": len(split), "fingerprint": split._fingerprint} for name, split in audio.items()},
         "autoencoder": autoencoder_name,
@@ -406,12 +419,8 @@ def encode_audio_dataset(
         autoencoder = type(autoencoder).from_pretrained(codec_dir).to(autoencoder.device).eval()
     else:
         if fit:
-            if "train" not in audio:
-                raise ValueError(
-                    f"{dataset_dir!r} has no train split (splits: {list(audio)}) to fit the autoencoder's statistics on: "
-                    "pass an autoencoder with fitted statistics (autoencoder_path) or a dataset with a train split."
-                )
             fit_start = time.perf_counter()
+            autoencoder = _copy(autoencoder)  # fitted here, not in the caller's hands
             _fit_statistics(autoencoder, audio["train"], audio_column, fit_seconds, seed, batch_size, latent_normalization)
             fit_wall = time.perf_counter() - fit_start
         shutil.rmtree(codec_dir + ".tmp", ignore_errors=True)
@@ -419,44 +428,16 @@ def encode_audio_dataset(
         os.replace(codec_dir + ".tmp", codec_dir)
 
     # 2. The shards: every one not recorded as done is (re-)encoded.
-    features = {
-        name: Features(
-            {
-                **{column: feature for column, feature in split.features.items() if column != audio_column},
-                "latents": Array2D(shape=(None, autoencoder.latent_dim), dtype=dtype),
-                "num_frames": Value("int32"),
-                "source_index": Value("int64"),
-            }
-        )
-        for name, split in audio.items()
+    shared = {
+        "dtype": dtype,
+        "batch_size": batch_size,
+        "audio_column": audio_column,
+        "dataset_dir": dataset_dir,
+        "output_dir": output_dir,
+        "autoencoder_class": type(autoencoder),
+        "threads": max(1, (os.cpu_count() or 1) // num_workers),
     }
-    threads = max(1, (os.cpu_count() or 1) // num_workers)
-    tasks, records = [], {}
-    for name, split in audio.items():
-        os.makedirs(os.path.join(output_dir, SHARDS_DIR, name), exist_ok=True)
-        for index in range(math.ceil(len(split) / shard_size)):
-            path = os.path.join(output_dir, SHARDS_DIR, name, f"{index:05d}.arrow")
-            if os.path.isfile(path[: -len(".arrow")] + ".json") and os.path.isfile(path):
-                records[(name, index)] = _read_json(path[: -len(".arrow")] + ".json")
-                continue
-            start = index * shard_size
-            tasks.append(
-                {
-                    "split": name,
-                    "index": index,
-                    "start": start,
-                    "stop": min(start + shard_size, len(split)),
-                    "path": path,
-                    "features": features[name],
-                    "dtype": dtype,
-                    "batch_size": batch_size,
-                    "audio_column": audio_column,
-                    "dataset_dir": dataset_dir,
-                    "output_dir": output_dir,
-                    "autoencoder_class": type(autoencoder),
-                    "threads": threads,
-                }
-            )
+    tasks, records = _shard_tasks(audio, autoencoder.latent_dim, shard_size, shared)
     reused = len(records)
     if progress and (resumed or reused):
         print(f"Resuming the encoding in {output_dir}: {reused} shards done, {len(tasks)} to go.")
@@ -481,6 +462,29 @@ def encode_audio_dataset(
     if progress:
         print(render_summary(summary))
     return DatasetDict.load_from_disk(output_dir)
+
+
+def _shard_tasks(audio: DatasetDict, latent_dim: int, shard_size: int, shared: dict) -> tuple[list[dict], dict]:
+    """The shards still to encode (as tasks for `_encode_shard`), and the records of those already done."""
+    tasks, records = [], {}
+    for name, split in audio.items():
+        features = Features(
+            {
+                **{column: feature for column, feature in split.features.items() if column != shared["audio_column"]},
+                "latents": Array2D(shape=(None, latent_dim), dtype=shared["dtype"]),
+                "num_frames": Value("int32"),
+                "source_index": Value("int64"),
+            }
+        )
+        os.makedirs(os.path.join(shared["output_dir"], SHARDS_DIR, name), exist_ok=True)
+        for index in range(math.ceil(len(split) / shard_size)):
+            path = os.path.join(shared["output_dir"], SHARDS_DIR, name, f"{index:05d}.arrow")
+            if os.path.isfile(path[: -len(".arrow")] + ".json") and os.path.isfile(path):
+                records[(name, index)] = _read_json(path[: -len(".arrow")] + ".json")
+                continue
+            start, stop = index * shard_size, min((index + 1) * shard_size, len(split))
+            tasks.append({**shared, "split": name, "index": index, "start": start, "stop": stop, "path": path, "features": features})
+    return tasks, records
 
 
 def _prepare_output_dir(output_dir: str, options: dict) -> bool:
