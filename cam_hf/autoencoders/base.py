@@ -8,12 +8,14 @@ Sampler's noise and the noise augmentation both assume it).
 Subclasses are `ModelMixin` + `ConfigMixin` (so a pipeline saves and loads them) and implement five things:
 the `sample_rate`, `audio_channels`, `latent_dim` and `hop_length` properties, plus `_encode` / `_decode` on audio
 already in the codec's format and on latents without normalisation. Input checking, channel conversion,
-resampling and normalisation are done once, here.
+resampling, normalisation and chunked (streaming) decoding are done once, here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import numbers
+from collections.abc import Iterable, Iterator
 from math import gcd
 
 import numpy as np
@@ -22,6 +24,90 @@ from scipy.signal import resample_poly
 
 # A latent channel whose standard deviation is below this is treated as constant: dividing by ~0 would blow up.
 _MIN_STD = 1e-5
+# Waveforms are floats in [-1, 1]. Real recordings stay far below 16 (24 dB over full scale) even when they clip;
+# louder "audio" is integer PCM converted to float without scaling, or a unit mistake.
+MAX_AUDIO_AMPLITUDE = 16.0
+# Sample rates accepted for audio given to an autoencoder (resampled to its own rate): telephone-band audio and
+# above, up to the highest rates recorders use (768 kHz).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
+# Chunked decoding: frames decoded at a time (~6 s at 10.77 frames/s), and frames of context on each side.
+DEFAULT_DECODE_CHUNK_FRAMES = 64
+DEFAULT_DECODE_CONTEXT_FRAMES = 4
+
+
+def is_integer(value) -> bool:
+    """Whether `value` is an integer (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_sample_rate(sample_rate, name: str = "sample_rate") -> None:
+    """Raises `ValueError` unless `sample_rate` is an integer number of Hz in [`MIN_SAMPLE_RATE`, `MAX_SAMPLE_RATE`]."""
+    if not is_integer(sample_rate):
+        raise ValueError(
+            f"{name} must be an integer number of Hz, got {sample_rate!r} ({type(sample_rate).__name__}): pass e.g. "
+            "44100 (`int(rate)` for a float rate)."
+        )
+    if sample_rate <= 0:
+        raise ValueError(f"{name} must be positive, got {sample_rate}: pass the audio's rate in Hz.")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(
+            f"{name} must be in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz, got {sample_rate}: pass the audio's rate "
+            "in Hz (not in kHz, not a sample count)."
+        )
+
+
+def check_audio(audio, name: str = "audio") -> None:
+    """
+    Raises `ValueError` unless `audio` is a waveform: a `torch.Tensor` or `np.ndarray` of real floating-point samples,
+    at least one, all finite and within +-`MAX_AUDIO_AMPLITUDE`. Its shape is the caller's business.
+    """
+    if not isinstance(audio, torch.Tensor | np.ndarray):
+        raise ValueError(f"{name} must be a torch.Tensor or np.ndarray of samples, got {type(audio).__name__}.")
+    is_complex = audio.is_complex() if isinstance(audio, torch.Tensor) else np.iscomplexobj(audio)
+    if is_complex:
+        raise ValueError(f"{name} is complex ({audio.dtype}): pass the real waveform (e.g. `{name}.real`).")
+    is_float = audio.is_floating_point() if isinstance(audio, torch.Tensor) else np.issubdtype(audio.dtype, np.floating)
+    if not is_float:
+        raise ValueError(
+            f"{name} must be floating point in [-1, 1], got dtype {audio.dtype}: convert integer PCM to float "
+            f"(e.g. `{name} / 32768` for int16)."
+        )
+    if audio.ndim == 0:
+        raise ValueError(f"{name} is a scalar: pass its samples along the last axis.")
+    if math.prod(audio.shape) == 0:
+        raise ValueError(f"{name} has zero samples: pass at least one frame of audio.")
+    samples = torch.as_tensor(audio)
+    if not torch.isfinite(samples).all():
+        raise ValueError(f"{name} contains NaN or infinite values: clean or clip it before encoding.")
+    peak = samples.abs().max().item()
+    if peak > MAX_AUDIO_AMPLITUDE:
+        raise ValueError(
+            f"{name} peaks at {peak:.3g}, not a waveform in [-1, 1] (the limit is {MAX_AUDIO_AMPLITUDE:g}): scale it "
+            "(integer PCM converted to float: divide by 32768 for int16, 2**31 for int32)."
+        )
+
+
+def check_decode_chunking(decode_chunk_frames, decode_context_frames) -> None:
+    """Raises `ValueError` unless the chunked-decoding arguments are integers: a chunk of at least one frame, and
+    zero or more frames of context."""
+    if not is_integer(decode_chunk_frames) or decode_chunk_frames < 1:
+        raise ValueError(
+            f"`decode_chunk_frames` must be a positive integer (frames decoded at a time), got {decode_chunk_frames!r}: "
+            f"pass e.g. {DEFAULT_DECODE_CHUNK_FRAMES}."
+        )
+    if not is_integer(decode_context_frames) or decode_context_frames < 0:
+        raise ValueError(
+            f"`decode_context_frames` must be an integer >= 0 (frames of context on each side of a chunk), got "
+            f"{decode_context_frames!r}: pass e.g. {DEFAULT_DECODE_CONTEXT_FRAMES}."
+        )
+
+
+def crossfade(outgoing: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:
+    """Fades from `outgoing` `[..., n]` to the first n samples of `incoming` `[..., m]` (linear; n <= m)."""
+    length = min(outgoing.shape[-1], incoming.shape[-1])
+    fade_in = torch.arange(1, length + 1, device=incoming.device, dtype=incoming.dtype) / (length + 1)
+    blended = outgoing[..., :length] * (1 - fade_in) + incoming[..., :length] * fade_in
+    return torch.cat([blended, incoming[..., length:]], dim=-1)
 
 
 def resample_audio(audio: torch.Tensor, orig_sample_rate: int, target_sample_rate: int) -> torch.Tensor:
@@ -128,44 +214,114 @@ class AudioAutoencoderMixin:
         self._check_latents(latents)
         return self._decode(self.denormalize_latents(latents.float()))
 
+    def decode_chunked(
+        self,
+        latents: torch.Tensor,
+        decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
+        decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+    ) -> torch.Tensor:
+        """
+        `decode` in chunks (see `decode_stream`): the memory of decoding stays bounded however long the latents, and
+        the audio equals what a pipeline streams for the same latents, sample for sample.
+
+        Args:
+            latents (`torch.Tensor` of shape `[B, T, latent_dim]`): normalised latents.
+            decode_chunk_frames (`int`, defaults to 64): frames decoded at a time.
+            decode_context_frames (`int`, defaults to 4): frames of context on each side of a chunk, and the length of
+                the crossfade between chunks.
+
+        Returns:
+            `torch.Tensor` of shape `[B, audio_channels, T * hop_length]`, float32.
+        """
+        self._check_latents(latents)
+        return torch.cat(list(self.decode_stream([latents], decode_chunk_frames, decode_context_frames)), dim=-1)
+
+    def decode_stream(
+        self,
+        latents: Iterable[torch.Tensor],
+        decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
+        decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+    ) -> Iterator[torch.Tensor]:
+        """
+        Decodes latents that arrive piece by piece (from a generator, say) into audio, chunk by chunk, as soon as each
+        chunk can be decoded: the way diffusers' VAEs decode in tiles, along time.
+
+        Each chunk of `decode_chunk_frames` frames is decoded together with `decode_context_frames` frames on each
+        side (where they exist), so the codec sees the signal continue across the chunk's edges; the audio of the
+        first `decode_context_frames` frames of a chunk is crossfaded with the previous chunk's decode of the same
+        frames, which hides the seam a per-chunk decoder (Griffin-Lim's phase, a VAE's receptive field) would leave.
+        A chunk is yielded once `decode_context_frames` frames past its end exist: latency is one chunk plus the
+        context, and memory holds at most a chunk and its context, however long the stream.
+
+        Arguments are checked when this is called, not when the first chunk is asked for.
+
+        Args:
+            latents (iterable of `torch.Tensor` of shape `[B, t, latent_dim]`): consecutive pieces of the latents,
+                any number of frames `t >= 1` each (one frame at a time from a generator, or one whole tensor).
+            decode_chunk_frames (`int`, defaults to 64): frames per chunk.
+            decode_context_frames (`int`, defaults to 4): frames of context on each side, and the crossfade length.
+
+        Yields:
+            `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32: the last chunk may be
+            shorter. Concatenated along the last axis they are the whole audio.
+        """
+        check_decode_chunking(decode_chunk_frames, decode_context_frames)
+        return self._decode_stream(iter(latents), decode_chunk_frames, decode_context_frames)
+
+    def _decode_stream(self, pieces: Iterator[torch.Tensor], chunk: int, context: int) -> Iterator[torch.Tensor]:
+        hop = self.hop_length
+        pending, offset = [], 0  # pieces not yet needed by any chunk; `pending` starts at frame number `offset`
+        available = 0  # frames received so far
+        start, previous_tail = 0, None  # first frame of the next chunk; the audio the next chunk fades in from
+
+        def decode_chunk(end: int, last: int) -> torch.Tensor:
+            """Decodes frames [start, end) with context, frames [first, last) in all; drops what is no longer needed."""
+            nonlocal pending, offset, start, previous_tail
+            first = max(0, start - context)
+            frames = pending[0] if len(pending) == 1 else torch.cat(pending, dim=1)
+            audio = self.decode(frames[:, first - offset : last - offset])
+            body = audio[..., (start - first) * hop : (end - first) * hop]
+            if previous_tail is not None and previous_tail.shape[-1] > 0:
+                body = crossfade(previous_tail, body)
+            previous_tail = audio[..., (end - first) * hop :]
+            # Keep only the frames the next chunk's left context needs.
+            keep_from = max(0, end - context)
+            pending, offset, start = [frames[:, keep_from - offset :]], keep_from, end
+            return body
+
+        for piece in pieces:
+            pending.append(piece)
+            available += piece.shape[1]
+            while available >= start + chunk + context:
+                yield decode_chunk(start + chunk, start + chunk + context)
+        while start < available:
+            end = min(start + chunk, available)
+            yield decode_chunk(end, min(end + context, available))
+
     def prepare_audio(self, audio: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """
         Check audio and bring it to this autoencoder's channel count and sample rate, as float32 on its device.
 
         Raises:
-            `ValueError`: wrong number of dimensions, unsupported channel count, non-finite values, or too short.
+            `ValueError`: not a real floating-point waveform (see `check_audio`), wrong number of dimensions,
+            unsupported channel count, a sample rate out of range, or too short.
         """
-        if isinstance(audio, np.ndarray):
-            audio = torch.from_numpy(audio)
-        if not isinstance(audio, torch.Tensor):
-            raise ValueError(f"audio must be a torch.Tensor of shape [B, C, N], got {type(audio).__name__}.")
+        check_audio(audio)
+        audio = torch.as_tensor(audio)
         if audio.ndim != 3:
             raise ValueError(
                 f"audio must have shape [batch, channels, samples], got {tuple(audio.shape)}. "
                 "Add the missing axes, e.g. `audio[None, None]` for a 1-D signal or `audio[None]` for [C, N]."
             )
-        if audio.shape[-1] == 0:
-            raise ValueError("audio has zero samples: pass at least one frame of audio.")
-        if not audio.is_floating_point():
-            raise ValueError(f"audio must be floating point in [-1, 1], got dtype {audio.dtype}.")
-        if not torch.isfinite(audio).all():
-            raise ValueError("audio contains NaN or infinite values: clean or clip it before encoding.")
 
-        channels = audio.shape[1]
-        if channels != self.audio_channels:
-            if channels == 1 and self.audio_channels == 2:
-                audio = audio.expand(-1, 2, -1)
-            elif channels == 2 and self.audio_channels == 1:
-                audio = audio.mean(dim=1, keepdim=True)
-            else:
-                raise ValueError(
-                    f"audio has {channels} channels but this autoencoder takes {self.audio_channels}; only "
-                    "mono <-> stereo is converted automatically. Mix or select channels before encoding."
-                )
+        self.check_audio_channels(audio.shape[1])
+        if audio.shape[1] == 1 and self.audio_channels == 2:
+            audio = audio.expand(-1, 2, -1)
+        elif audio.shape[1] == 2 and self.audio_channels == 1:
+            audio = audio.mean(dim=1, keepdim=True)
 
-        if sample_rate is not None and int(sample_rate) != self.sample_rate:
-            if sample_rate <= 0:
-                raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
+        if sample_rate is not None:
+            check_sample_rate(sample_rate)
             audio = resample_audio(audio, int(sample_rate), self.sample_rate)
 
         if audio.shape[-1] < self.min_audio_length:
@@ -174,6 +330,15 @@ class AudioAutoencoderMixin:
                 f"{self.min_audio_length} needed for one latent frame: pass longer audio."
             )
         return audio.to(device=self.device, dtype=torch.float32).contiguous()
+
+    def check_audio_channels(self, channels: int) -> None:
+        """Raises `ValueError` unless audio with `channels` channels can be encoded: this autoencoder's count, or
+        mono <-> stereo (converted, see the class docstring)."""
+        if channels != self.audio_channels and {channels, self.audio_channels} != {1, 2}:
+            raise ValueError(
+                f"audio has {channels} channels but this autoencoder takes {self.audio_channels}; only "
+                "mono <-> stereo is converted automatically. Mix or select channels before encoding."
+            )
 
     def _check_latents(self, latents: torch.Tensor) -> None:
         if not isinstance(latents, torch.Tensor) or latents.ndim != 3:

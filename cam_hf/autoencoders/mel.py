@@ -34,8 +34,11 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     The PCA is fitted by `fit_latent_statistics` and saved in the weights file (buffers `projection` and
     `projection_mean`); without it, encoding works only when `latent_dim` equals the stacked dim.
 
-    The buffers stay float32 when the module is cast (e.g. by `pipeline.to(torch.bfloat16)`): `torch.stft` has no
-    bfloat16 kernel, and log-mel values near -11 rounded to bfloat16's 8 bits would move latents by whole units.
+    The buffers stay float32 when the module is cast (e.g. by `pipeline.to(torch.bfloat16)`) or loaded with
+    `from_pretrained(dtype=...)`: `torch.stft` has no bfloat16 kernel, and log-mel values near -11 rounded to
+    bfloat16's 8 bits would move latents by whole units. `dtype` reports the precision asked for, as for any other
+    component (`pipe.to(torch.float16)` makes every component report float16); the codec computes in float32
+    whatever it reports, and `encode` and `decode` return float32.
 
     Defaults: 22.05 kHz mono, n_fft 1024, STFT hop 256 (11.6 ms), 80 mels, 8 mel frames per latent -> 2048 samples
     per latent, 10.77 latent frames per second (Music2Latent's rate), 640 stacked values -> 128 latent dims.
@@ -59,6 +62,9 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         latents_mean (`list[float]`, *optional*): per-channel latent mean, set by `fit_latent_statistics`.
         latents_std (`list[float]`, *optional*): per-channel latent standard deviation, set likewise.
     """
+
+    # diffusers' mechanism for modules kept in float32: `from_pretrained(dtype=...)` loads the fitted PCA in float32.
+    _keep_in_fp32_modules = ["projection", "projection_mean"]
 
     @register_to_config
     def __init__(
@@ -95,12 +101,22 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         )
         self.register_buffer("window", torch.hann_window(n_fft, dtype=torch.float32), persistent=False)
         # PCA: latents = (stacked - projection_mean) @ projection. Identity until fitted.
-        self.register_buffer("projection", torch.eye(self.stacked_dim, latent_dim))
-        self.register_buffer("projection_mean", torch.zeros(self.stacked_dim))
+        self.register_buffer("projection", torch.eye(self.stacked_dim, latent_dim, dtype=torch.float32))
+        self.register_buffer("projection_mean", torch.zeros(self.stacked_dim, dtype=torch.float32))
+        # The precision asked for, which `dtype` reports: `from_pretrained(dtype=...)` builds the model under that
+        # default dtype, and `_apply` follows every cast.
+        self._requested_dtype = torch.get_default_dtype()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype this codec was cast to or loaded in (it computes in float32 whatever this is)."""
+        return self._requested_dtype
 
     def _apply(self, fn, recurse=True):
         # `.to(dtype)`, `.half()`, ... go through here: move the buffers wherever asked, but keep them float32
-        # (restored from the float32 originals, since converting back after a cast would keep its rounding).
+        # (restored from the float32 originals, since converting back after a cast would keep its rounding), and
+        # remember the dtype asked for: `fn` applied to a tensor of the current dtype tells whether it casts.
+        self._requested_dtype = fn(torch.empty(0, dtype=self._requested_dtype)).dtype
         originals = dict(self._buffers)
         super()._apply(fn, recurse)
         for name, buffer in self._buffers.items():
