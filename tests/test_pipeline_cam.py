@@ -10,44 +10,18 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-import cam_hf.pipeline_cam as pipeline_module
-from cam_hf import CAMModel, CAMPipeline, CAMSampler, MelAutoencoder, mix_noise, sample_next_frame
-from cam_hf.pipeline_cam import crossfade
+from cam_hf import CAMModel, CAMPipeline, CAMSampler, hub_utils, mix_noise, sample_next_frame
+from cam_hf.autoencoders.base import crossfade
+from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
 
-from .conftest import tiny_config
+from .conftest import seeded, tiny_config
 
-LATENT_DIM = 32
-
-
-def tiny_autoencoder() -> MelAutoencoder:
-    # 8 kHz, 2 mel frames of 16 bands per latent: 32 dims, no PCA needed; 128 samples per frame.
-    return MelAutoencoder(
-        sample_rate=8000, n_fft=256, stft_hop_length=64, n_mels=16, frames_per_latent=2, latent_dim=LATENT_DIM,
-        griffin_lim_iters=2,
-    )
-
-
-def make_pipeline(**config_overrides) -> CAMPipeline:
-    torch.manual_seed(0)
-    backbone = CAMModel(tiny_config(latent_dim=LATENT_DIM, **config_overrides)).eval()
-    sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=32, width=32, num_blocks=2)
-    # Random, non-zero output layers: a zero-initialised Sampler would make every frame depend on noise alone.
-    torch.nn.init.normal_(sampler.output_proj.weight, std=0.1)
-    torch.nn.init.normal_(sampler.final_adaln_modulation[-1].weight, std=0.1)
-    pipe = CAMPipeline(backbone, sampler, FlowMatchEulerDiscreteScheduler(), tiny_autoencoder())
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+LATENT_DIM = 32  # the tiny mel codec's
 
 
 @pytest.fixture
 def pipe() -> CAMPipeline:
-    return make_pipeline()
-
-
-def seeded(n: int | None = None):
-    if n is None:
-        return torch.Generator().manual_seed(0)
-    return [torch.Generator().manual_seed(i) for i in range(n)]
+    return random_pipeline()
 
 
 def test_output_types_and_shapes(pipe):
@@ -142,6 +116,56 @@ def test_decode_latents_equals_one_shot_and_streaming_latency(pipe):
     assert len(frames_done) == 6
 
 
+def test_stream_checks_its_arguments_when_called(pipe):
+    # Not at the first `next()`: a generator function would only run its body then.
+    with pytest.raises(ValueError, match="num_frames"):
+        pipe.stream(num_frames=0)
+    with pytest.raises(ValueError, match="decode_chunk_frames"):
+        pipe.stream(num_frames=3, decode_chunk_frames=0)
+
+
+def test_batch_size_batches_unconditional_generation(pipe):
+    kwargs = dict(num_frames=5, num_inference_steps=2, output_type="latent")
+    batch = pipe(batch_size=3, generator=seeded(3), **kwargs).audios
+    assert batch.shape == (3, 5, LATENT_DIM)
+    for i in range(3):
+        single = pipe(generator=torch.Generator().manual_seed(i), **kwargs).audios
+        torch.testing.assert_close(batch[i : i + 1], single, rtol=0, atol=1e-5)
+    assert pipe(batch_size=2, num_waveforms_per_prompt=3, **kwargs).audios.shape[0] == 6
+    with pytest.raises(ValueError, match="batch_size"):
+        pipe(prompt_latents=torch.randn(2, 3, LATENT_DIM), batch_size=3, **kwargs)
+
+
+def test_a_list_of_waveforms_is_a_batch_of_prompts(pipe):
+    hop = pipe.autoencoder.hop_length
+    waveforms = [0.1 * np.sin(np.arange(4 * hop) * f).astype(np.float32) for f in (0.05, 0.11)]
+    kwargs = dict(sample_rate=pipe.sample_rate, num_frames=3, num_inference_steps=2)
+    as_list = pipe(audio=waveforms, generator=seeded(2), **kwargs).audios
+    as_batch = pipe(audio=np.stack(waveforms)[:, None], generator=seeded(2), **kwargs).audios
+    np.testing.assert_array_equal(as_list, as_batch)
+    with pytest.raises(ValueError, match="different shapes"):
+        pipe(audio=[waveforms[0], waveforms[1][:-hop]], **kwargs)
+
+
+def test_stochastic_scheduler_rows_follow_their_own_generator(pipe):
+    # A stochastic step draws noise too: each row must draw it from its own generator, or a waveform would depend
+    # on the batch it is generated in.
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)
+    kwargs = dict(num_frames=4, num_inference_steps=3, output_type="latent")
+    batch = pipe(batch_size=2, generator=seeded(2), **kwargs).audios
+    second = pipe(generator=[torch.Generator().manual_seed(1)], **kwargs).audios
+    torch.testing.assert_close(batch[1:], second, rtol=0, atol=1e-5)
+
+
+def test_generation_holds_only_the_window(pipe):
+    # The loop keeps the Backbone's window and nothing that grows with the length: its frame buffer is allocated
+    # once, and a chunk of output is released once yielded.
+    stream = pipe.stream(num_frames=5 * pipe.context_frames, num_inference_steps=1, output_type="latent",
+                         decode_chunk_frames=7)
+    sizes = {chunk.shape[1] for chunk in stream}
+    assert sizes <= {7, 5 * pipe.context_frames % 7}
+
+
 def test_crossfade_goes_from_the_old_chunk_to_the_new():
     outgoing, incoming = torch.zeros(1, 1, 4), torch.ones(1, 1, 10)
     blended = crossfade(outgoing, incoming)
@@ -205,23 +229,29 @@ def test_save_load_reproduces_audio(pipe, tmp_path):
     np.testing.assert_array_equal(loaded(num_frames=6, num_inference_steps=2, generator=seeded()).audios, expected)
 
 
-def test_model_card_and_push_to_hub_up_to_the_upload(pipe, tmp_path, monkeypatch):
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The Hub's two calls, up to the network: `create_repo` resolves the id, `upload_folder` copies the folder."""
     uploaded = tmp_path / "uploaded"
 
     class Repo:
         repo_id = "org/cam-test"
 
     def fake_create_repo(repo_id, **kwargs):
-        assert repo_id == "org/cam-test"
+        assert repo_id in ("org/cam-test", "cam-test")
         return Repo()
 
     def fake_upload_folder(repo_id, folder_path, **kwargs):
+        assert repo_id == "org/cam-test"
         shutil.copytree(folder_path, uploaded)
         return "https://hub.example/org/cam-test"
 
-    monkeypatch.setattr(pipeline_module, "create_repo", fake_create_repo)
-    monkeypatch.setattr(pipeline_module, "upload_folder", fake_upload_folder)
-    pipe.push_to_hub("org/cam-test", training_details="Trained for 10 steps on test data.")
+    monkeypatch.setattr(hub_utils, "create_repo", fake_create_repo)
+    monkeypatch.setattr(hub_utils, "upload_folder", fake_upload_folder)
+    return uploaded
+
+
+def check_uploaded_card(pipe, uploaded):
     card = (uploaded / "README.md").read_text()
     assert card.startswith("---") and "library_name: cam_hf" in card
     repo_id = "org/cam-test"
@@ -234,18 +264,27 @@ def test_model_card_and_push_to_hub_up_to_the_upload(pipe, tmp_path, monkeypatch
     np.testing.assert_array_equal(reloaded(num_frames=3, num_inference_steps=2, generator=seeded()).audios, expected)
 
 
+def test_push_to_hub_uploads_our_card(pipe, hub):
+    pipe.push_to_hub("org/cam-test", training_details="Trained for 10 steps on test data.")
+    check_uploaded_card(pipe, hub)
+
+
+def test_save_pretrained_with_push_to_hub_uploads_our_card(pipe, hub, tmp_path):
+    # diffusers' own `save_pretrained(push_to_hub=True)` would write and upload its generic card.
+    pipe.save_pretrained(tmp_path / "cam-test", push_to_hub=True, training_details="Trained for 10 steps on test data.")
+    check_uploaded_card(pipe, hub)
+
+
 def test_callback_on_step_end(pipe):
     calls = []
 
     def callback(pipeline, index, timestep, callback_kwargs):
-        calls.append((index, callback_kwargs["latents"].shape[1]))
-        latents = callback_kwargs["latents"].clone()
-        latents[:, -1] = 0.0  # overwrite every frame: what is fed back and returned must follow
-        return {"latents": latents}
+        calls.append((index, tuple(callback_kwargs["latents"].shape), pipeline.num_timesteps))
+        return {"latents": torch.zeros_like(callback_kwargs["latents"])}  # replace every new frame
 
     out = pipe(num_frames=4, num_inference_steps=2, generator=seeded(), output_type="latent",
                callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"]).audios
-    assert calls == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert calls == [(i, (1, 1, LATENT_DIM), 4) for i in range(4)]  # the new frame only, once per frame
     assert torch.equal(out, torch.zeros_like(out))
 
     def interrupt(pipeline, index, timestep, callback_kwargs):
@@ -256,6 +295,35 @@ def test_callback_on_step_end(pipe):
     assert short.shape[1] == 2
     with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
         pipe(num_frames=2, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["noise"])
+
+
+def test_a_replaced_frame_is_what_the_backbone_reads_next(pipe):
+    # Replacing frame 0 changes what the Backbone is fed, so every later frame changes too.
+    replacement = torch.full((1, 1, LATENT_DIM), 0.5)
+
+    def replace_first(pipeline, index, timestep, callback_kwargs):
+        return {"latents": replacement} if index == 0 else callback_kwargs
+
+    kwargs = dict(num_frames=4, num_inference_steps=2, output_type="latent")
+    plain = pipe(generator=seeded(), **kwargs).audios
+    replaced = pipe(generator=seeded(), callback_on_step_end=replace_first, **kwargs).audios
+    assert torch.equal(replaced[:, :1], replacement)
+    assert not torch.allclose(replaced[:, 1:], plain[:, 1:])
+
+
+@pytest.mark.parametrize(
+    "returned, match",
+    [
+        (lambda kwargs: {"latents": torch.zeros(1, 2, LATENT_DIM)}, "only the new frame"),  # earlier frames too
+        (lambda kwargs: {"latents": kwargs["latents"][:, :, :5]}, "only the new frame"),
+        (lambda kwargs: {"latents": kwargs["latents"] * float("nan")}, "NaN"),
+        (lambda kwargs: None, "must return a dict"),
+    ],
+)
+def test_callback_may_only_replace_the_new_frame(pipe, returned, match):
+    with pytest.raises(ValueError, match=match):
+        pipe(num_frames=3, num_inference_steps=1, output_type="latent",
+             callback_on_step_end=lambda p, i, t, kwargs: returned(kwargs))
 
 
 def test_dtype_and_device_moves(pipe):
@@ -298,10 +366,10 @@ def test_components_must_agree():
     sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=32, width=32, num_blocks=1)
     with pytest.raises(ValueError, match="latent_dim"):
         CAMPipeline(CAMModel(tiny_config(latent_dim=16)), sampler, FlowMatchEulerDiscreteScheduler(),
-                    tiny_autoencoder())
+                    tiny_mel_autoencoder())
     with pytest.raises(ValueError, match="condition_dim"):
         CAMPipeline(backbone, CAMSampler(latent_dim=LATENT_DIM, condition_dim=8), FlowMatchEulerDiscreteScheduler(),
-                    tiny_autoencoder())
+                    tiny_mel_autoencoder())
 
 
 @pytest.mark.parametrize(

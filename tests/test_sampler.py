@@ -9,6 +9,7 @@ from diffusers import (
 )
 
 from cam_hf import CAMSampler, default_scheduler, sample_next_frame
+from cam_hf.sampler import timestep_embedding
 
 
 def test_starts_as_zero_and_has_zero_initialised_modulation(sampler):
@@ -33,7 +34,15 @@ def test_save_load_is_bit_exact(sampler, tmp_path):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("prediction_type", "sample"), ("time_distribution", "beta"), ("width", 0), ("logit_normal_std", 0.0)],
+    [
+        ("prediction_type", "sample"),
+        ("time_distribution", "beta"),
+        ("width", 0),
+        ("width", 2.5),
+        ("num_blocks", True),
+        ("logit_normal_std", 0.0),
+        ("time_embedding_dim", 255),  # odd: the sinusoids would give 254 features to a 255-input layer
+    ],
 )
 def test_rejects_invalid_config(field, value):
     with pytest.raises(ValueError, match=field):
@@ -97,5 +106,30 @@ def test_generator_list_makes_rows_independent_of_batch(sampler):
 def test_bad_arguments_raise(sampler):
     with pytest.raises(ValueError, match="num_inference_steps"):
         sample_next_frame(sampler, FlowMatchEulerDiscreteScheduler(), torch.randn(2, 32), 0)
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        sample_next_frame(sampler, FlowMatchEulerDiscreteScheduler(), torch.randn(2, 32), 2.0)
+    with pytest.raises(ValueError, match="condition"):
+        sample_next_frame(sampler, FlowMatchEulerDiscreteScheduler(), torch.randn(2, 31), 2)
     with pytest.raises(ValueError, match="noise"):
         sample_next_frame(sampler, FlowMatchEulerDiscreteScheduler(), torch.randn(2, 32), 2, noise=torch.randn(2, 7))
+
+
+def test_flow_times_stay_float32_in_a_bfloat16_sampler(sampler):
+    # Flow times such as 933.4 (16 Euler steps) are not bfloat16 numbers: rounded, they would move by whole units.
+    sampler.to(torch.bfloat16)
+    seen = []
+    sampler.time_embed.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    scheduler = FlowMatchEulerDiscreteScheduler()
+    sample_next_frame(sampler, scheduler, torch.randn(1, 32, dtype=torch.bfloat16), 16)
+    exact = timestep_embedding(scheduler.timesteps.float(), sampler.config.time_embedding_dim).to(torch.bfloat16)
+    assert (scheduler.timesteps.to(torch.bfloat16).float() - scheduler.timesteps).abs().max() >= 1
+    assert torch.equal(seen[0], exact)
+
+
+def test_stochastic_scheduler_draws_each_row_from_its_generator(sampler):
+    torch.nn.init.normal_(sampler.output_proj.weight, std=0.02)
+    condition = torch.randn(2, 32)
+    scheduler = FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)
+    batch = sample_next_frame(sampler, scheduler, condition, 4, generator=[torch.Generator().manual_seed(i) for i in (0, 1)])
+    single = sample_next_frame(sampler, scheduler, condition[1:], 4, generator=[torch.Generator().manual_seed(1)])
+    torch.testing.assert_close(batch[1:], single, rtol=0, atol=1e-6)

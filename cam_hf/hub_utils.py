@@ -1,0 +1,141 @@
+"""Sharing a CAMPipeline: its model card and the upload of a saved folder to the Hugging Face Hub.
+
+`CAMPipeline.save_pretrained` writes the card and `CAMPipeline.push_to_hub` / `save_pretrained(push_to_hub=True)`
+upload through here, so the Hub always gets this card rather than diffusers' generic one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from huggingface_hub import ModelCard, create_repo, upload_folder
+
+from .sampler import DEFAULT_NUM_INFERENCE_STEPS
+
+MODEL_CARD_TEMPLATE = """---
+library_name: cam_hf
+tags:
+- audio-generation
+- music
+- continuous-autoregressive
+- cam
+pipeline_tag: text-to-audio
+---
+
+# {title}
+
+A Continuous Autoregressive Model (CAM, [Pasini et al., 2024](https://arxiv.org/abs/2411.18447)) that generates
+audio one latent frame at a time, without discrete tokens. A causal transformer (the Backbone) reads the latent
+frames so far; a small rectified-flow MLP (the Sampler) draws the next frame; the autoencoder turns frames into
+sound. The Backbone was trained on inputs corrupted with random noise so that, at generation, it tolerates its own
+errors instead of drifting.
+
+## Components
+
+| component | class | size |
+|---|---|---|
+| Backbone | `{backbone_class}` | {backbone_params} parameters, {layers} layers x {hidden} wide, context {context} frames |
+| Sampler | `{sampler_class}` | {sampler_params} parameters, {blocks} blocks x {width}, predicts `{prediction}` |
+| scheduler | `{scheduler_class}` | {default_steps} steps per frame by default |
+| autoencoder | `{autoencoder_class}` | {sample_rate} Hz, {channels} channel(s), {latent_dim}-dim latents at {frame_rate:.2f} frames/s |
+
+Noise augmentation in training: k ~ U(0, {max_training_noise}) drawn {noise_sampling}, `{noise_mixing}` mixing.
+Inference noise k_inf = {inference_noise}.
+
+## Training
+
+{training_details}
+
+## Generate
+
+```python
+import soundfile as sf
+import torch
+from cam_hf import CAMPipeline
+
+pipe = CAMPipeline.from_pretrained("{repo_id}")
+audio = pipe(audio_length_in_s=10.0, generator=torch.Generator().manual_seed(0)).audios[0]
+sf.write("sample.wav", audio.T, pipe.sample_rate)
+```
+
+Continue a recording with `pipe(audio=waveform, sample_rate=sr, audio_length_in_s=20)`; stream with
+`for chunk in pipe.stream(...)`. See the cam_hf documentation (`docs/pipeline.md`).
+"""
+
+NOT_RECORDED = "Not recorded: pass `training_details` to `save_pretrained`."
+
+
+def model_card(pipeline, repo_id: str = "path/to/this/folder", training_details: str | None = None) -> ModelCard:
+    """
+    The model card of a [`CAMPipeline`]: what the model is, its components' sizes, its noise settings, how it was
+    trained and how to generate with it.
+
+    Args:
+        pipeline ([`CAMPipeline`]): the pipeline to describe.
+        repo_id (`str`): the Hub repository (or folder) the card's usage snippet loads from; its last part is the title.
+        training_details (`str`, *optional*): how the model was trained (data, steps, hardware).
+
+    Returns:
+        `huggingface_hub.ModelCard`.
+    """
+    backbone, sampler = pipeline.backbone.config, pipeline.sampler.config
+    text = MODEL_CARD_TEMPLATE.format(
+        title=repo_id.split("/")[-1],
+        repo_id=repo_id,
+        backbone_class=type(pipeline.backbone).__name__,
+        backbone_params=f"{sum(p.numel() for p in pipeline.backbone.parameters()):,}",
+        layers=backbone.num_hidden_layers,
+        hidden=backbone.hidden_size,
+        context=pipeline.context_frames,
+        sampler_class=type(pipeline.sampler).__name__,
+        sampler_params=f"{sum(p.numel() for p in pipeline.sampler.parameters()):,}",
+        blocks=sampler.num_blocks,
+        width=sampler.width,
+        prediction=sampler.prediction_type,
+        scheduler_class=type(pipeline.scheduler).__name__,
+        default_steps=DEFAULT_NUM_INFERENCE_STEPS,
+        autoencoder_class=type(pipeline.autoencoder).__name__,
+        sample_rate=pipeline.sample_rate,
+        channels=pipeline.autoencoder.audio_channels,
+        latent_dim=pipeline.autoencoder.latent_dim,
+        frame_rate=pipeline.frame_rate,
+        max_training_noise=backbone.max_training_noise,
+        noise_sampling="per frame" if backbone.noise_sampling == "per_frame" else "per sequence",
+        noise_mixing=backbone.noise_mixing,
+        inference_noise=backbone.inference_noise,
+        training_details=training_details or NOT_RECORDED,
+    )
+    return ModelCard(text)
+
+
+def write_model_card(pipeline, folder: str | os.PathLike, repo_id: str, training_details: str | None) -> None:
+    """Writes the pipeline's card to `folder/README.md`, unless the folder already has a README (a card written by
+    hand, or by an earlier save, is kept)."""
+    card_path = os.path.join(folder, "README.md")
+    if not os.path.exists(card_path):
+        model_card(pipeline, repo_id, training_details).save(card_path)
+
+
+def create_model_repo(repo_id: str, private: bool | None = None, token: str | None = None) -> str:
+    """Creates `repo_id` on the Hub if it does not exist; returns its full id (with the namespace)."""
+    return create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+
+
+def upload_pipeline_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    commit_message: str | None = None,
+    token: str | None = None,
+    create_pr: bool = False,
+) -> str:
+    """Uploads a saved pipeline folder (model card included) to `repo_id`; returns the commit's URL."""
+    return upload_folder(
+        repo_id=repo_id,
+        folder_path=folder,
+        commit_message=commit_message or "Upload CAMPipeline",
+        token=token,
+        create_pr=create_pr,
+    )
+
+
+__all__ = ["MODEL_CARD_TEMPLATE", "create_model_repo", "model_card", "upload_pipeline_folder", "write_model_card"]

@@ -1,0 +1,84 @@
+"""Randomly initialised pipelines for tests, benchmarks and demos: one builder instead of one per caller.
+
+A random CAMPipeline exercises the whole path from Backbone to audio without a trained model. Speed does not depend
+on the weights, so benchmarks time random pipelines of the sizes they study; tests use the tiny defaults here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .autoencoders import AudioAutoencoderMixin, MelAutoencoder
+from .configuration_cam import CAMConfig
+from .modeling_cam import CAMModel
+from .pipeline_cam import CAMPipeline
+from .sampler import CAMSampler, default_scheduler
+
+# A Backbone of a few thousand weights: 2 layers x 32, grouped-query attention, a 31-frame context.
+TINY_BACKBONE_CONFIG = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=32,
+)
+TINY_SAMPLER_CONFIG = dict(width=32, num_blocks=2)
+
+
+def tiny_mel_autoencoder(latent_dim: int = 32) -> MelAutoencoder:
+    """An 8 kHz mel codec: 2 mel frames of 16 bands per latent (32 dims: no PCA to fit), 128 samples per latent
+    (62.5 frames/s), 2 Griffin-Lim iterations. `latent_dim` below 32 needs `fit_latent_statistics` before encoding."""
+    return MelAutoencoder(
+        sample_rate=8000,
+        n_fft=256,
+        stft_hop_length=64,
+        n_mels=16,
+        frames_per_latent=2,
+        latent_dim=latent_dim,
+        griffin_lim_iters=2,
+    )
+
+
+def random_pipeline(
+    autoencoder: AudioAutoencoderMixin | None = None,
+    backbone_config: dict | None = None,
+    sampler_config: dict | None = None,
+    output_std: float = 0.1,
+    seed: int = 0,
+) -> CAMPipeline:
+    """
+    A CAMPipeline with random weights (tiny by default) and the Sampler's default scheduler, progress bar off.
+
+    Args:
+        autoencoder (*optional*): the codec; `tiny_mel_autoencoder()` by default. The Backbone and Sampler take its
+            `latent_dim`.
+        backbone_config (`dict`, *optional*): `CAMConfig` arguments over `TINY_BACKBONE_CONFIG`.
+        sampler_config (`dict`, *optional*): `CAMSampler` arguments over `TINY_SAMPLER_CONFIG`; its `condition_dim` is
+            the Backbone's `hidden_size`.
+        output_std (`float`, defaults to 0.1): standard deviation of the weights given to the Sampler's output layers
+            (the output projection and the last AdaLN modulation). They start at zero, which would make every frame
+            the starting noise itself; a trained Sampler's are not zero.
+        seed (`int`, defaults to 0): the weights' seed (the global RNG is left as it was).
+
+    Returns:
+        [`CAMPipeline`] in eval mode.
+    """
+    autoencoder = autoencoder if autoencoder is not None else tiny_mel_autoencoder()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        config = CAMConfig(latent_dim=autoencoder.latent_dim, **{**TINY_BACKBONE_CONFIG, **(backbone_config or {})})
+        backbone = CAMModel(config).eval()
+        sampler = CAMSampler(
+            latent_dim=autoencoder.latent_dim,
+            condition_dim=config.hidden_size,
+            **{**TINY_SAMPLER_CONFIG, **(sampler_config or {})},
+        ).eval()
+        for layer in (sampler.output_proj, sampler.final_adaln_modulation[-1]):
+            torch.nn.init.normal_(layer.weight, std=output_std)
+    pipe = CAMPipeline(backbone, sampler, default_scheduler(sampler), autoencoder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+__all__ = ["TINY_BACKBONE_CONFIG", "TINY_SAMPLER_CONFIG", "random_pipeline", "tiny_mel_autoencoder"]
