@@ -101,6 +101,10 @@ class AudioEmbedding:
     def _embed_clip(self, clip: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _embed_clips(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        """Checked clips at `sample_rate` -> one `(frames, dim)` array each; override to batch across clips."""
+        return [self._embed_clip(clip) for clip in clips]
+
     @torch.no_grad()
     def embed(self, audio, sample_rate: int) -> list[np.ndarray]:
         """
@@ -115,7 +119,7 @@ class AudioEmbedding:
         """
         if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
             raise ValueError(f"`sample_rate` must be a positive integer (Hz), got {sample_rate!r}.")
-        embeddings = []
+        clips = []
         for index, clip in enumerate(as_clips(audio)):
             clip = resample_audio(torch.from_numpy(clip), int(sample_rate), self.sample_rate).numpy()
             if clip.shape[0] < self.min_samples:
@@ -124,8 +128,8 @@ class AudioEmbedding:
                     f"needs at least {self.min_samples} ({self.min_samples / self.sample_rate:.2f} s): use longer "
                     "clips or windows."
                 )
-            embeddings.append(np.asarray(self._embed_clip(clip), dtype=np.float32))
-        return embeddings
+            clips.append(clip)
+        return [np.asarray(embedding, dtype=np.float32) for embedding in self._embed_clips(clips)]
 
     def describe(self) -> dict:
         """What a report needs to say about this embedding."""
@@ -326,9 +330,11 @@ class CrepeEmbedding(AudioEmbedding):
         frames = frames - frames.mean(dim=1, keepdim=True)
         return frames / frames.std(dim=1, keepdim=True).clamp(min=1e-10)
 
-    def _embed_clip(self, clip: np.ndarray) -> np.ndarray:
-        frames = self.frames(clip)
-        return torch.cat([self.network.embed(batch) for batch in frames.split(self.batch_size)]).numpy()
+    def _embed_clips(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        # The frames of all clips go through the network together, `batch_size` at a time.
+        frames = [self.frames(clip) for clip in clips]
+        embeds = torch.cat([self.network.embed(batch) for batch in torch.cat(frames).split(self.batch_size)])
+        return np.split(embeds.numpy(), np.cumsum([len(f) for f in frames])[:-1])
 
 
 # ---- the pipeline's latent space --------------------------------------------------------------------------------
@@ -461,13 +467,15 @@ class ClapEmbedding(AudioEmbedding):
             ) from error
         return cls(model, feature_extractor, name=f"clap:{os.path.basename(os.path.normpath(path_or_id))}")
 
-    def _embed_clip(self, clip: np.ndarray) -> np.ndarray:
-        chunks = [clip[start : start + self.chunk] for start in range(0, clip.shape[0], self.chunk)]
+    def _embed_clips(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        # Every chunk of every clip in one batch: the model call, not the audio, dominates for short windows.
+        chunks = [[clip[start : start + self.chunk] for start in range(0, len(clip), self.chunk)] for clip in clips]
+        flat = [chunk for clip_chunks in chunks for chunk in clip_chunks]
         features = self.feature_extractor(
-            chunks, sampling_rate=self.sample_rate, return_tensors="pt", truncation="rand_trunc", padding="repeatpad"
+            flat, sampling_rate=self.sample_rate, return_tensors="pt", truncation="rand_trunc", padding="repeatpad"
         )
-        embeds = self.model(input_features=features["input_features"]).audio_embeds
-        return nn.functional.normalize(embeds, dim=-1).numpy()
+        embeds = nn.functional.normalize(self.model(input_features=features["input_features"]).audio_embeds, dim=-1)
+        return np.split(embeds.numpy(), np.cumsum([len(c) for c in chunks])[:-1])
 
 
 def load_embedding(spec: str, autoencoder=None, crepe_hop_seconds: float = 0.05) -> AudioEmbedding:
