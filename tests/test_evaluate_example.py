@@ -12,6 +12,8 @@ from datasets import Audio, Dataset, DatasetDict
 
 from cam_hf.testing_utils import random_pipeline
 
+from .test_embeddings import save_tiny_clap
+
 # examples/evaluate.py is loaded from its path under another name: with examples/ on sys.path, `import evaluate`
 # anywhere later in the session would find the script instead of the `evaluate` library.
 _spec = importlib.util.spec_from_file_location(
@@ -50,16 +52,7 @@ def reference_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_clap(tmp_path_factory) -> str:
-    """A random CLAP audio tower saved in transformers' format: the real loading code reads it."""
-    from transformers import ClapAudioConfig, ClapAudioModelWithProjection, ClapFeatureExtractor
-
-    folder = tmp_path_factory.mktemp("clap")
-    config = ClapAudioConfig(depths=[1, 1], num_attention_heads=[1, 2], hidden_size=32, patch_embeds_hidden_size=16,
-                             projection_dim=4, window_size=4, spec_size=64, num_mel_bins=16)
-    ClapAudioModelWithProjection(config).save_pretrained(folder)
-    ClapFeatureExtractor(feature_size=16, sampling_rate=8000, hop_length=80, fft_window_size=256, max_length_s=1,
-                         frequency_max=4000).save_pretrained(folder)
-    return str(folder)
+    return save_tiny_clap(tmp_path_factory.mktemp("clap"))
 
 
 def test_evaluate_two_models_and_a_k_inf_sweep(models, reference_dir, tiny_clap, tmp_path):
