@@ -195,6 +195,8 @@ class CAMPipeline(DiffusionPipeline):
             `torch.Tensor` of shape `(batch_size * num_waveforms_per_prompt, num_frames, latent_dim)`, or `None`
             without a prompt.
         """
+        self._check_prompt(audio, sample_rate, prompt_latents)
+        _check_num_waveforms_per_prompt(num_waveforms_per_prompt)
         if audio is not None:
             # To (batch_size, channels, samples): a list is a batch of waveforms; a lone waveform is a batch of one.
             if isinstance(audio, list | tuple):
@@ -281,8 +283,10 @@ class CAMPipeline(DiffusionPipeline):
             raise ValueError("Pass either `audio` or `prompt_latents` as the prompt, not both.")
         if audio is None and sample_rate is not None:
             raise ValueError(f"`sample_rate` ({sample_rate!r}) is the rate of `audio`: pass it only with `audio`.")
+        if audio is not None and self.autoencoder is None:
+            raise ValueError("This pipeline has no autoencoder to encode `audio` with: pass `prompt_latents` instead.")
         if prompt_latents is not None:
-            latent_dim = self.backbone.config.latent_dim
+            latent_dim = self.backbone.config.latent_dim if self.backbone is not None else self.autoencoder.latent_dim
             if not isinstance(prompt_latents, torch.Tensor) or prompt_latents.ndim != 3 or (
                 prompt_latents.shape[-1] != latent_dim
             ):
@@ -369,11 +373,7 @@ class CAMPipeline(DiffusionPipeline):
                 f"`batch_size` ({batch_size}) differs from the prompt's batch ({prompt_batch}): leave it out with a "
                 "prompt, and use `num_waveforms_per_prompt` for several waveforms per prompt."
             )
-        if not is_integer(num_waveforms_per_prompt) or not 1 <= num_waveforms_per_prompt <= MAX_BATCH_SIZE:
-            raise ValueError(
-                f"`num_waveforms_per_prompt` must be an integer in [1, {MAX_BATCH_SIZE}], got "
-                f"{num_waveforms_per_prompt!r}."
-            )
+        _check_num_waveforms_per_prompt(num_waveforms_per_prompt)
         total = (prompt_batch or batch_size or 1) * num_waveforms_per_prompt
         if total > MAX_BATCH_SIZE:
             raise ValueError(
@@ -679,6 +679,13 @@ class CAMPipeline(DiffusionPipeline):
             super().save_pretrained(folder, safe_serialization=safe_serialization, variant=variant)
             hub_utils.write_model_card(self, folder, repo_id, training_details)
             return hub_utils.upload_pipeline_folder(folder, repo_id, commit_message, token, create_pr)
+
+
+def _check_num_waveforms_per_prompt(num_waveforms_per_prompt) -> None:
+    if not is_integer(num_waveforms_per_prompt) or not 1 <= num_waveforms_per_prompt <= MAX_BATCH_SIZE:
+        raise ValueError(
+            f"`num_waveforms_per_prompt` must be an integer in [1, {MAX_BATCH_SIZE}], got {num_waveforms_per_prompt!r}."
+        )
 
 
 def _is_real(value) -> bool:
