@@ -172,9 +172,10 @@ def test_a_checkpoint_killed_while_saving_is_ignored_and_the_limit_holds(toy_dat
 
 def test_two_processes_see_different_data_and_end_in_sync(toy_dataset, tmp_path):
     output = tmp_path / "ddp"
-    # Accelerate's `--cpu` alone starts one process (several need MPI); torchrun's launcher with the CPU flag works.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+    # The documented CPU launch: Accelerate's `--cpu` alone starts one process (several need MPI), so the shipped
+    # config launches through torchrun and ACCELERATE_USE_CPU keeps Accelerate on the CPU.
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "examples" / "accelerate_configs" / "multi_cpu.yaml"),
                str(ROOT / "examples" / "train.py"),
                *base_args(toy_dataset, output, "--max_train_steps", "6", "--checkpointing_steps", "3",
                           "--validation_steps", "100", "--use_ema")]
@@ -271,3 +272,11 @@ def test_copying_a_checkpoint_folder_keeps_it_resumable(toy_dataset, tmp_path):
                                    "--checkpointing_steps", "3", "--validation_steps", "100",
                                    "--resume_from_checkpoint", str(tmp_path / "copy")))
     assert summary["steps"] == 3
+
+
+@pytest.mark.parametrize("name", ["multi_cpu", "multi_gpu", "fsdp", "deepspeed_zero2"])
+def test_example_accelerate_configs_load(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(ROOT / "examples" / "accelerate_configs" / f"{name}.yaml"))
+    assert config.num_processes >= 2 and config.main_training_function == "main"
