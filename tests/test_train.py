@@ -280,3 +280,28 @@ def test_example_accelerate_configs_load(name):
 
     config = load_config_from_file(str(ROOT / "examples" / "accelerate_configs" / f"{name}.yaml"))
     assert config.num_processes >= 2 and config.main_training_function == "main"
+
+
+def test_push_to_hub_uploads_the_pipeline_with_its_training_card(toy_dataset, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from cam_hf import hub_utils
+
+    uploaded = tmp_path / "uploaded"
+
+    def fake_create_repo(repo_id, **kwargs):
+        return SimpleNamespace(repo_id=repo_id)
+
+    def fake_upload_folder(repo_id, folder_path, **kwargs):
+        shutil.copytree(folder_path, uploaded)
+        return f"https://huggingface.co/{repo_id}/commit/0"
+
+    # Up to the network: the two Hub calls are the only thing replaced.
+    monkeypatch.setattr(hub_utils, "create_repo", fake_create_repo)
+    monkeypatch.setattr(hub_utils, "upload_folder", fake_upload_folder)
+    train.main(base_args(toy_dataset, tmp_path / "run", "--max_train_steps", "2", "--checkpointing_steps", "2",
+                         "--validation_steps", "2", "--push_to_hub", "--hub_model_id", "org/cam-toy"))
+    card = (uploaded / "README.md").read_text()
+    assert "org/cam-toy" in card and "examples/train.py" in card and "optimiser steps" in card
+    assert not list(uploaded.glob("checkpoint-*"))  # the pipeline only, not the run's checkpoints
+    assert CAMPipeline.from_pretrained(str(uploaded)).backbone.config.max_position_embeddings == 13
