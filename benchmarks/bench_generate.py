@@ -54,9 +54,10 @@ import time
 
 import numpy as np
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
 
-from cam_hf import CAMConfig, CAMModel, CAMPipeline, CAMSampler, MelAutoencoder, mix_noise, sample_next_frame
+from cam_hf import CAMModel, CAMPipeline, CAMSampler, MelAutoencoder, sample_next_frame
+from cam_hf.pipeline_cam import DEFAULT_NUM_INFERENCE_STEPS
+from cam_hf.testing_utils import random_pipeline
 
 FRAME_RATE = 22050 / 2048  # latent frames per second: the mel codec's default (and Music2Latent's 44100 / 4096)
 LATENT_DIM = 128  # the mel codec's default latent size
@@ -138,25 +139,28 @@ class PeakMemory:
 # ---- CAM ------------------------------------------------------------------------------------------------------
 
 
-def build_pipeline(size: str, max_position_embeddings: int = 256, seed: int = 0, sampler_width: int | None = None
-                   ) -> CAMPipeline:
-    """A pipeline with random weights (speed does not depend on them) on the default mel codec, PCA fitted on
-    synthetic audio so that it can decode."""
-    torch.manual_seed(seed)
-    config = CAMConfig(latent_dim=LATENT_DIM, max_position_embeddings=max_position_embeddings, **SIZES[size])
-    backbone = CAMModel(config).eval()
-    width = {"width": sampler_width} if sampler_width else {}
-    sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=config.hidden_size, **width).eval()
-    # Zero-initialised output layers would make every frame the noise itself: give them values, as a trained
-    # Sampler has, so that the latents fed back and decoded look like a model's output.
-    torch.nn.init.normal_(sampler.output_proj.weight, std=0.02)
+def fitted_mel_autoencoder() -> MelAutoencoder:
+    """The default mel codec with its PCA fitted on 20 s of synthetic tones, so that it can decode."""
     autoencoder = MelAutoencoder()
+    generator = torch.Generator().manual_seed(0)
     time_axis = torch.arange(20 * 22050) / 22050
     tones = sum(torch.sin(2 * math.pi * f * time_axis * (1 + 0.1 * torch.sin(time_axis))) for f in (220, 330, 495))
-    autoencoder.fit_latent_statistics((0.1 * tones + 0.01 * torch.randn_like(tones))[None, None])
-    pipe = CAMPipeline(backbone, sampler, FlowMatchEulerDiscreteScheduler(), autoencoder)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    autoencoder.fit_latent_statistics((0.1 * tones + 0.01 * torch.randn(tones.shape, generator=generator))[None, None])
+    return autoencoder
+
+
+def build_pipeline(size: str, max_position_embeddings: int = 256, seed: int = 0, sampler_width: int | None = None
+                   ) -> CAMPipeline:
+    """A pipeline with random weights (speed does not depend on them) on the default mel codec (`random_pipeline`,
+    whose Sampler output layers get random values, as a trained Sampler has: zero ones would make every frame the
+    noise itself)."""
+    return random_pipeline(
+        autoencoder=fitted_mel_autoencoder(),
+        backbone_config=dict(max_position_embeddings=max_position_embeddings, **SIZES[size]),
+        sampler_config={"width": sampler_width} if sampler_width else {},
+        output_std=0.02,
+        seed=seed,
+    )
 
 
 def num_parameters_and_bytes(module: torch.nn.Module) -> tuple[int, int]:
@@ -191,29 +195,16 @@ def sampler_ms(pipe: CAMPipeline, steps: int, repeats: int = 20) -> float:
     return 1000 * float(np.median(times))
 
 
-@torch.no_grad()
-def frame_ms(pipe: CAMPipeline, cache, steps: int, count: int = 10, warmup: int = 2) -> float:
-    """Median ms of a whole frame at the cache's current length: Sampler, noise mixing, cached Backbone step."""
-    backbone, k_inf = pipe.backbone, torch.tensor(pipe.backbone.config.inference_noise)
-    condition = torch.randn(1, backbone.config.hidden_size)
-    times = []
-    for i in range(warmup + count):
-        start = time.perf_counter()
-        frame = sample_next_frame(pipe.sampler, pipe.scheduler, condition, steps)
-        fed = mix_noise(frame[:, None], torch.randn(1, 1, LATENT_DIM), k_inf)
-        condition = backbone(fed, cache=cache, use_cache=True).last_hidden_state[:, -1]
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
-
-
-@torch.no_grad()
-def frame_at_position_ms(pipe: CAMPipeline, position: int, steps: int, count: int = 10) -> float:
-    """Median ms of a whole frame whose Backbone step writes cache position `position` (a real cache of that
-    length; the Backbone must have `max_position_embeddings > position + count`)."""
-    warmup = 2
-    cache = pipe.backbone(torch.randn(1, position - warmup - 1, LATENT_DIM), use_cache=True).cache
-    return frame_ms(pipe, cache, steps, count=count, warmup=warmup)
+def frame_at_position_ms(pipe: CAMPipeline, position: int, steps: int, count: int = 10, warmup: int = 2) -> float:
+    """Median ms of a whole frame (Sampler, noise mixing, cached Backbone step), through the pipeline's own loop, at
+    cache position `position`: a prompt of `position - 1` frames fills the cache first (the Backbone needs
+    `max_position_embeddings > position + warmup + count`, so that the window does not slide meanwhile)."""
+    stamps = []
+    pipe(prompt_latents=torch.randn(1, position - 1, LATENT_DIM), num_frames=warmup + count + 1,
+         num_inference_steps=steps, output_type="latent", context_shift=pipe.context_frames - (position - 1),
+         callback_on_step_end=lambda pipe, index, timestep, kwargs: stamps.append(time.perf_counter()) or kwargs)
+    # Between two callbacks: the Backbone step that feeds frame i back, then the Sampler drawing frame i + 1.
+    return 1000 * float(np.median(np.diff(stamps)[warmup:]))
 
 
 def run_pipeline(pipe: CAMPipeline, num_frames: int, steps: int) -> dict:
@@ -374,12 +365,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def default_steps() -> int:
-    import inspect
-
-    return inspect.signature(CAMPipeline.__call__).parameters["num_inference_steps"].default
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -389,7 +374,7 @@ def main(argv=None) -> None:
         result = run_pipeline(build_pipeline(size, sampler_width=args.sampler_width), int(num_frames), int(steps))
         print(json.dumps(result))
         return
-    steps = args.num_inference_steps or default_steps()
+    steps = args.num_inference_steps or DEFAULT_NUM_INFERENCE_STEPS
     durations = args.durations
     frames = {d: math.ceil(d * FRAME_RATE) for d in durations}
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "

@@ -12,7 +12,7 @@ conditional an MLP flow head must resolve, and where too few steps blur modes in
 
 Protocol: for each Sampler width, train a small Backbone (2 layers x 128) + Sampler (3 blocks) with `CAMForTraining`
 (default noise augmentation) for the same number of optimiser steps, seed 0. Then generate sequences free-running,
-exactly as the pipeline does (KV cache, k_inf fed back), with flow-matching Euler at each step count, and compare the
+with the pipeline itself (KV cache, k_inf fed back), with flow-matching Euler at each step count, and compare the
 generated frames with held-out frames of the true distribution:
 
   * FD: Frechet distance between Gaussian fits of generated and held-out frames (64 dims).
@@ -41,9 +41,9 @@ from cam_hf import (
     CAMConfig,
     CAMForTraining,
     CAMModel,
+    CAMPipeline,
     CAMSampler,
     default_scheduler,
-    mix_noise,
     sample_next_frame,
 )
 
@@ -126,21 +126,12 @@ def train(chain: ToyChain, width: int, steps: int, batch_size: int, seed: int = 
     return trainer.eval()
 
 
-@torch.no_grad()
 def generate(trainer: CAMForTraining, num: int, num_frames: int, steps: int, seed: int) -> torch.Tensor:
-    """Free-running generation as in `CAMPipeline.generate_frames`: KV cache, frames fed back with k_inf."""
-    backbone, sampler = trainer.backbone, trainer.sampler
-    generator = torch.Generator().manual_seed(seed)
-    scheduler = default_scheduler(sampler)
-    k_inf = torch.tensor(backbone.config.inference_noise)
-    output = backbone(torch.zeros(num, 0, LATENT_DIM), use_cache=True)
-    condition, cache, frames = output.last_hidden_state[:, -1], output.cache, []
-    for _ in range(num_frames):
-        frame = sample_next_frame(sampler, scheduler, condition, steps, generator=generator)
-        frames.append(frame)
-        fed = mix_noise(frame, torch.randn(frame.shape, generator=generator), k_inf)
-        condition = backbone(fed[:, None], cache=cache, use_cache=True).last_hidden_state[:, -1]
-    return torch.stack(frames, 1)
+    """Free-running generation with the pipeline's own loop (KV cache, k_inf fed back); latents, so no codec."""
+    pipe = CAMPipeline(trainer.backbone, trainer.sampler, default_scheduler(trainer.sampler), autoencoder=None)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe(batch_size=num, num_frames=num_frames, num_inference_steps=steps, output_type="latent",
+                generator=torch.Generator().manual_seed(seed)).audios
 
 
 @torch.no_grad()

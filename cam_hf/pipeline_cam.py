@@ -428,12 +428,11 @@ class CAMPipeline(DiffusionPipeline):
         device, dtype = self._execution_device, self.backbone.dtype
         k_inf, mixing = torch.tensor(inference_noise, device=device, dtype=dtype), self.backbone.config.noise_mixing
         window = SlidingWindow(self.backbone, context_shift or max(1, self.context_frames // 2), k_inf)
-        # The Backbone reads the start vector, then the prompt mixed with k_inf like every frame it is fed: z_0.
         if prompt_latents is None:
-            condition = window.start(torch.zeros(batch_size, 0, self.backbone.config.latent_dim, device=device, dtype=dtype))
-        else:
-            prompt = prompt_latents.to(device=device, dtype=dtype)
-            condition = window.start(mix_noise(prompt, randn_tensor(prompt.shape, generator, device, dtype), k_inf, mixing))
+            prompt_latents = torch.zeros(batch_size, 0, self.backbone.config.latent_dim)
+        prompt = prompt_latents.to(device=device, dtype=dtype)
+        # The Backbone reads the start vector, then the prompt mixed with k_inf like every frame it is fed: z_0.
+        condition = window.start(mix_noise(prompt, randn_tensor(prompt.shape, generator, device, dtype), k_inf, mixing))
         with self.progress_bar(total=num_frames) as progress_bar:
             for index in range(num_frames):
                 if self.interrupt:

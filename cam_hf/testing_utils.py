@@ -53,9 +53,10 @@ def random_pipeline(
     Args:
         autoencoder (*optional*): the codec; `tiny_mel_autoencoder()` by default. The Backbone and Sampler take its
             `latent_dim`.
-        backbone_config (`dict`, *optional*): `CAMConfig` arguments over `TINY_BACKBONE_CONFIG`.
-        sampler_config (`dict`, *optional*): `CAMSampler` arguments over `TINY_SAMPLER_CONFIG`; its `condition_dim` is
-            the Backbone's `hidden_size`.
+        backbone_config (`dict`, *optional*): `CAMConfig` arguments (its defaults fill the rest);
+            `TINY_BACKBONE_CONFIG` when `None`. `latent_dim` is the autoencoder's.
+        sampler_config (`dict`, *optional*): `CAMSampler` arguments (its defaults fill the rest); `TINY_SAMPLER_CONFIG`
+            when `None`. `latent_dim` is the autoencoder's and `condition_dim` the Backbone's `hidden_size`.
         output_std (`float`, defaults to 0.1): standard deviation of the weights given to the Sampler's output layers
             (the output projection and the last AdaLN modulation). They start at zero, which would make every frame
             the starting noise itself; a trained Sampler's are not zero.
@@ -67,13 +68,12 @@ def random_pipeline(
     autoencoder = autoencoder if autoencoder is not None else tiny_mel_autoencoder()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        config = CAMConfig(latent_dim=autoencoder.latent_dim, **{**TINY_BACKBONE_CONFIG, **(backbone_config or {})})
+        backbone_config = TINY_BACKBONE_CONFIG if backbone_config is None else backbone_config
+        config = CAMConfig(latent_dim=autoencoder.latent_dim, **backbone_config)
         backbone = CAMModel(config).eval()
-        sampler = CAMSampler(
-            latent_dim=autoencoder.latent_dim,
-            condition_dim=config.hidden_size,
-            **{**TINY_SAMPLER_CONFIG, **(sampler_config or {})},
-        ).eval()
+        sampler_config = TINY_SAMPLER_CONFIG if sampler_config is None else sampler_config
+        sampler = CAMSampler(latent_dim=autoencoder.latent_dim, condition_dim=config.hidden_size, **sampler_config)
+        sampler.eval()
         for layer in (sampler.output_proj, sampler.final_adaln_modulation[-1]):
             torch.nn.init.normal_(layer.weight, std=output_std)
     pipe = CAMPipeline(backbone, sampler, default_scheduler(sampler), autoencoder)

@@ -20,9 +20,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
-from diffusers import FlowMatchEulerDiscreteScheduler  # noqa: E402
 
-from cam_hf import CAMConfig, CAMModel, CAMPipeline, CAMSampler, MelAutoencoder  # noqa: E402
+from cam_hf import CAMPipeline, MelAutoencoder  # noqa: E402
+from cam_hf.sampler import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
+from cam_hf.testing_utils import random_pipeline  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,28 +34,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--prompt_audio", help="An audio file (wav, flac, ogg) to continue.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Length of the new audio, in seconds.")
     parser.add_argument("--num_waveforms", type=int, default=2, help="Waveforms to generate (per prompt).")
-    parser.add_argument("--steps", type=int, default=16, help="Sampler flow steps per latent frame.")
+    parser.add_argument("--steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS,
+                        help="Sampler flow steps per latent frame.")
     parser.add_argument("--inference_noise", type=float, default=None,
                         help="k_inf, noise mixed into each frame before it is fed back (default: the model's).")
     parser.add_argument("--seed", type=int, default=0, help="Seed; waveform i uses seed + i.")
     parser.add_argument("--output_dir", default="outputs", help="Where WAV and PNG files are written.")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                        help="dtype of the Backbone and Sampler (the autoencoder stays float32).")
+                        help="dtype of the pipeline (the mel codec computes in float32 whatever it is cast to).")
     return parser.parse_args(argv)
 
 
 def random_tiny_pipeline(seed: int) -> CAMPipeline:
     """A small pipeline with random weights on the default mel codec's full stacked latents (no PCA to fit)."""
-    torch.manual_seed(seed)
-    autoencoder = MelAutoencoder(n_mels=64, frames_per_latent=2, latent_dim=128)
-    config = CAMConfig(
-        latent_dim=autoencoder.latent_dim, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-        intermediate_size=384, max_position_embeddings=128,
+    return random_pipeline(
+        autoencoder=MelAutoencoder(n_mels=64, frames_per_latent=2, latent_dim=128),
+        backbone_config=dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=384,
+                             max_position_embeddings=128),
+        sampler_config=dict(width=256, num_blocks=2),
+        output_std=0.05,
+        seed=seed,
     )
-    sampler = CAMSampler(latent_dim=autoencoder.latent_dim, condition_dim=config.hidden_size, width=256, num_blocks=2)
-    # The Sampler's output layers start at zero (every frame would be pure noise): give them random values.
-    torch.nn.init.normal_(sampler.output_proj.weight, std=0.05)
-    return CAMPipeline(CAMModel(config).eval(), sampler, FlowMatchEulerDiscreteScheduler(), autoencoder)
 
 
 def load_prompt(path: str) -> tuple[np.ndarray, int]:
@@ -92,9 +92,9 @@ def main(argv=None) -> list[str]:
                              training_details="Not trained: random weights, for a smoke test.")
     else:
         pipe = CAMPipeline.from_pretrained(args.model)
+    pipe.set_progress_bar_config(disable=False)
     if args.dtype != "float32":
-        pipe.backbone.to(getattr(torch, args.dtype))
-        pipe.sampler.to(getattr(torch, args.dtype))
+        pipe.to(getattr(torch, args.dtype))
 
     prompt, prompt_rate = load_prompt(args.prompt_audio) if args.prompt_audio else (None, None)
     generators = [torch.Generator().manual_seed(args.seed + i) for i in range(args.num_waveforms)]
