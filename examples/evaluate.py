@@ -70,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=16, help="Samples generated at once.")
     parser.add_argument("--floor_sets", type=int, default=2, help="Disjoint real sets drawn for each floor.")
     parser.add_argument("--fad_inf", action="store_true", help="Also report FAD-infinity per window and whole.")
+    parser.add_argument("--codec_floor", action="store_true",
+                        help="Also the floor of held-out real audio passed through the model's autoencoder "
+                             "(encode + decode): the part of the FAD the codec alone causes (audio embeddings only).")
     parser.add_argument("--device", default="cpu", help="Where the pipeline runs (cpu, cuda).")
     parser.add_argument("--output_dir", default="outputs/evaluation", help="Where results.json and the PNG go.")
     args = parser.parse_args(argv)
@@ -129,6 +132,24 @@ class RealData:
             return embedding.embed(pieces, self.rates[index]) if pieces else []
 
         return self.windows((embedding.name, round(window_seconds, 6)), windows_of_clip)
+
+    def codec_windows(self, model_key: str, autoencoder, embedding, window_seconds: float, needed: int) -> RealWindows:
+        """Held-out windows after a round trip through the autoencoder, beside the plain reference statistics: only
+        as many held-out clips as give `needed` windows are decoded (decoding is the expensive part)."""
+        plain = self.audio_embedding_windows(embedding, window_seconds)
+        key = ("codec", model_key, embedding.name, round(window_seconds, 6), needed)
+        if key not in self.cache:
+            pool = []
+            for index in np.flatnonzero(self.held_out):
+                if len(pool) >= needed:
+                    break
+                clip = torch.from_numpy(self.clips[index])[None, None]
+                decoded = autoencoder.decode(autoencoder.encode(clip, sample_rate=self.rates[index]))
+                pieces = audio_windows(decoded.float().mean(dim=1)[0].cpu().numpy(), autoencoder.sample_rate,
+                                       window_seconds)
+                pool.extend(embedding.embed(pieces, autoencoder.sample_rate) if pieces else [])
+            self.cache[key] = RealWindows(plain.reference, pool, plain.num_reference_windows)
+        return self.cache[key]
 
     def latent_windows(self, model_key: str, autoencoder, window_frames: int) -> RealWindows:
         def windows_of_clip(index, clip):
@@ -241,6 +262,12 @@ def evaluate_run(pipe, args, real: RealData, embeddings, model_key: str, num_fra
         whole = fad_of_sets([np.concatenate([v for j in samples for v in vectors[j]]) for samples in sets],
                             reference.reference, args.fad_inf, args.seed)
         whole["floor"] = reference.floor(args.num_samples * len(bounds), args.floor_sets, args.seed)
+        if args.codec_floor and not isinstance(embedding, LatentEmbedding):
+            codec = real.codec_windows(model_key, pipe.autoencoder, embedding, window_frames / pipe.frame_rate,
+                                       args.num_samples * len(bounds) * args.floor_sets)
+            for window in windows:
+                window["codec_floor"] = codec.floor(args.num_samples, args.floor_sets, args.seed)
+            whole["codec_floor"] = codec.floor(args.num_samples * len(bounds), args.floor_sets, args.seed)
         run["fad"][embedding.name] = {
             "per_window": windows,
             "whole": whole,
@@ -274,11 +301,15 @@ def plot(results: dict, path: str) -> None:
             line = axis.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=label)
             floor = np.mean([w["floor"]["fad"] for w in windows])
             axis.axhline(floor, linestyle="--", linewidth=1, color=line[0].get_color(), alpha=0.6)
+            if "codec_floor" in windows[0]:
+                codec = np.mean([w["codec_floor"]["fad"] for w in windows])
+                axis.axhline(codec, linestyle=":", linewidth=1, color=line[0].get_color(), alpha=0.6)
         axes[-2].plot(x, [w["latent"]["mean_shift"] for w in run["windows"]], marker="o", label=label)
         axes[-1].plot(x, [w["latent"]["std_ratio"] for w in run["windows"]], marker="o", label=label)
     for axis, embedding in zip(axes[: len(names)], results["embeddings"], strict=True):
         note = "" if embedding["comparable_with_published_fad"] else " (not comparable with published FAD)"
-        axis.set(ylabel="FAD", title=f"FAD by position, embedding {embedding['name']}{note}; dashed: real floor")
+        axis.set(ylabel="FAD", title=f"FAD by position, embedding {embedding['name']}{note}\n"
+                                        "dashed: real floor; dotted: real audio through the codec")
     axes[-2].set(ylabel="RMS mean shift", title="generated latents: per-dimension mean minus the real mean (RMS)")
     axes[-1].set(ylabel="std / real std", title="generated latents: spread relative to real latents")
     axes[-1].axhline(1.0, color="grey", linewidth=1)

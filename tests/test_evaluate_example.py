@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from datasets import Audio, Dataset, DatasetDict
 
-from cam_hf.testing_utils import random_pipeline
+from cam_hf.testing_utils import TINY_BACKBONE_CONFIG, random_pipeline
 
 from .test_embeddings import save_tiny_clap
 
@@ -37,7 +37,7 @@ def models(tmp_path_factory) -> list[str]:
     paths = []
     for seed in (0, 1):
         path = tmp_path_factory.mktemp(f"model{seed}")
-        random_pipeline(backbone_config={"max_position_embeddings": CONTEXT + 1}, seed=seed).save_pretrained(path)
+        random_pipeline(backbone_config={**TINY_BACKBONE_CONFIG, "max_position_embeddings": CONTEXT + 1}, seed=seed).save_pretrained(path)
         paths.append(str(path))
     return paths
 
@@ -60,7 +60,8 @@ def test_evaluate_two_models_and_a_k_inf_sweep(models, reference_dir, tiny_clap,
         "--model", *models, "--model_name", "a", "b", "--reference_dir", str(reference_dir),
         "--embedding", "latent", f"clap:{tiny_clap}", "--inference_noise", "0.0", "0.1",
         "--num_samples", "9", "--seed_sets", "2", "--batch_size", "4", "--num_inference_steps", "2",
-        "--prompt_frames", "2", "--window_frames", "4", "--contexts", "2", "--output_dir", str(tmp_path),
+        "--prompt_frames", "2", "--window_frames", "4", "--contexts", "2", "--codec_floor",
+        "--output_dir", str(tmp_path),
     ])
     written = json.loads((tmp_path / "results.json").read_text())
     assert written == json.loads(json.dumps(results))
@@ -84,6 +85,10 @@ def test_evaluate_two_models_and_a_k_inf_sweep(models, reference_dir, tiny_clap,
             assert len(window["values"]) == 2 and window["fad"] >= 0 and window["floor"]["num_windows"] == 9
         assert figures["whole"]["floor"]["fad"] >= 0 and len(figures["whole"]["values"]) == 2
         assert figures["fad_acc"] == pytest.approx(figures["per_window"][-1]["fad"] - figures["per_window"][0]["fad"])
+    # The codec floor (real audio through the model's codec) is measured for audio embeddings only.
+    clap = run["fad"][names[0]]
+    assert clap["whole"]["codec_floor"]["fad"] >= 0 and "codec_floor" in clap["per_window"][0]
+    assert "codec_floor" not in run["fad"][names[1]]["whole"]
     # Random models are far from real audio: above the real floor in the latent space.
     latent = run["fad"]["latent:MelAutoencoder"]
     assert latent["whole"]["fad"] > latent["whole"]["floor"]["fad"]
