@@ -41,6 +41,8 @@ MAX_AUDIO_LENGTH_IN_S = 3600.0
 MAX_FRAME_RATE = 100.0
 # Waveforms generated in one call; more is a unit mistake or would exhaust memory: generate in several calls.
 MAX_BATCH_SIZE = 1024
+# Classifier-free guidance weights beyond this only amplify the Sampler's errors.
+MAX_GUIDANCE_SCALE = 20.0
 # Flow steps per frame; diffusers' schedulers are trained on 1000 timesteps.
 MAX_NUM_INFERENCE_STEPS = 1000
 OUTPUT_TYPES = ("np", "pt", "latent")
@@ -63,10 +65,19 @@ class SlidingWindow:
         backbone ([`CAMModel`]): the Backbone.
         context_shift (`int`): frames dropped from the window at each rebuild, in [1, context_frames - 1].
         noise_level (`torch.Tensor`, a scalar): k_inf, passed to a Backbone that is told its inputs' noise level.
+        instrument_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*): each sequence's instrument, for a
+            Backbone with instrument conditioning (its embedding is part of every position, the start vector's too).
     """
 
-    def __init__(self, backbone: CAMModel, context_shift: int, noise_level: torch.Tensor):
+    def __init__(
+        self,
+        backbone: CAMModel,
+        context_shift: int,
+        noise_level: torch.Tensor,
+        instrument_ids: torch.LongTensor | None = None,
+    ):
         self.backbone, self.context_shift, self.noise_level = backbone, context_shift, noise_level
+        self.instrument_ids = instrument_ids
         self.context_frames = backbone.config.max_position_embeddings - 1
         self.frames, self.length, self.cache = None, 0, None
 
@@ -94,14 +105,17 @@ class SlidingWindow:
     def _forward(self, frames: torch.Tensor, cache) -> torch.Tensor:
         # The one place the Backbone runs while generating: conditioning inputs it may take go here.
         levels = self.noise_level.expand(frames.shape[:2]) if self.backbone.config.condition_on_noise_level else None
-        output = self.backbone(frames, cache=cache, use_cache=True, noise_level=levels)
+        output = self.backbone(
+            frames, cache=cache, use_cache=True, noise_level=levels, instrument_ids=self.instrument_ids
+        )
         self.cache = output.cache
         return output.last_hidden_state[:, -1]
 
 
 class CAMPipeline(DiffusionPipeline):
     r"""
-    Generates audio with a Continuous Autoregressive Model: unconditionally, or as a continuation of an audio prompt.
+    Generates audio with a Continuous Autoregressive Model: unconditionally, or as a continuation of an audio prompt;
+    with a Backbone trained with instrument conditioning, for a chosen instrument, with classifier-free guidance.
 
     Args:
         backbone ([`CAMModel`]): the causal transformer producing one conditioning vector z_t per frame.
@@ -228,6 +242,8 @@ class CAMPipeline(DiffusionPipeline):
         context_shift,
         decode_chunk_frames,
         decode_context_frames,
+        instrument=None,
+        guidance_scale=1.0,
     ) -> None:
         """Checks every argument of `__call__` (type and range) before any work: a `ValueError` names the argument,
         its value and the fix."""
@@ -276,6 +292,43 @@ class CAMPipeline(DiffusionPipeline):
                 f"{max(1, self.context_frames // 2)}, or None for half the context."
             )
         check_decode_chunking(decode_chunk_frames, decode_context_frames)
+        total = (prompt_batch or batch_size or 1) * num_waveforms_per_prompt
+        self._check_instrument(instrument, guidance_scale, total)
+
+    def _check_instrument(self, instrument, guidance_scale, total: int) -> None:
+        if not _is_real(guidance_scale) or not 0.0 <= guidance_scale <= MAX_GUIDANCE_SCALE:
+            raise ValueError(
+                f"`guidance_scale` must be a number in [0, {MAX_GUIDANCE_SCALE:.0f}], got {guidance_scale!r}: pass 1.0 for "
+                "no guidance, or e.g. 3.0."
+            )
+        if instrument is None:
+            if guidance_scale != 1.0:
+                raise ValueError(
+                    f"`guidance_scale={guidance_scale}` guides towards an instrument: pass `instrument` too, or leave "
+                    "`guidance_scale` at 1.0."
+                )
+            return
+        instruments = list(instrument) if isinstance(instrument, list | tuple) else [instrument]
+        if isinstance(instrument, list | tuple) and len(instruments) != total:
+            raise ValueError(
+                f"Got a list of {len(instruments)} instruments for {total} waveforms: pass one per waveform, or a "
+                "single instrument for all."
+            )
+        for name in instruments:
+            if not isinstance(name, str) and not is_integer(name):
+                raise ValueError(f"`instrument` must be a name or an id (or a list of them), got {name!r}.")
+            self.backbone.config.instrument_id(name if isinstance(name, str) else int(name))
+
+    def prepare_instrument_ids(
+        self, instrument: str | int | list[str | int] | None, batch_size: int
+    ) -> torch.LongTensor | None:
+        """The instrument id of every waveform `(batch_size,)` on the execution device, or `None` without one."""
+        if instrument is None:
+            return None
+        instruments = list(instrument) if isinstance(instrument, list | tuple) else [instrument] * batch_size
+        config = self.backbone.config
+        ids = [config.instrument_id(name if isinstance(name, str) else int(name)) for name in instruments]
+        return torch.tensor(ids, dtype=torch.long, device=self._execution_device)
 
     def _check_prompt(self, audio, sample_rate, prompt_latents) -> int | None:
         """Checks the prompt; returns its batch size (`None` without a prompt)."""
@@ -406,9 +459,14 @@ class CAMPipeline(DiffusionPipeline):
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         context_shift: int | None = None,
+        instrument_ids: torch.LongTensor | None = None,
+        guidance_scale: float = 1.0,
     ) -> Iterator[torch.Tensor]:
         r"""
         The autoregressive loop. Yields each new frame as soon as it is drawn; holds only the Backbone's window.
+
+        With classifier-free guidance (`guidance_scale` != 1), the window holds each sequence twice, with its instrument
+        and with "no instrument": both read the same frames, and the Sampler combines their two predictions.
 
         Args:
             prompt_latents (`torch.Tensor` of shape `(batch_size, num_prompt_frames, latent_dim)`, *optional*).
@@ -421,24 +479,40 @@ class CAMPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*): see `__call__`.
             context_shift (`int`, *optional*): frames dropped from the window at each rebuild (see [`SlidingWindow`]);
                 half the context by default.
+            instrument_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*): each sequence's instrument.
+            guidance_scale (`float`, defaults to 1.0): the classifier-free guidance weight w (1: none).
 
         Yields:
             `torch.Tensor` of shape `(batch_size, latent_dim)`: the next frame.
         """
         device, dtype = self._execution_device, self.backbone.dtype
         k_inf, mixing = torch.tensor(inference_noise, device=device, dtype=dtype), self.backbone.config.noise_mixing
-        window = SlidingWindow(self.backbone, context_shift or max(1, self.context_frames // 2), k_inf)
+        guided = instrument_ids is not None and guidance_scale != 1.0
+        if guided:
+            unconditional_ids = torch.full_like(instrument_ids, self.backbone.config.no_instrument_id)
+            instrument_ids = torch.cat([instrument_ids, unconditional_ids])
+
+        def both(frames: torch.Tensor) -> torch.Tensor:
+            # With guidance the conditional and the unconditional halves of the window see the same frames.
+            return torch.cat([frames, frames]) if guided else frames
+
+        window = SlidingWindow(self.backbone, context_shift or max(1, self.context_frames // 2), k_inf, instrument_ids)
         if prompt_latents is None:
             prompt_latents = torch.zeros(batch_size, 0, self.backbone.config.latent_dim)
         prompt = prompt_latents.to(device=device, dtype=dtype)
         # The Backbone reads the start vector, then the prompt mixed with k_inf like every frame it is fed: z_0.
-        condition = window.start(mix_noise(prompt, randn_tensor(prompt.shape, generator, device, dtype), k_inf, mixing))
+        condition = window.start(
+            both(mix_noise(prompt, randn_tensor(prompt.shape, generator, device, dtype), k_inf, mixing))
+        )
         with self.progress_bar(total=num_frames) as progress_bar:
             for index in range(num_frames):
                 if self.interrupt:
                     break
-                # Draw frame t+1 from the Sampler's flow, conditioned on z_t.
-                frame = sample_next_frame(self.sampler, self.scheduler, condition, num_inference_steps, generator)
+                # Draw frame t+1 from the Sampler's flow, conditioned on z_t (guided by the unconditional z_t).
+                frame = sample_next_frame(
+                    self.sampler, self.scheduler, condition[:batch_size], num_inference_steps, generator,
+                    unconditional_condition=condition[batch_size:] if guided else None, guidance_scale=guidance_scale,
+                )
                 # The callback may replace the new frame (only it: the earlier ones were fed back and yielded).
                 if callback_on_step_end is not None:
                     frame = self._callback_frame(callback_on_step_end, index, frame, callback_on_step_end_tensor_inputs)
@@ -448,7 +522,7 @@ class CAMPipeline(DiffusionPipeline):
                     break
                 # Feed it back mixed with k_inf; the window slides once the context is full: z_{t+1}.
                 noise = randn_tensor(frame.shape, generator, device, dtype)
-                condition = window.append(mix_noise(frame, noise, k_inf, mixing))
+                condition = window.append(both(mix_noise(frame, noise, k_inf, mixing)))
 
     def _callback_frame(self, callback: Callable, index: int, frame: torch.Tensor, tensor_inputs) -> torch.Tensor:
         """Runs the callback on the new frame and returns the frame it leaves (replaced or not), checked."""
@@ -526,6 +600,8 @@ class CAMPipeline(DiffusionPipeline):
         context_shift: int | None = None,
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+        instrument: str | int | list[str | int] | None = None,
+        guidance_scale: float = 1.0,
         _stream: bool = False,
     ) -> AudioPipelineOutput | tuple:
         r"""
@@ -564,6 +640,13 @@ class CAMPipeline(DiffusionPipeline):
             decode_chunk_frames (`int`, defaults to 64): frames decoded at a time (also the streaming chunk).
             decode_context_frames (`int`, defaults to 4): frames of context decoded on each side of a chunk, and the
                 length of the crossfade between chunks (see the autoencoder's `decode_stream`).
+            instrument (`str`, `int` or a list of them, *optional*): for a Backbone trained with instrument
+                conditioning (`backbone.config.instrument_names`), the instrument to generate, by name or id: one for
+                every waveform, or a list with one per waveform. `None` generates without an instrument.
+            guidance_scale (`float`, defaults to 1.0): classifier-free guidance weight w with `instrument`: each
+                Sampler step predicts u + w (c - u) from the conditional (c) and the unconditional (u) prediction.
+                1 is no guidance (no extra cost); larger values follow the instrument more closely; guidance runs the
+                Backbone and the Sampler on twice the batch.
 
         Returns:
             [`~diffusers.pipelines.AudioPipelineOutput`] with `audios` of shape `(batch_size, channels, samples)`
@@ -579,6 +662,7 @@ class CAMPipeline(DiffusionPipeline):
             audio, sample_rate, prompt_latents, audio_length_in_s, num_frames, num_inference_steps, inference_noise,
             batch_size, num_waveforms_per_prompt, generator, output_type, return_dict, callback_on_step_end,
             callback_on_step_end_tensor_inputs, context_shift, decode_chunk_frames, decode_context_frames,
+            instrument, guidance_scale,
         )
 
         # 2. Encode the prompt (if any), one copy per waveform.
@@ -593,12 +677,13 @@ class CAMPipeline(DiffusionPipeline):
             num_frames = max(1, math.ceil(audio_length_in_s * self.frame_rate))
         if inference_noise is None:
             inference_noise = self.backbone.config.inference_noise
+        instrument_ids = self.prepare_instrument_ids(instrument, batch_size)
         self._num_timesteps, self._interrupt = num_frames, False
 
         # 4. The autoregressive loop, decoded chunk by chunk as soon as each chunk's frames exist.
         frames = self.generate_frames(
             prompt_latents, batch_size, num_frames, num_inference_steps, inference_noise, generator,
-            callback_on_step_end, callback_on_step_end_tensor_inputs, context_shift,
+            callback_on_step_end, callback_on_step_end_tensor_inputs, context_shift, instrument_ids, guidance_scale,
         )
         chunks = self._output_chunks(frames, output_type, decode_chunk_frames, decode_context_frames)
         if _stream:

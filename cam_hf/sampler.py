@@ -210,11 +210,17 @@ def sample_next_frame(
     num_inference_steps: int,
     generator: torch.Generator | list[torch.Generator] | None = None,
     noise: torch.Tensor | None = None,
+    unconditional_condition: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
 ) -> torch.Tensor:
     r"""
     Draws one latent frame per conditioning vector by integrating the Sampler from noise to data with a diffusers
     scheduler: `FlowMatchEulerDiscreteScheduler` (or any flow-matching scheduler) for a `"flow"` Sampler, a
     DDPM/DDIM-family scheduler with `prediction_type="epsilon"` for an `"epsilon"` Sampler.
+
+    With `unconditional_condition`, each step applies classifier-free guidance: the Sampler runs on both conditions in
+    one batch and its prediction becomes u + w (c - u) (w = `guidance_scale`; 1 gives the conditional prediction, 0
+    the unconditional one).
 
     Args:
         sampler ([`CAMSampler`]): the denoiser.
@@ -225,12 +231,24 @@ def sample_next_frame(
             noise of a stochastic scheduler's steps (a list draws each row from its own generator, so a row does not
             depend on the batch it is in).
         noise (`torch.Tensor` of shape `(batch_size, latent_dim)`, *optional*): the starting noise, instead of drawing it.
+        unconditional_condition (`torch.Tensor` of shape `(batch_size, condition_dim)`, *optional*): the Backbone's
+            outputs for the same frames without the condition ("no instrument"), for classifier-free guidance.
+        guidance_scale (`float`, defaults to 1.0): the guidance weight w, used with `unconditional_condition`.
 
     Returns:
         `torch.Tensor` of shape `(batch_size, latent_dim)`: the sampled frames x_{t+1}.
     """
     _check_sample_next_frame_inputs(sampler, condition, num_inference_steps, generator, noise)
+    if unconditional_condition is not None and unconditional_condition.shape != condition.shape:
+        raise ValueError(
+            f"`unconditional_condition` must have the shape of `condition` {tuple(condition.shape)}, got "
+            f"{tuple(unconditional_condition.shape)}."
+        )
     shape = (condition.shape[0], sampler.config.latent_dim)
+    guided = unconditional_condition is not None
+    # Guidance runs both conditions as one batch of 2 x batch_size rows: the weights are read once for both.
+    conditions = torch.cat([condition, unconditional_condition]) if guided else condition
+    rows = conditions.shape[0]
     if noise is None:
         noise = randn_tensor(shape, generator=generator, device=condition.device, dtype=condition.dtype)
     scheduler.set_timesteps(num_inference_steps, device=condition.device)
@@ -242,19 +260,24 @@ def sample_next_frame(
     # The flow times stay float32 whatever the Sampler's dtype: in bfloat16, t = 937.5 would become 936.
     timesteps = scheduler.timesteps.to(device=condition.device, dtype=torch.float32)
     modulations = None
-    if shape[0] * len(timesteps) <= MAX_PRECOMPUTED_ROWS:
+    if rows * len(timesteps) <= MAX_PRECOMPUTED_ROWS:
         # The flow times are known before the loop: compute the sample-independent part of every step in one batched
         # pass (rows ordered step-major), so that its weights are read once per frame, not once per step. At batch 1
         # and 16 steps this makes the Sampler several times faster; larger batches reuse weights anyway.
-        batched = sampler.modulations(timesteps.repeat_interleave(shape[0]), condition.repeat(len(timesteps), 1))
-        modulations = [[m.view(len(timesteps), shape[0], -1) for m in layer] for layer in batched]
+        batched = sampler.modulations(timesteps.repeat_interleave(rows), conditions.repeat(len(timesteps), 1))
+        modulations = [[m.view(len(timesteps), rows, -1) for m in layer] for layer in batched]
     for index, timestep in enumerate(scheduler.timesteps):
         model_input = scale_input(sample, timestep) if scale_input is not None else sample
+        if guided:
+            model_input = torch.cat([model_input, model_input])
         if modulations is not None:
             step_modulations = [tuple(m[index] for m in layer) for layer in modulations]
             model_output = sampler.forward_modulated(model_input, step_modulations)
         else:
-            model_output = sampler(model_input, timesteps[index].expand(shape[0]), condition)
+            model_output = sampler(model_input, timesteps[index].expand(rows), conditions)
+        if guided:
+            conditional, unconditional = model_output.chunk(2)
+            model_output = unconditional + guidance_scale * (conditional - unconditional)
         sample = scheduler.step(model_output, timestep, sample, **step_kwargs).prev_sample
     return sample
 
