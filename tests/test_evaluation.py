@@ -218,3 +218,25 @@ def test_real_windows_floor_is_near_the_generated_fad_for_real_like_sets():
     assert not too_big["same_size"] and too_big["num_windows"] == 60
     with pytest.raises(ValueError, match="No reference window"):
         RealWindows.build(clips[:2], [True, True], windows_of_clip)
+
+
+def test_reference_audio_from_a_folder_and_its_errors(tmp_path):
+    import soundfile as sf
+
+    from cam_hf.evaluation import load_reference_audio
+
+    (tmp_path / "sub").mkdir()
+    sf.write(tmp_path / "a.wav", np.zeros((800, 2), dtype=np.float32), 8000)  # stereo: averaged to mono
+    sf.write(tmp_path / "sub" / "b.flac", np.ones(1600, dtype=np.float32) * 0.1, 16000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    clips, rates, names = load_reference_audio(str(tmp_path))
+    assert names == ["a.wav", "sub/b.flac"] and rates == [8000, 16000] and [c.shape for c in clips] == [(800,), (1600,)]
+    assert len(load_reference_audio(str(tmp_path), max_clips=1)[0]) == 1
+    with pytest.raises(ValueError, match="not a folder"):
+        load_reference_audio(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no audio files"):
+        load_reference_audio(str(tmp_path / "empty"))
+    (tmp_path / "sub" / "broken.wav").write_bytes(b"RIFF not audio")
+    with pytest.raises(ValueError, match="Could not read reference file"):
+        load_reference_audio(str(tmp_path))
