@@ -305,3 +305,15 @@ def test_push_to_hub_uploads_the_pipeline_with_its_training_card(toy_dataset, tm
     assert "org/cam-toy" in card and "examples/train.py" in card and "optimiser steps" in card
     assert not list(uploaded.glob("checkpoint-*"))  # the pipeline only, not the run's checkpoints
     assert CAMPipeline.from_pretrained(str(uploaded)).backbone.config.max_position_embeddings == 13
+
+
+def test_latents_are_read_exactly_from_arrow(toy_dataset):
+    from datasets import load_from_disk
+
+    split = load_from_disk(str(toy_dataset))["train"]
+    clips = train.read_latents(split)
+    expected = [torch.from_numpy(x) for x in split.with_format("numpy", columns=["latents"])["latents"]]
+    assert len(clips) == len(expected) and all(torch.equal(c, e.half()) for c, e in zip(clips, expected, strict=True))
+    shuffled = split.shuffle(seed=0).select(range(5))
+    order = shuffled._indices.column(0).to_pylist()  # the rows it selected, in its order
+    assert all(torch.equal(c, clips[i]) for c, i in zip(train.read_latents(shuffled), order, strict=True))
