@@ -29,6 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 from cam_hf import CAMPipeline  # noqa: E402
 from cam_hf.evaluation import (  # noqa: E402
@@ -182,7 +183,8 @@ class RealData:
 def generate(pipe, args, num_frames: int, k_inf, mode: str, prompts: torch.Tensor | None):
     """Yields `(first_index, latents [B, T, D])` batches for samples 0 .. seed_sets * num_samples - 1."""
     total = args.seed_sets * args.num_samples
-    for first in range(0, total, args.batch_size):
+    batches = range(0, total, args.batch_size)
+    for first in tqdm(batches, desc=f"generating {mode}, k_inf={k_inf}", unit="batch", leave=False):
         count = min(args.batch_size, total - first)
         generators = [torch.Generator(args.device).manual_seed(args.seed + first + i) for i in range(count)]
         kwargs = {"num_inference_steps": args.num_inference_steps} if args.num_inference_steps else {}
