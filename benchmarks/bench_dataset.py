@@ -91,6 +91,8 @@ def bench_latents(args):
             )
         # 2. float16 against float32, per normalisation, on held-out clips (the codec was fitted on train clips).
         _, codec = load_latent_dataset(os.path.join(tmp, "latents-1"))
+    if not len(held_out):
+        return
     per_channel_std = torch.tensor(codec.config.latents_std)
     clips = [decode_audio(row["audio"]) for row in held_out]
     cfg = codec.config
@@ -129,7 +131,7 @@ def main():
     latents.add_argument("--num_workers", type=int, default=2, help="Worker processes, timed beside one process.")
     latents.add_argument("--clips", type=int, default=512, help="Train clips encoded for the timing.")
     latents.add_argument("--fit_seconds", type=float, default=3600.0, help="Seconds of those clips the codec is fitted on.")
-    latents.add_argument("--reconstruction_clips", type=int, default=48, help="Held-out clips decoded for the errors.")
+    latents.add_argument("--reconstruction_clips", type=int, default=48, help="Held-out clips decoded for the errors (0: none).")
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.command == "build":

@@ -49,7 +49,9 @@ def parse_args(argv=None):
         + ", ".join(f"{name}: {hub_id}" for name, hub_id in DEFAULT_WEIGHTS.items())
         + " (Hub ids: need network).",
     )
-    parser.add_argument("--batch_size", type=int, default=16, help="Clips encoded together.")
+    parser.add_argument(
+        "--batch_size", type=int, default=4, help="Clips encoded together (on CPU larger batches are slower; raise it for a GPU)."
+    )
     parser.add_argument(
         "--fit_seconds", type=float, default=3600.0, help="Seconds of train audio, drawn at random, to fit the statistics on."
     )
