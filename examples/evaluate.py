@@ -56,8 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_reference_clips", type=int, help="Use at most this many real clips (random).")
     parser.add_argument("--held_out_fraction", type=float, default=0.5,
                         help="Fraction of the real clips held out of the reference, for floors and prompts.")
-    parser.add_argument("--embedding", nargs="+", default=["spectral", "latent"],
-                        help="spectral, crepe-tiny, crepe-full, latent, vggish:PATH, clap:PATH_OR_ID (several allowed).")
+    parser.add_argument("--embedding", nargs="+", default=["spectral", "latent", "latent:2"],
+                        help="spectral, crepe-tiny, crepe-full, latent, latent:N (N frames per vector), vggish:PATH, "
+                             "clap:PATH_OR_ID (several allowed).")
     parser.add_argument("--crepe_hop_seconds", type=float, default=0.05, help="Frame spacing of CREPE embeddings.")
     parser.add_argument("--num_samples", type=int, default=32, help="Generated samples per seed set.")
     parser.add_argument("--seed_sets", type=int, default=1, help="Independent seed sets (their spread is reported).")
@@ -152,15 +153,18 @@ class RealData:
             self.cache[key] = RealWindows(plain.reference, pool, plain.num_reference_windows)
         return self.cache[key]
 
-    def latent_windows(self, model_key: str, autoencoder, window_frames: int) -> RealWindows:
+    def latent_windows(self, model_key: str, embedding: LatentEmbedding, window_frames: int) -> RealWindows:
+        """Encode each clip whole, cut its latents into windows, embed each window as generated latents are."""
+        autoencoder = embedding.autoencoder
+
         def windows_of_clip(index, clip):
             if len(clip) * autoencoder.sample_rate / self.rates[index] < autoencoder.hop_length * window_frames:
                 return []
             latents = autoencoder.encode(torch.from_numpy(clip)[None, None], sample_rate=self.rates[index])[0]
             latents = latents.float().cpu().numpy()
-            return [latents[start:end] for start, end in window_bounds(len(latents), window_frames)]
+            return [embedding.embed_latents(latents[start:end]) for start, end in window_bounds(len(latents), window_frames)]
 
-        return self.windows(("latent", model_key, window_frames), windows_of_clip)
+        return self.windows((embedding.name, model_key, window_frames), windows_of_clip)
 
     def prompts(self, autoencoder, prompt_frames: int) -> torch.Tensor:
         """Encoded openings of the held-out clips long enough to give `prompt_frames` frames: `[P, frames, D]`."""
@@ -215,7 +219,7 @@ def evaluate_run(pipe, args, real: RealData, embeddings, model_key: str, num_fra
             if isinstance(embedding, LatentEmbedding):
                 for i in range(len(latents)):
                     for w, (start, end) in enumerate(bounds):
-                        per_window[embedding.name][first + i][w] = all_latents[first + i, start:end]
+                        per_window[embedding.name][first + i][w] = embedding.embed_latents(all_latents[first + i, start:end])
                 continue
             if audio is None:
                 tick = time.perf_counter()
@@ -244,7 +248,7 @@ def evaluate_run(pipe, args, real: RealData, embeddings, model_key: str, num_fra
         "timings": timings,
         "fad": {},
     }
-    reference_latents = real.latent_windows(model_key, pipe.autoencoder, window_frames).reference
+    reference_latents = real.latent_windows(model_key, LatentEmbedding(pipe.autoencoder), window_frames).reference
     latent_stats = latent_window_statistics(
         all_latents, bounds, reference_latents.mean, np.sqrt(np.diag(reference_latents.covariance))
     )
@@ -280,7 +284,7 @@ def evaluate_run(pipe, args, real: RealData, embeddings, model_key: str, num_fra
 
 def reference_windows(real: RealData, embedding, pipe, model_key: str, window_frames: int) -> RealWindows:
     if isinstance(embedding, LatentEmbedding):
-        return real.latent_windows(model_key, pipe.autoencoder, window_frames)
+        return real.latent_windows(model_key, embedding, window_frames)
     return real.audio_embedding_windows(embedding, window_frames / pipe.frame_rate)
 
 
@@ -330,8 +334,10 @@ def main(argv=None) -> dict:
     names = args.model_name or [os.path.basename(os.path.normpath(model)) for model in args.model]
     started = time.perf_counter()
     real = RealData(args)
+    is_latent = [spec.partition(":")[0] == "latent" for spec in args.embedding]
+    # Audio embeddings are loaded once; latent ones belong to each model's autoencoder.
     audio_embeddings = [load_embedding(spec, crepe_hop_seconds=args.crepe_hop_seconds)
-                        for spec in args.embedding if spec != "latent"]
+                        for spec, latent in zip(args.embedding, is_latent, strict=True) if not latent]
     results = {
         "command": "python examples/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "settings": {key: value for key, value in vars(args).items()},
@@ -342,7 +348,10 @@ def main(argv=None) -> dict:
     for model_key, name in zip(args.model, names, strict=True):
         pipe = CAMPipeline.from_pretrained(model_key).to(args.device)
         pipe.set_progress_bar_config(disable=True)
-        embeddings = list(audio_embeddings) + ([LatentEmbedding(pipe.autoencoder)] if "latent" in args.embedding else [])
+        embeddings = list(audio_embeddings) + [
+            load_embedding(spec, autoencoder=pipe.autoencoder)
+            for spec, latent in zip(args.embedding, is_latent, strict=True) if latent
+        ]
         for embedding in embeddings:
             if embedding.name not in [e["name"] for e in results["embeddings"]]:
                 results["embeddings"].append(embedding.describe())
@@ -354,7 +363,7 @@ def main(argv=None) -> dict:
         for embedding in embeddings:
             reference = reference_windows(real, embedding, pipe, model_key, window_frames)
             reference.floor(args.num_samples * len(bounds), args.floor_sets, args.seed)
-        real.latent_windows(model_key, pipe.autoencoder, window_frames)
+        real.latent_windows(model_key, LatentEmbedding(pipe.autoencoder), window_frames)
         prompts = real.prompts(pipe.autoencoder, args.prompt_frames or max(1, context // 4)) if (
             "continuation" in args.modes
         ) else None

@@ -115,6 +115,35 @@ def test_latent_embedding_is_the_autoencoders_encoding():
         load_embedding("latent")
 
 
+def test_stacked_latent_frames_tell_white_noise_from_smooth_latents():
+    # Whitened latents have per-frame mean 0 and covariance I, like white noise: one frame per vector cannot tell
+    # them apart; two consecutive frames per vector see that real frames follow each other and noise does not.
+    from cam_hf.evaluation import embedding_statistics, frechet_distance
+
+    rng = np.random.default_rng(0)
+    rho, dim, frames = 0.9, 32, 4000
+
+    def smooth_latents():  # AR(1) with unit variance in every dimension
+        latents = np.zeros((frames, dim))
+        latents[0] = rng.normal(size=dim)
+        for t in range(1, frames):
+            latents[t] = rho * latents[t - 1] + np.sqrt(1 - rho**2) * rng.normal(size=dim)
+        return latents
+
+    smooth, other_smooth = smooth_latents(), smooth_latents()
+    noise = rng.normal(size=(frames, dim))
+    single, stacked = LatentEmbedding(tiny_mel_autoencoder()), load_embedding("latent:2", tiny_mel_autoencoder())
+
+    def distance(embedding, a, b):
+        return frechet_distance(embedding_statistics(embedding.embed_latents(a)), embedding_statistics(embedding.embed_latents(b)))
+
+    assert stacked.embedding_dim == 64 and stacked.embed_latents(smooth).shape == (frames - 1, 64)
+    assert distance(single, noise, smooth) < 2 * distance(single, other_smooth, smooth)  # blind to the difference
+    assert distance(stacked, noise, smooth) > 5 * distance(stacked, other_smooth, smooth)  # ~0.61 per dimension
+    with pytest.raises(ValueError, match="fewer than the 2 stacked"):
+        stacked.embed_latents(smooth[:1])
+
+
 def test_vggish_loads_torchvggish_weights_in_their_format(tmp_path):
     torchvggish = pytest.importorskip("torchvggish.torchvggish", reason="the vggish extra is not installed")
     torch.manual_seed(0)

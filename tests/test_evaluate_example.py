@@ -58,9 +58,9 @@ def tiny_clap(tmp_path_factory) -> str:
 def test_evaluate_two_models_and_a_k_inf_sweep(models, reference_dir, tiny_clap, tmp_path):
     results = evaluate_example.main([
         "--model", *models, "--model_name", "a", "b", "--reference_dir", str(reference_dir),
-        "--embedding", "latent", f"clap:{tiny_clap}", "--inference_noise", "0.0", "0.1",
-        "--num_samples", "9", "--seed_sets", "2", "--batch_size", "4", "--num_inference_steps", "2",
-        "--prompt_frames", "2", "--window_frames", "4", "--contexts", "2", "--codec_floor",
+        "--embedding", "latent", "latent:2", f"clap:{tiny_clap}", "--inference_noise", "0.0", "0.1",
+        "--num_samples", "10", "--seed_sets", "2", "--batch_size", "5", "--num_inference_steps", "1",
+        "--prompt_frames", "2", "--window_frames", "8", "--contexts", "3", "--codec_floor",
         "--output_dir", str(tmp_path),
     ])
     written = json.loads((tmp_path / "results.json").read_text())
@@ -72,17 +72,17 @@ def test_evaluate_two_models_and_a_k_inf_sweep(models, reference_dir, tiny_clap,
     }
     assert results["reference"]["reference_clips"] + results["reference"]["held_out_clips"] == 12
     names = [e["name"] for e in results["embeddings"]]
-    assert names == ["clap:" + Path(tiny_clap).name, "latent:MelAutoencoder"]
+    assert names == ["clap:" + Path(tiny_clap).name, "latent", "latent:2"]
     assert all(e["comparable_with_published_fad"] is False for e in results["embeddings"][1:])
     assert "not comparable" in results["note"]
     run = results["runs"][0]
-    assert run["num_frames"] == 2 * CONTEXT and len(run["windows"]) == 4
+    assert run["num_frames"] == 3 * CONTEXT and len(run["windows"]) == 3
     assert all({"mean", "std", "mean_shift", "std_ratio"} <= set(w["latent"]) for w in run["windows"])
     for name in names:
         figures = run["fad"][name]
-        assert len(figures["per_window"]) == 4
+        assert len(figures["per_window"]) == 3
         for window in figures["per_window"]:
-            assert len(window["values"]) == 2 and window["fad"] >= 0 and window["floor"]["num_windows"] == 9
+            assert len(window["values"]) == 2 and window["fad"] >= 0 and window["floor"]["num_windows"] == 10
         assert figures["whole"]["floor"]["fad"] >= 0 and len(figures["whole"]["values"]) == 2
         assert figures["fad_acc"] == pytest.approx(figures["per_window"][-1]["fad"] - figures["per_window"][0]["fad"])
     # The codec floor (real audio through the model's codec) is measured for audio embeddings only.
@@ -90,15 +90,15 @@ def test_evaluate_two_models_and_a_k_inf_sweep(models, reference_dir, tiny_clap,
     assert clap["whole"]["codec_floor"]["fad"] >= 0 and "codec_floor" in clap["per_window"][0]
     assert "codec_floor" not in run["fad"][names[1]]["whole"]
     # Random models are far from real audio: above the real floor in the latent space.
-    latent = run["fad"]["latent:MelAutoencoder"]
+    latent = run["fad"]["latent"]
     assert latent["whole"]["fad"] > latent["whole"]["floor"]["fad"]
     # Same seeds, same model, same k_inf: reproducible; another model differs.
     again = evaluate_example.main([
         "--model", models[0], "--reference_dir", str(reference_dir), "--embedding", "latent",
-        "--inference_noise", "0.0", "--modes", "unconditional", "--num_samples", "9", "--seed_sets", "2",
-        "--batch_size", "5", "--num_inference_steps", "2", "--window_frames", "4", "--contexts", "2", "--output_dir", str(tmp_path / "x"),
+        "--inference_noise", "0.0", "--modes", "unconditional", "--num_samples", "10", "--seed_sets", "2",
+        "--batch_size", "4", "--num_inference_steps", "2", "--window_frames", "8", "--contexts", "3", "--output_dir", str(tmp_path / "x"),
     ])
-    assert again["runs"][0]["fad"]["latent:MelAutoencoder"]["whole"]["values"] == pytest.approx(
+    assert again["runs"][0]["fad"]["latent"]["whole"]["values"] == pytest.approx(
         latent["whole"]["values"], rel=1e-4
     )
 

