@@ -271,8 +271,9 @@ def evaluate_run(pipe, args, real: RealData, embeddings, model_key: str, num_fra
         if args.codec_floor and not isinstance(embedding, LatentEmbedding):
             codec = real.codec_windows(model_key, pipe.autoencoder, embedding, window_frames / pipe.frame_rate,
                                        args.num_samples * len(bounds) * args.floor_sets)
+            window_codec_floor = codec.floor(args.num_samples, args.floor_sets, args.seed)
             for window in windows:
-                window["codec_floor"] = codec.floor(args.num_samples, args.floor_sets, args.seed)
+                window["codec_floor"] = window_codec_floor
             whole["codec_floor"] = codec.floor(args.num_samples * len(bounds), args.floor_sets, args.seed)
         run["fad"][embedding.name] = {
             "per_window": windows,
