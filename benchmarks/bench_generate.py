@@ -136,6 +136,29 @@ class PeakMemory:
         return f"peak RSS {self.peak / 2**20:,.0f} MiB (+{(self.peak - self.baseline) / 2**20:,.0f} MiB during the run)"
 
 
+class FrameClock:
+    """A `callback_on_step_end` that timestamps every frame the pipeline makes, in wall time and in this process's
+    CPU time (which other processes' load on a shared machine disturbs much less)."""
+
+    def __init__(self):
+        self.start()
+
+    def start(self) -> None:
+        self.wall, self.cpu = [time.perf_counter()], [time.process_time()]
+
+    def __call__(self, pipe, index, timestep, callback_kwargs):
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+        return callback_kwargs
+
+    def wall_ms(self) -> np.ndarray:
+        """Wall ms of each frame: from the previous frame (or `start`) to this one."""
+        return np.diff(self.wall) * 1000
+
+    def cpu_ms(self) -> np.ndarray:
+        return np.diff(self.cpu) * 1000
+
+
 # ---- CAM ------------------------------------------------------------------------------------------------------
 
 
@@ -199,30 +222,25 @@ def frame_at_position_ms(pipe: CAMPipeline, position: int, steps: int, count: in
     """Median ms of a whole frame (Sampler, noise mixing, cached Backbone step), through the pipeline's own loop, at
     cache position `position`: a prompt of `position - 1` frames fills the cache first (the Backbone needs
     `max_position_embeddings > position + warmup + count`, so that the window does not slide meanwhile)."""
-    stamps = []
+    clock = FrameClock()
     pipe(prompt_latents=torch.randn(1, position - 1, LATENT_DIM), num_frames=warmup + count + 1,
          num_inference_steps=steps, output_type="latent", context_shift=pipe.context_frames - (position - 1),
-         callback_on_step_end=lambda pipe, index, timestep, kwargs: stamps.append(time.perf_counter()) or kwargs)
+         callback_on_step_end=clock)
     # Between two callbacks: the Backbone step that feeds frame i back, then the Sampler drawing frame i + 1.
-    return 1000 * float(np.median(np.diff(stamps)[warmup:]))
+    return float(np.median(clock.wall_ms()[1 + warmup :]))
 
 
 def run_pipeline(pipe: CAMPipeline, num_frames: int, steps: int) -> dict:
     """Generates `num_frames` latent frames with `CAMPipeline.__call__`, timestamping every frame, then decodes them."""
-    stamps = []
-
-    def on_frame(pipe, index, timestep, callback_kwargs):
-        stamps.append(time.perf_counter())
-        return callback_kwargs
-
+    clock = FrameClock()
     with PeakMemory() as memory:
-        start = time.perf_counter()
+        clock.start()
         latents = pipe(num_frames=num_frames, num_inference_steps=steps, output_type="latent",
-                       generator=torch.Generator().manual_seed(0), callback_on_step_end=on_frame).audios
-        seconds = time.perf_counter() - start
+                       generator=torch.Generator().manual_seed(0), callback_on_step_end=clock).audios
+        seconds = time.perf_counter() - clock.wall[0]
     with PeakMemory() as decode_memory:
         decode = decode_seconds(pipe, latents)
-    return {"seconds": seconds, "per_frame_ms": (np.diff([start] + stamps) * 1000).tolist(), "decode_seconds": decode,
+    return {"seconds": seconds, "per_frame_ms": clock.wall_ms().tolist(), "decode_seconds": decode,
             "rss_before_mib": memory.baseline / 2**20, "peak_rss_mib": memory.peak / 2**20,
             "decode_peak_rss_mib": decode_memory.peak / 2**20}
 

@@ -8,9 +8,11 @@ frame, where a real model's weights would hide it.
 
 For each duration (10 s, 600 s and 3600 s by default), in a fresh process: `CAMPipeline.stream` is consumed chunk
 by chunk and each chunk dropped (as a player does once it has played it), every frame timestamped from
-`callback_on_step_end`, the resident memory sampled every 2 ms. Printed per duration: ms per frame (median, mean
-including the window rebuilds and the decoding of each chunk, and the means over the first and the last 10 % of the
-frames, whose ratio shows any growth), wall time, peak RSS and its growth over the built pipeline.
+`callback_on_step_end` in wall time and in the process's CPU time, the resident memory sampled every 2 ms. Printed
+per duration: ms per frame (median; mean, which includes the window rebuilds and the decoding of each chunk; the mean
+over each tenth of the run, first to last, whose spread shows any growth with the length), wall time, peak RSS and
+its growth over the built pipeline. On a machine others use, read the CPU times: other processes' load moves the
+wall times by tens of percent over a long run.
 
 `--baseline PATH` runs the same measurement with another checkout of cam_hf (its child processes import cam_hf
 from PATH: a git worktree of an older commit, say; it needs `cam_hf/testing_utils.py`, copy it in if the commit
@@ -31,7 +33,7 @@ import sys
 import time
 
 import numpy as np
-from bench_generate import PeakMemory, load_average
+from bench_generate import FrameClock, PeakMemory, load_average
 
 BACKBONE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                 intermediate_size=64, max_position_embeddings=256)
@@ -46,19 +48,14 @@ def measure(seconds: float, steps: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     pipe = random_pipeline(autoencoder=MelAutoencoder(n_mels=16), backbone_config=BACKBONE)
-    stamps = []
-
-    def on_frame(pipe, index, timestep, callback_kwargs):
-        stamps.append(time.perf_counter())
-        return callback_kwargs
-
+    clock = FrameClock()
     with PeakMemory() as memory:
-        start = time.perf_counter()
+        clock.start()
         chunks = pipe.stream(audio_length_in_s=seconds, num_inference_steps=steps,
-                             generator=torch.Generator().manual_seed(0), callback_on_step_end=on_frame)
+                             generator=torch.Generator().manual_seed(0), callback_on_step_end=clock)
         samples = sum(chunk.shape[-1] for chunk in chunks)
-        wall = time.perf_counter() - start
-    return {"wall_s": wall, "per_frame_ms": (np.diff([start] + stamps) * 1000).tolist(), "samples": samples,
+        wall = time.perf_counter() - clock.wall[0]
+    return {"wall_s": wall, "wall_ms": clock.wall_ms().tolist(), "cpu_ms": clock.cpu_ms().tolist(), "samples": samples,
             "rss_before_mib": memory.baseline / 2**20, "peak_rss_mib": memory.peak / 2**20}
 
 
@@ -75,27 +72,28 @@ def measure_in_fresh_process(seconds: float, steps: int, threads: int, library: 
 
 
 def summary(result: dict) -> dict:
-    per_frame = np.array(result["per_frame_ms"])
-    tenth = max(1, len(per_frame) // 10)
-    return {
-        "frames": len(per_frame),
-        "median": float(np.median(per_frame)),
-        "mean": float(per_frame.mean()),
-        "first": float(per_frame[:tenth].mean()),
-        "last": float(per_frame[-tenth:].mean()),
-        "wall": result["wall_s"],
-        "peak": result["peak_rss_mib"],
-        "growth": result["peak_rss_mib"] - result["rss_before_mib"],
-    }
+    """Per-frame figures: median and mean (the mean includes the window rebuilds and the decoding of each chunk), and
+    the mean over each tenth of the frames, first to last, whose spread shows any growth with the length."""
+    figures = {"frames": len(result["wall_ms"]), "wall": result["wall_s"], "peak": result["peak_rss_mib"],
+               "growth": result["peak_rss_mib"] - result["rss_before_mib"]}
+    for clock in ("wall_ms", "cpu_ms"):
+        per_frame = np.array(result[clock])
+        tenths = [float(part.mean()) for part in np.array_split(per_frame, 10)]
+        figures[clock] = {"median": float(np.median(per_frame)), "mean": float(per_frame.mean()), "tenths": tenths}
+    return figures
 
 
 def describe(name: str, figures: dict) -> str:
-    return (
-        f"  {name}: {figures['frames']} frames in {figures['wall']:.1f} s; ms per frame median {figures['median']:.2f}, "
-        f"mean {figures['mean']:.2f}, first 10 % {figures['first']:.2f}, last 10 % {figures['last']:.2f} "
-        f"({100 * (figures['last'] / figures['first'] - 1):+.0f} %); peak RSS {figures['peak']:,.0f} MiB "
-        f"(+{figures['growth']:,.0f} MiB over the built pipeline)"
-    )
+    lines = [f"  {name}: {figures['frames']} frames in {figures['wall']:.1f} s; peak RSS {figures['peak']:,.0f} MiB "
+             f"(+{figures['growth']:,.0f} MiB over the built pipeline)"]
+    for clock, label in (("wall_ms", "wall"), ("cpu_ms", "CPU ")):
+        per_frame = figures[clock]
+        tenths = per_frame["tenths"]
+        lines.append(
+            f"    {label} ms per frame: median {per_frame['median']:.2f}, mean {per_frame['mean']:.2f}; mean by tenth of "
+            f"the run {' '.join(f'{x:.1f}' for x in tenths)} (last / first {tenths[-1] / tenths[0]:.2f})"
+        )
+    return "\n".join(lines)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -125,8 +123,9 @@ def main(argv=None) -> None:
         if args.baseline:
             baseline = summary(measure_in_fresh_process(seconds, args.num_inference_steps, args.threads, args.baseline))
             print(describe(f"baseline {args.baseline}", baseline))
-            print(f"  this checkout / baseline: mean ms per frame {current['mean'] / baseline['mean']:.2f}x, last 10 % "
-                  f"{current['last'] / baseline['last']:.2f}x, wall {current['wall'] / baseline['wall']:.2f}x, "
+            cpu, cpu_baseline = current["cpu_ms"], baseline["cpu_ms"]
+            print(f"  this checkout / baseline: CPU ms per frame, mean {cpu['mean'] / cpu_baseline['mean']:.2f}x, last "
+                  f"tenth {cpu['tenths'][-1] / cpu_baseline['tenths'][-1]:.2f}x; wall {current['wall'] / baseline['wall']:.2f}x; "
                   f"RSS growth {current['growth']:,.0f} vs {baseline['growth']:,.0f} MiB", flush=True)
     print(f"load average at end: {load_average()}")
 

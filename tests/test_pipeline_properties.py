@@ -194,7 +194,7 @@ def test_encode_prompt_and_decode_latents_check_their_arguments(pipe, work, data
 # more. (The default codec decodes single frames: 2048 samples per frame against a padding of 512.)
 
 
-@settings(max_examples=15, **PROPERTY_SETTINGS)
+@settings(max_examples=10, **PROPERTY_SETTINGS)
 @given(
     num_frames=st.integers(2, 40),
     num_inference_steps=st.integers(1, 2),
@@ -222,7 +222,7 @@ def test_valid_arguments_generate_and_stream_alike(pipe, seed, **kwargs):
     np.testing.assert_array_equal(np.asarray(streamed), np.asarray(output))
 
 
-@settings(max_examples=25, **PROPERTY_SETTINGS)
+@settings(max_examples=15, **PROPERTY_SETTINGS)
 @given(
     num_frames=st.integers(2, 30),
     cuts=st.lists(st.integers(1, 29), max_size=6),
