@@ -185,7 +185,8 @@ def test_mel_codec_computes_in_float32_after_a_dtype_cast():
     codec.to(torch.bfloat16)  # what `pipeline.to(torch.bfloat16)` does to every component
     cast_latents = codec.encode(audio)
     assert cast_latents.dtype == torch.float32
-    assert codec.dtype == torch.float32
+    # It reports the dtype it was cast to (diffusers' dtype moves expect that) and computes in float32.
+    assert codec.dtype == torch.bfloat16 and codec.projection.dtype == torch.float32
     assert torch.equal(cast_latents, latents)
     assert codec.decode(latents.to(torch.bfloat16)).dtype == torch.float32
 
