@@ -20,7 +20,7 @@ predates it) and prints the ratios side by side. Timings are wall clock on a mac
 average is printed at the start and the end. Benchmarks print figures; they never assert them.
 
 Run:  .venv/bin/python benchmarks/bench_long_generation.py  [--durations 10 600 3600] [--baseline DIR]
-      [--num_inference_steps 16] [--threads 1]
+      [--num_inference_steps 16] [--output_type np|latent] [--threads 1]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ BACKBONE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_
                 intermediate_size=64, max_position_embeddings=256)
 
 
-def measure(seconds: float, steps: int, threads: int) -> dict:
+def measure(seconds: float, steps: int, output_type: str, threads: int) -> dict:
     """Streams `seconds` of audio from the tiny pipeline (in this process) and returns the figures."""
     import torch
 
@@ -51,22 +51,22 @@ def measure(seconds: float, steps: int, threads: int) -> dict:
     clock = FrameClock()
     with PeakMemory() as memory:
         clock.start()
-        chunks = pipe.stream(audio_length_in_s=seconds, num_inference_steps=steps,
+        chunks = pipe.stream(audio_length_in_s=seconds, num_inference_steps=steps, output_type=output_type,
                              generator=torch.Generator().manual_seed(0), callback_on_step_end=clock)
-        samples = sum(chunk.shape[-1] for chunk in chunks)
+        values = sum(chunk.numel() if isinstance(chunk, torch.Tensor) else chunk.size for chunk in chunks)
         wall = time.perf_counter() - clock.wall[0]
-    return {"wall_s": wall, "wall_ms": clock.wall_ms().tolist(), "cpu_ms": clock.cpu_ms().tolist(), "samples": samples,
+    return {"wall_s": wall, "wall_ms": clock.wall_ms().tolist(), "cpu_ms": clock.cpu_ms().tolist(), "values": values,
             "rss_before_mib": memory.baseline / 2**20, "peak_rss_mib": memory.peak / 2**20}
 
 
-def measure_in_fresh_process(seconds: float, steps: int, threads: int, library: str | None) -> dict:
+def measure_in_fresh_process(seconds: float, steps: int, output_type: str, threads: int, library: str | None) -> dict:
     """`measure` in a new Python process (its own peak memory, a clean allocator), importing cam_hf from `library`
     when given."""
     environment = dict(os.environ)
     if library:
         environment["PYTHONPATH"] = os.pathsep.join([library, environment.get("PYTHONPATH", "")])
     command = [sys.executable, os.path.abspath(__file__), "--_child", str(seconds), "--num_inference_steps", str(steps),
-               "--threads", str(threads)]
+               "--output_type", output_type, "--threads", str(threads)]
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -103,6 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--baseline", default=None,
                         help="Another checkout of cam_hf to measure side by side (its folder, holding cam_hf/).")
     parser.add_argument("--num_inference_steps", type=int, default=16, help="Sampler flow steps per frame.")
+    parser.add_argument("--output_type", choices=["np", "latent"], default="np",
+                        help="'latent' leaves decoding out: frames are then cheap, and any growth stands out.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves a core to other work).")
     parser.add_argument("--_child", type=float, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -111,17 +113,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args._child is not None:
-        print(json.dumps(measure(args._child, args.num_inference_steps, args.threads)))
+        print(json.dumps(measure(args._child, args.num_inference_steps, args.output_type, args.threads)))
         return
     print(f"tiny pipeline: Backbone {BACKBONE}, Sampler 2 x 32, {args.num_inference_steps} steps, mel codec "
-          "(10.77 frames/s), "
+          f"(10.77 frames/s), output_type {args.output_type!r}, "
           f"{args.threads} thread(s); load average at start: {load_average()}")
     for seconds in args.durations:
         print(f"=== {seconds:.0f} s", flush=True)
-        current = summary(measure_in_fresh_process(seconds, args.num_inference_steps, args.threads, None))
+        current = summary(measure_in_fresh_process(seconds, args.num_inference_steps, args.output_type, args.threads, None))
         print(describe("this checkout", current), flush=True)
         if args.baseline:
-            baseline = summary(measure_in_fresh_process(seconds, args.num_inference_steps, args.threads, args.baseline))
+            baseline = summary(
+                measure_in_fresh_process(seconds, args.num_inference_steps, args.output_type, args.threads, args.baseline)
+            )
             print(describe(f"baseline {args.baseline}", baseline))
             cpu, cpu_baseline = current["cpu_ms"], baseline["cpu_ms"]
             print(f"  this checkout / baseline: CPU ms per frame, mean {cpu['mean'] / cpu_baseline['mean']:.2f}x, last "
