@@ -32,7 +32,7 @@ lint: install
 	$(VENV)/bin/ruff check cam_hf tests examples benchmarks
 
 demo: install
-	$(PY) examples/generate.py --random_tiny --seconds 10 --output_dir outputs/demo
+	$(PY) examples/demo.py --output_dir outputs/demo
 
 # The instrument-conditioned model of the built-in dataset (docs/training.md): render 3,000 pieces of the music21
 # corpus, encode them with the mel codec, train. Each stage is skipped once done; training resumes from its last

@@ -345,3 +345,32 @@ def test_quick_subset_of_the_whole_corpus(tmp_path):
     assert len({p for s in dataset.values() for p in s["instrument_program"]}) == 12
     collections = {piece.split("/")[0] for s in dataset.values() for piece in s["piece"]}
     assert {"essenFolksong", "oneills1850", "palestrina", "bach"} <= collections
+
+
+def test_render_melody_and_split_pieces_reproduce_the_build(corpus_dir, broken_score):
+    """What examples/demo.py relies on: a piece's split and its rendering can be recomputed without the dataset."""
+    from cam_hf.data.build_from_corpus import render_melody, split_pieces
+
+    config = corpus_config(broken_score)
+    config.validate()
+    dataset = load_from_disk(corpus_dir)
+    for split in ("train", "validation", "test"):
+        names = {ref.name for ref in split_pieces(config, split)}
+        assert set(dataset[split]["piece"]) <= names
+    with pytest.raises(ValueError, match="split must be"):
+        split_pieces(config, "dev")
+
+    row = dataset["test"][0]
+    ref = next(ref for ref in split_pieces(config, "test") if ref.name == row["piece"])
+    melodies, _, _ = extract_melodies(ref.path, [ref.number], config.polyphony, config.min_notes)
+    melody = next(m for m in melodies if m.part_index == row["part_index"])
+    renderings = render_melody(melody, config)
+    clips = dataset["test"].filter(lambda r: r["piece"] == row["piece"] and r["part_index"] == row["part_index"])
+    assert {r.instrument.name for r in renderings} == set(clips["instrument_name"])
+    rendering = next(r for r in renderings if r.instrument.name == row["instrument_name"])
+    assert rendering.tempo_bpm == pytest.approx(row["tempo_bpm"]) and rendering.transpose == row["transpose"]
+    assert rendering.sample_rate == SAMPLE_RATE and len(rendering.audio) >= CLIP_SECONDS * SAMPLE_RATE
+    longer = render_melody(melody, config, max_seconds=60.0)[0]
+    assert len(longer.audio) >= len(renderings[0].audio)  # more notes when asked for more seconds
+    again = render_melody(melody, config)[0]
+    np.testing.assert_array_equal(again.audio, renderings[0].audio)  # seeded: the same every time

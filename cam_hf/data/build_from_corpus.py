@@ -23,7 +23,7 @@ from datasets import Audio, DatasetDict, Features, Value
 
 from .build import ClipDatasetBuild, map_in_workers
 from .clips import assign_split, cut_clips, encode_flac, stable_seed
-from .corpus import Melody, extract_melodies, list_pieces
+from .corpus import Melody, PieceRef, extract_melodies, list_pieces
 from .instruments import Instrument, octave_shift_into_range, resolve_instruments
 from .render import Note, make_renderer
 from .summary import BuildSummary
@@ -136,18 +136,54 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
 
 
-def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, split: str) -> tuple[list[dict], float, int]:
-    """Render one melody with its instruments and write its clips as FLAC files under `clip_dir`.
+@dataclass
+class RenderedMelody:
+    """One melody played by one instrument, as the built-in dataset renders it (before it is cut into clips).
+
+    Args:
+        melody (`Melody`): the line that was played.
+        instrument (`Instrument`): who played it.
+        tempo_bpm (`float`): quarter notes per minute.
+        transpose (`int`): semitones the melody was shifted by to fit the instrument's range (whole octaves).
+        audio (`np.ndarray` of shape `(samples,)`): float32 mono audio at `sample_rate`, from the first note on.
+        sample_rate (`int`): in Hz.
+        renderer (`str`), soundfont (`str`): what synthesised it.
+    """
+
+    melody: Melody
+    instrument: Instrument
+    tempo_bpm: float
+    transpose: int
+    audio: np.ndarray
+    sample_rate: int
+    renderer: str
+    soundfont: str
+
+
+def render_melody(melody: Melody, config: CorpusBuildConfig, max_seconds: float | None = None) -> list[RenderedMelody]:
+    """Render a melody the way the built-in dataset does: same instruments, tempo, transposition and velocities for
+    the same `config.seed`, so a piece of the test split sounds here as it does in the dataset's clips.
+
+    Args:
+        melody (`Melody`): from `cam_hf.data.corpus.extract_melodies`.
+        config (`CorpusBuildConfig`): the build's options (validated here).
+        max_seconds (`float`, *optional*): notes starting later are left out. Default: what can become the
+            dataset's clips (`max_clips_per_melody + 1` clips, plus 2 s).
 
     Returns:
-        `tuple`: metadata rows (the audio as `{"path": name, "file": flac path}`), seconds of audio rendered,
-        the number of clips dropped as mostly silent, and the seconds spent in the synthesizer.
+        `list[RenderedMelody]`: one per instrument chosen for the melody (`config.instruments_per_melody`).
     """
+    if not config._resolved_instruments:
+        config.validate()
     rng = np.random.default_rng(stable_seed(config.seed, melody.piece, melody.part_index))
     instruments = config._resolved_instruments
     chosen = rng.choice(len(instruments), size=min(config.instruments_per_melody, len(instruments)), replace=False)
     renderer = _renderer(config)
-    rows, rendered, dropped, synth_seconds = [], 0.0, 0, 0.0
+    # Time starts at the first note (a voice entering late would otherwise render rests), and only what can become
+    # kept clips is rendered by default, plus one clip of slack for silent stretches.
+    horizon = (config.max_clips_per_melody + 1) * config.clip_seconds + 2.0 if max_seconds is None else max_seconds
+    first = melody.notes[0][0]
+    rendered = []
     for inst_index in chosen:
         instrument = instruments[int(inst_index)]
         if melody.tempo_bpm is not None and config.min_tempo <= melody.tempo_bpm <= config.max_tempo:
@@ -156,10 +192,6 @@ def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, spl
             tempo = round(float(rng.uniform(config.min_tempo, config.max_tempo)), 1)
         shift = octave_shift_into_range([n[2] for n in melody.notes], instrument) if config.transpose else 0
         seconds_per_quarter = 60.0 / tempo
-        # Time starts at the first note (a voice entering late would otherwise render rests), and only what
-        # can become kept clips is rendered, plus one clip of slack for silent stretches.
-        first = melody.notes[0][0]
-        horizon = (config.max_clips_per_melody + 1) * config.clip_seconds + 2.0
         velocities = np.clip(np.array([n[3] for n in melody.notes]) + rng.integers(-8, 9, len(melody.notes)), 30, 127)
         notes = [
             Note(
@@ -171,9 +203,39 @@ def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, spl
             for (offset, duration, pitch, _), vel in zip(melody.notes, velocities, strict=True)
             if (offset - first) * seconds_per_quarter < horizon
         ]
-        synth_start = time.perf_counter()
         audio = renderer.render(notes, instrument.program)
-        synth_seconds += time.perf_counter() - synth_start
+        rendered.append(RenderedMelody(melody, instrument, tempo, shift, audio, config.sample_rate, renderer.name,
+                                       renderer.soundfont))
+    return rendered
+
+
+def split_pieces(config: CorpusBuildConfig, split: str) -> list[PieceRef]:
+    """The pieces of a build that fall in `split` (`"train"`, `"validation"` or `"test"`), in build order.
+
+    Splits are a hash of the piece's name, so this parses nothing: it is instant even for the whole corpus.
+    """
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}.")
+    return [
+        ref
+        for ref in list_pieces(config.sources, config.max_pieces)
+        if assign_split(ref.name, config.seed, config.validation_fraction, config.test_fraction) == split
+    ]
+
+
+def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, split: str) -> tuple[list[dict], float, int]:
+    """Render one melody with its instruments and write its clips as FLAC files under `clip_dir`.
+
+    Returns:
+        `tuple`: metadata rows (the audio as `{"path": name, "file": flac path}`), seconds of audio rendered,
+        the number of clips dropped as mostly silent, and the seconds spent in the synthesizer.
+    """
+    rows, rendered, dropped = [], 0.0, 0
+    synth_start = time.perf_counter()
+    renderings = render_melody(melody, config)
+    synth_seconds = time.perf_counter() - synth_start
+    for rendering in renderings:
+        instrument, audio = rendering.instrument, rendering.audio
         rendered += len(audio) / config.sample_rate
         clips, silent = cut_clips(
             audio, config.sample_rate, config.clip_seconds, config.max_silence, config.max_clips_per_melody
@@ -193,10 +255,10 @@ def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, spl
                     "instrument_program": instrument.program,
                     "instrument_name": instrument.name,
                     "instrument_family": instrument.family,
-                    "tempo_bpm": tempo,
-                    "transpose": shift,
-                    "renderer": renderer.name,
-                    "soundfont": renderer.soundfont,
+                    "tempo_bpm": rendering.tempo_bpm,
+                    "transpose": rendering.transpose,
+                    "renderer": rendering.renderer,
+                    "soundfont": rendering.soundfont,
                     "reduced_to_top_line": melody.reduced,
                     "clip_index": clip_index,
                     "start_seconds": round(start, 3),
