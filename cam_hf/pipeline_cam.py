@@ -177,6 +177,12 @@ class CAMPipeline(DiffusionPipeline):
         return self._num_timesteps
 
     @property
+    def guidance_scale(self) -> float:
+        """The classifier-free guidance weight of the current (or last) call; a callback may change
+        `pipe._guidance_scale` between frames of a call that started guided (`guidance_scale` != 1)."""
+        return getattr(self, "_guidance_scale", 1.0)
+
+    @property
     def interrupt(self) -> bool:
         return getattr(self, "_interrupt", False)
 
@@ -487,6 +493,8 @@ class CAMPipeline(DiffusionPipeline):
         """
         device, dtype = self._execution_device, self.backbone.dtype
         k_inf, mixing = torch.tensor(inference_noise, device=device, dtype=dtype), self.backbone.config.noise_mixing
+        self._guidance_scale = guidance_scale
+        # Whether the window holds the unconditional half is fixed for the call; the weight is read at every frame.
         guided = instrument_ids is not None and guidance_scale != 1.0
         if guided:
             unconditional_ids = torch.full_like(instrument_ids, self.backbone.config.no_instrument_id)
@@ -511,7 +519,8 @@ class CAMPipeline(DiffusionPipeline):
                 # Draw frame t+1 from the Sampler's flow, conditioned on z_t (guided by the unconditional z_t).
                 frame = sample_next_frame(
                     self.sampler, self.scheduler, condition[:batch_size], num_inference_steps, generator,
-                    unconditional_condition=condition[batch_size:] if guided else None, guidance_scale=guidance_scale,
+                    unconditional_condition=condition[batch_size:] if guided else None,
+                    guidance_scale=self._guidance_scale if guided else 1.0,
                 )
                 # The callback may replace the new frame (only it: the earlier ones were fed back and yielded).
                 if callback_on_step_end is not None:

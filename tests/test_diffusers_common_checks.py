@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from cam_hf import CAMPipeline
-from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
+from cam_hf.testing_utils import TINY_BACKBONE_CONFIG, random_pipeline, tiny_mel_autoencoder
 
 DIFFUSERS_REPO = os.environ.get("DIFFUSERS_REPO")
 if not DIFFUSERS_REPO:
@@ -56,11 +56,12 @@ PipelineTesterMixin, pipeline_params = import_diffusers_tests(DIFFUSERS_REPO)
 LATENT_DIM = 24
 
 
-def dummy_components() -> dict:
+def dummy_components(instrument_names: list[str] | None = None) -> dict:
     autoencoder = tiny_mel_autoencoder(latent_dim=LATENT_DIM)
     rng = np.random.default_rng(0)
     autoencoder.fit_latent_statistics(0.1 * rng.standard_normal((1, 1, 2 * 8000), dtype=np.float32))
-    return dict(random_pipeline(autoencoder=autoencoder).components)
+    backbone_config = dict(TINY_BACKBONE_CONFIG, instrument_names=instrument_names) if instrument_names else None
+    return dict(random_pipeline(autoencoder=autoencoder, backbone_config=backbone_config).components)
 
 
 class CAMPipelineCommonChecks(PipelineTesterMixin):
@@ -73,8 +74,20 @@ class CAMPipelineCommonChecks(PipelineTesterMixin):
     test_attention_slicing = False
     test_xformers_attention = False
 
+    instrument_names = None
+
     def get_dummy_components(self):
-        return dummy_components()
+        return dummy_components(self.instrument_names)
+
+    def test_cfg(self):
+        if not self.instrument_names:
+            self.skipTest("Guidance is towards an instrument: run by TestInstrumentGuidance.")
+        super().test_cfg()
+
+    def test_callback_cfg(self):
+        if not self.instrument_names:
+            self.skipTest("Guidance is towards an instrument: run by TestInstrumentGuidance.")
+        super().test_callback_cfg()
 
     def test_callback_inputs(self):
         self.skipTest(
@@ -108,3 +121,16 @@ class TestContinuation(CAMPipelineCommonChecks, unittest.TestCase):
         return dict(
             audio=prompt, sample_rate=8000, num_frames=4, num_inference_steps=2, generator=torch.Generator().manual_seed(seed)
         )
+
+
+class TestInstrumentGuidance(CAMPipelineCommonChecks, unittest.TestCase):
+    """An instrument-conditioned Backbone, asked for an instrument: `test_cfg` and `test_callback_cfg` apply here."""
+
+    instrument_names = ["cello", "flute"]
+    params = CAMPipelineCommonChecks.params | {"instrument", "guidance_scale"}
+    batch_params = frozenset({"instrument"})
+
+    def get_dummy_inputs(self, device, seed=0):
+        return dict(batch_size=1, instrument="cello", num_frames=6, num_inference_steps=2,
+                    generator=torch.Generator().manual_seed(seed))
+

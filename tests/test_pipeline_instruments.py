@@ -41,6 +41,22 @@ def test_guidance_scale_one_is_conditional_and_zero_is_unconditional(pipe):
     assert not torch.allclose(guided, conditional) and not torch.allclose(guided, unconditional)
 
 
+def test_a_callback_can_change_the_guidance_between_frames(pipe):
+    """As in diffusers' pipelines (their `test_callback_cfg`): `pipe._guidance_scale` is read at every frame."""
+    seen = []
+
+    def raise_guidance(pipe, index, timestep, callback_kwargs):
+        seen.append(pipe.guidance_scale)
+        pipe._guidance_scale += 1.0
+        return callback_kwargs
+
+    ramped = latents(pipe, instrument="cello", guidance_scale=2.0, callback_on_step_end=raise_guidance)
+    assert seen == [2.0 + i for i in range(6)] and pipe.guidance_scale == 2.0 + pipe.num_timesteps
+    constant = latents(pipe, instrument="cello", guidance_scale=2.0)
+    torch.testing.assert_close(ramped[:, :1], constant[:, :1])  # the first frame is drawn before any change
+    assert not torch.allclose(ramped[:, 1:], constant[:, 1:])
+
+
 def test_guidance_extrapolates_the_two_predictions():
     torch.manual_seed(0)
     sampler = CAMSampler(latent_dim=4, condition_dim=8, width=16, num_blocks=1).eval()
