@@ -42,6 +42,8 @@ LATENTS := $(DATA)-latents
 TRAIN_NOISE ?= 0.5
 TRAIN_DIR ?= runs/cam-small-k$(TRAIN_NOISE)
 TRAIN_STEPS ?= 20000
+# TRAIN_STOP=N ends the run at step N (checkpoint, pipeline, card) on the schedule of TRAIN_STEPS: the shipped model.
+TRAIN_STOP ?=
 
 $(DATA)/dataset_dict.json: | install
 	$(PY) examples/make_dataset.py --output_dir $(DATA) --max_pieces 3000 --num_workers 2
@@ -54,7 +56,8 @@ train: $(LATENTS)/encode_summary.json
 	$(PY) examples/train.py --dataset_dir $(LATENTS) --output_dir $(TRAIN_DIR) --preset small \
 		--conditioning instrument --max_training_noise $(TRAIN_NOISE) --max_train_steps $(TRAIN_STEPS) \
 		--lr_warmup_steps 500 --train_batch_size 16 --use_ema --checkpointing_steps 250 \
-		--checkpoints_total_limit 2 --validation_steps 2000 --report_to tensorboard --resume_from_checkpoint latest
+		--checkpoints_total_limit 2 --validation_steps 2000 --report_to tensorboard --resume_from_checkpoint latest \
+		$(if $(TRAIN_STOP),--stop_after_steps $(TRAIN_STOP))
 
 clean:
 	rm -rf $(VENV) outputs

@@ -119,7 +119,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--train_batch_size", type=int, default=16, help="Clips per process per micro-step.")
     optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    optim.add_argument("--max_train_steps", type=int, default=1000, help="Optimiser steps.")
+    optim.add_argument("--max_train_steps", type=int, default=1000,
+                       help="Optimiser steps: the length of the run and of its LR schedule.")
+    optim.add_argument("--stop_after_steps", type=int, default=None,
+                       help="End the run after this step (checkpoint, validation, trained pipeline and card) with the "
+                            "LR schedule of --max_train_steps unchanged: a run cut to a time budget, which the same "
+                            "command without this option later resumes and continues.")
     optim.add_argument("--learning_rate", type=float, default=3e-4)
     optim.add_argument("--lr_scheduler", default="cosine",
                        choices=["cosine", "linear", "constant", "constant_with_warmup"])
@@ -156,8 +161,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "checkpointing_steps",
-                 "validation_steps", "sampler_batch_mul"):
-        if getattr(args, name) < 1:
+                 "validation_steps", "sampler_batch_mul", "stop_after_steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}.")
     if args.context_frames is not None and args.context_frames < 1:
         raise ValueError(f"--context_frames must be a positive integer, got {args.context_frames}.")
@@ -607,12 +612,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. The loop. `micro_step` counts micro-batches; the checkpoint at optimiser step s resumes at s * accumulation.
     micro_step = step * args.gradient_accumulation_steps
-    progress = tqdm(total=args.max_train_steps, initial=step, desc="training", disable=not accelerator.is_main_process)
+    last_step = min(args.max_train_steps, args.stop_after_steps or args.max_train_steps)
+    progress = tqdm(total=last_step, initial=step, desc="training", disable=not accelerator.is_main_process)
     started = time.time()
     last_checkpoint = list_checkpoints(args.output_dir)[-1][1] if list_checkpoints(args.output_dir) else None
     step_start, step_frames, step_losses = time.time(), 0, []
     model.train()
-    while step < args.max_train_steps:
+    while step < last_step:
         epoch, skip = divmod(micro_step, len(dataloader))
         # The prepared loader sets its sampler's epoch itself when iterated: tell it which epoch this is.
         dataloader.set_epoch(epoch)
@@ -657,13 +663,13 @@ def main(argv: list[str] | None = None) -> dict:
             progress.update()
             progress.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}", fps=f"{record['frames_per_s']:.0f}")
 
-            if step % args.checkpointing_steps == 0 or step == args.max_train_steps:
+            if step % args.checkpointing_steps == 0 or step == last_step:
                 last_checkpoint = save_checkpoint(accelerator, args, step, ema)
-            if validation_clips is not None and (step % args.validation_steps == 0 or step == args.max_train_steps):
+            if validation_clips is not None and (step % args.validation_steps == 0 or step == last_step):
                 validate(accelerator, unwrapped, ema, autoencoder, validation_clips, context_frames, args, step, tracker)
             # Frames per second count training only, not checkpoints and validation.
             step_start, step_frames, step_losses = time.time(), 0, []
-            if step >= args.max_train_steps:
+            if step >= last_step:
                 break
     progress.close()
 

@@ -132,6 +132,22 @@ def test_resume_after_sigkill_logs_the_same_losses(toy_dataset, tmp_path):
     assert got == expected, f"killed at step {kill_at}: the losses differ after resuming"
 
 
+def test_stop_after_steps_cuts_the_run_and_the_same_command_continues_it(toy_dataset, tmp_path):
+    """A run cut to a budget keeps the LR schedule of the whole run; continued, it logs what an uncut run logs."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    train.main(base_args(toy_dataset, whole, "--max_train_steps", "8", "--checkpointing_steps", "4"))
+    summary = train.main(base_args(toy_dataset, cut, "--max_train_steps", "8", "--checkpointing_steps", "4",
+                                   "--stop_after_steps", "5"))
+    assert summary["steps"] == 5 and (cut / "checkpoint-5").is_dir() and (cut / "model_index.json").is_file()
+    assert "| optimiser steps | 5 " in (cut / "README.md").read_text()
+    log = [json.loads(line) for line in (cut / train.LOG_FILE).read_text().splitlines()]
+    whole_log = [json.loads(line) for line in (whole / train.LOG_FILE).read_text().splitlines()]
+    assert [r["lr"] for r in log if "lr" in r] == [r["lr"] for r in whole_log if "lr" in r][:5]
+    train.main(base_args(toy_dataset, cut, "--max_train_steps", "8", "--checkpointing_steps", "4",
+                         "--resume_from_checkpoint", "latest"))
+    assert read_losses(cut) == pytest.approx(read_losses(whole), rel=1e-5)
+
+
 def test_nan_stops_the_run_without_a_checkpoint(toy_dataset, tmp_path):
     output = tmp_path / "diverged"
     # An absurd learning rate, reached by warming up from 0, blows the weights up after a few finite steps.
