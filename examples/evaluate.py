@@ -9,7 +9,8 @@ per seed set, `--contexts` times the Backbone's context long (the pipeline's sli
 cuts them into windows of `--window_frames`, and reports per window and over the whole: FAD against the reference
 (each seed set, their mean and spread), the floor (held-out real windows, a set of the same size, against the same
 reference), FAD_acc (last window - first), and the mean and spread of the generated latents. Writes `results.json`
-(every figure) and `fad_by_position.png` (all runs in one plot). See docs/evaluation.md for what each number means.
+(every figure), `fad_by_position.png` (all runs in one plot) and `summary.md` (the tables a report quotes). See
+docs/evaluation.md for what each number means.
 
 The reference is a folder of audio files or a dataset saved by `examples/make_dataset.py` (its `--reference_split`).
 Its clips are shuffled and split: `--held_out_fraction` of them give the floors and the prompts, the rest the
@@ -311,6 +312,44 @@ def reference_windows(real: RealData, embedding, pipe, model_key: str, window_fr
 # ---- report -----------------------------------------------------------------------------------------------------
 
 
+def markdown_summary(results: dict) -> str:
+    """The figures a report quotes, one table per embedding (FAD mean over seed sets, +- half their spread)."""
+    def fad(entry: dict) -> str:
+        return f"{entry['fad']:.3g} ± {entry['spread'] / 2:.2g}" if len(entry["values"]) > 1 else f"{entry['fad']:.3g}"
+
+    lines = [f"Command: `{results['command']}`", "",
+             f"Reference: {results['reference']['split']} split of {results['reference']['source']} "
+             f"({results['reference']['num_clips']} clips, {results['reference']['seconds'] / 60:.0f} min)."]
+    for embedding in results["embeddings"]:
+        name = embedding["name"]
+        lines += ["", f"**{name}** ({embedding['definition']})", "",
+                  "| model | k_inf | mode | whole | floor | first window | last window | last / first | FAD_acc |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for run in results["runs"]:
+            figures = run["fad"][name]
+            windows = figures["per_window"]
+            ratio = figures["fad_ratio"]
+            lines.append(
+                f"| {run['model_name']} | {run['inference_noise']:g} | {run['mode']} | {fad(figures['whole'])} | "
+                f"{figures['whole']['floor']['fad']:.3g} | {fad(windows[0])} | {fad(windows[-1])} | "
+                f"{'' if ratio is None else f'{ratio:.2f}'} | {figures['fad_acc']:+.3g} |"
+            )
+    lines += ["", "| model | k_inf | mode | latent mean shift, first -> last window | latent std / real, first -> last |"
+              + (" pitch confidence, first -> last |" if "real_pitch_confidence" in results else ""),
+              "|---|---|---|---|---|" + ("---|" if "real_pitch_confidence" in results else "")]
+    for run in results["runs"]:
+        first, last = run["windows"][0], run["windows"][-1]
+        row = (f"| {run['model_name']} | {run['inference_noise']:g} | {run['mode']} | "
+               f"{first['latent']['mean_shift']:.3f} -> {last['latent']['mean_shift']:.3f} | "
+               f"{first['latent']['std_ratio']:.2f} -> {last['latent']['std_ratio']:.2f} |")
+        if "pitch_confidence" in first:
+            row += f" {first['pitch_confidence']['mean']:.2f} -> {last['pitch_confidence']['mean']:.2f} |"
+        lines.append(row)
+    if "real_pitch_confidence" in results:
+        lines += ["", f"Pitch confidence of real held-out clips: {results['real_pitch_confidence']:.2f}."]
+    return "\n".join(lines) + "\n"
+
+
 def plot(results: dict, path: str) -> None:
     """FAD against position (one panel per embedding), then the latents' mean shift and spread, all runs."""
     names = [e["name"] for e in results["embeddings"]]
@@ -425,6 +464,8 @@ def main(argv=None) -> dict:
     with open(os.path.join(args.output_dir, "results.json"), "w") as file:
         json.dump(results, file, indent=1)
     plot(results, os.path.join(args.output_dir, "fad_by_position.png"))
+    with open(os.path.join(args.output_dir, "summary.md"), "w") as file:
+        file.write(markdown_summary(results))
     return results
 
 
