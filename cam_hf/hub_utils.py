@@ -41,7 +41,7 @@ errors instead of drifting.
 
 Noise augmentation in training: k ~ U(0, {max_training_noise}) drawn {noise_sampling}, `{noise_mixing}` mixing.
 Inference noise k_inf = {inference_noise}.
-
+{conditioning}
 ## Training
 
 {training_details}
@@ -54,7 +54,7 @@ import torch
 from cam_hf import CAMPipeline
 
 pipe = CAMPipeline.from_pretrained("{repo_id}")
-audio = pipe(audio_length_in_s=10.0, generator=torch.Generator().manual_seed(0)).audios[0]
+audio = pipe(audio_length_in_s=10.0, {instrument_argument}generator=torch.Generator().manual_seed(0)).audios[0]
 sf.write("sample.wav", audio.T, pipe.sample_rate)
 ```
 
@@ -104,8 +104,19 @@ def model_card(pipeline, repo_id: str = "path/to/this/folder", training_details:
         noise_mixing=backbone.noise_mixing,
         inference_noise=backbone.inference_noise,
         training_details=training_details or NOT_RECORDED,
+        conditioning=_conditioning(backbone.instrument_names),
+        instrument_argument=f'instrument="{backbone.instrument_names[0]}", ' if backbone.instrument_names else "",
     )
     return ModelCard(text)
+
+
+def _conditioning(instrument_names: list[str] | None) -> str:
+    if not instrument_names:
+        return ""
+    names = ", ".join(f"`{name}`" for name in instrument_names)
+    return (f"\nConditioned on the instrument ({len(instrument_names)} labels, stored in the Backbone's config): {names}. "
+            "Ask for one with `instrument=` (name or id, one per waveform), with classifier-free guidance "
+            "`guidance_scale=` (1 = none); without `instrument` it generates unconditionally.\n")
 
 
 def write_model_card(pipeline, folder: str | os.PathLike, repo_id: str, training_details: str | None) -> None:

@@ -93,6 +93,8 @@ def test_save_and_load_keep_the_instruments(pipe, tmp_path):
     loaded = CAMPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
     assert loaded.backbone.config.instrument_names == INSTRUMENTS
+    card = (tmp_path / "README.md").read_text()  # the card lists the labels and shows how to ask for one
+    assert "`violin`, `flute`, `cello`" in card and 'instrument="violin"' in card
     torch.testing.assert_close(latents(loaded, instrument="cello", guidance_scale=2.0),
                                latents(pipe, instrument="cello", guidance_scale=2.0))
 
