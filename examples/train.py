@@ -613,6 +613,10 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. The loop. `micro_step` counts micro-batches; the checkpoint at optimiser step s resumes at s * accumulation.
     micro_step = step * args.gradient_accumulation_steps
     last_step = min(args.max_train_steps, args.stop_after_steps or args.max_train_steps)
+    if step > last_step:
+        # Saving now would label a later model as the one at `last_step`.
+        raise ValueError(f"The checkpoint resumed is at step {step}, past --stop_after_steps/--max_train_steps "
+                         f"{last_step}: resume from {args.output_dir}/checkpoint-{last_step} (or a copy of it) instead.")
     progress = tqdm(total=last_step, initial=step, desc="training", disable=not accelerator.is_main_process)
     started = time.time()
     last_checkpoint = list_checkpoints(args.output_dir)[-1][1] if list_checkpoints(args.output_dir) else None

@@ -146,6 +146,9 @@ def test_stop_after_steps_cuts_the_run_and_the_same_command_continues_it(toy_dat
     train.main(base_args(toy_dataset, cut, "--max_train_steps", "8", "--checkpointing_steps", "4",
                          "--resume_from_checkpoint", "latest"))
     assert read_losses(cut) == pytest.approx(read_losses(whole), rel=1e-5)
+    with pytest.raises(ValueError, match="at step 8, past --stop_after_steps/--max_train_steps 5"):
+        train.main(base_args(toy_dataset, cut, "--max_train_steps", "8", "--stop_after_steps", "5",
+                             "--resume_from_checkpoint", "latest"))
 
 
 def test_nan_stops_the_run_without_a_checkpoint(toy_dataset, tmp_path):
