@@ -323,8 +323,9 @@ def markdown_summary(results: dict) -> str:
     for embedding in results["embeddings"]:
         name = embedding["name"]
         lines += ["", f"**{name}** ({embedding['definition']})", "",
-                  "| model | k_inf | mode | whole | floor | first window | last window | last / first | FAD_acc |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| model | k_inf | mode | whole | floor | first window | last window | window floor | last / first | "
+                  "FAD_acc |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for run in results["runs"]:
             figures = run["fad"][name]
             windows = figures["per_window"]
@@ -332,7 +333,7 @@ def markdown_summary(results: dict) -> str:
             lines.append(
                 f"| {run['model_name']} | {run['inference_noise']:g} | {run['mode']} | {fad(figures['whole'])} | "
                 f"{figures['whole']['floor']['fad']:.3g} | {fad(windows[0])} | {fad(windows[-1])} | "
-                f"{'' if ratio is None else f'{ratio:.2f}'} | {figures['fad_acc']:+.3g} |"
+                f"{windows[0]['floor']['fad']:.3g} | {'' if ratio is None else f'{ratio:.2f}'} | {figures['fad_acc']:+.3g} |"
             )
     lines += ["", "| model | k_inf | mode | latent mean shift, first -> last window | latent std / real, first -> last |"
               + (" pitch confidence, first -> last |" if "real_pitch_confidence" in results else ""),

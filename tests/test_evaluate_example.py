@@ -147,4 +147,4 @@ def test_evaluate_reports_pitch_confidence_per_window(models, reference_dir, tmp
         assert confidence["mean"] == pytest.approx(np.mean(confidence["values"]), abs=1e-6)
     assert (tmp_path / "fad_by_position.png").stat().st_size > 1000
     summary = (tmp_path / "summary.md").read_text()
-    assert "| model | k_inf | mode | whole |" in summary and "pitch confidence, first -> last" in summary
+    assert "| model | k_inf | mode | whole | floor | first window | last window | window floor |" in summary and "pitch confidence, first -> last" in summary
