@@ -1,0 +1,34 @@
+"""The trained model shipped in models/cam-music21-small: complete, small, safetensors only, and it loads and plays."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cam_hf import CAMPipeline
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "cam-music21-small"
+
+
+def test_the_shipped_model_is_small_and_holds_no_pickles():
+    files = [path for path in MODEL.rglob("*") if path.is_file()]
+    assert (MODEL / "model_index.json").is_file() and (MODEL / "README.md").is_file()
+    assert sum(path.stat().st_size for path in files) < 30 * 2**20
+    assert not [path for path in files if path.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt")]
+    assert len([path for path in files if path.suffix == ".safetensors"]) >= 3  # Backbone, Sampler, codec
+
+
+def test_the_shipped_model_generates_each_of_its_instruments():
+    pipe = CAMPipeline.from_pretrained(str(MODEL))
+    pipe.set_progress_bar_config(disable=True)
+    names = pipe.backbone.config.instrument_names
+    assert len(names) == 12 and "violin" in names and "flute" in names
+    with open(MODEL / "backbone" / "config.json") as f:
+        assert json.load(f)["instrument_names"] == names  # a saved model knows its labels
+    frames = pipe(batch_size=len(names), instrument=names, num_frames=12, output_type="latent",
+                  generator=[torch.Generator().manual_seed(i) for i in range(len(names))]).audios
+    assert frames.shape == (len(names), 12, pipe.backbone.config.latent_dim) and torch.isfinite(frames).all()
+    audio = pipe(instrument="cello", guidance_scale=2.0, audio_length_in_s=1.0,
+                 generator=torch.Generator().manual_seed(0)).audios
+    assert audio.shape[-1] >= pipe.sample_rate and np.isfinite(audio).all() and 0 < np.abs(audio).max() < 4
