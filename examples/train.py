@@ -698,6 +698,9 @@ def main(argv: list[str] | None = None) -> dict:
               f"{summary['final_train_loss']:.4f}, validation loss {summary['final_validation_loss']}.")
         if args.push_to_hub:
             pipe.push_to_hub(args.hub_model_id, token=args.hub_token, training_details=details)
+    # Every process tears the process group down together: one that left while the main process was still saving
+    # could leave the main process waiting on it at exit (seen once, on a loaded machine).
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
 
