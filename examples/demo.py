@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_melody(pipe: CAMPipeline, piece: str | None, min_seconds: float, max_seconds: float):
+def render_test_melody(pipe: CAMPipeline, piece: str | None, min_seconds: float, max_seconds: float):
     """Render a test-split melody of the built-in dataset with the instrument the dataset gave it."""
     from cam_hf.data import CorpusBuildConfig
     from cam_hf.data.build_from_corpus import render_melody, split_pieces
@@ -114,7 +114,7 @@ def main(argv=None) -> str:
     print(f"      Backbone context {context_s:.1f} s, {rate} Hz audio, guidance scale {guidance:g}")
 
     print("[2/4] rendering a test-split melody of the built-in dataset (music21 corpus + SoundFont)")
-    rendering = test_melody(pipe, args.piece, args.prompt_seconds + 2.0, args.prompt_seconds + args.seconds)
+    rendering = render_test_melody(pipe, args.piece, args.prompt_seconds + 2.0, args.prompt_seconds + args.seconds)
     real = rendering.audio
     prompt = real[: int(args.prompt_seconds * rendering.sample_rate)]
     instrument = rendering.instrument.name

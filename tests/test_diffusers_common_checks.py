@@ -134,3 +134,12 @@ class TestInstrumentGuidance(CAMPipelineCommonChecks, unittest.TestCase):
         return dict(batch_size=1, instrument="cello", num_frames=6, num_inference_steps=2,
                     generator=torch.Generator().manual_seed(seed))
 
+    def test_guidance_changes_the_output(self):
+        """diffusers' `test_cfg` checks only that the shapes agree; guidance must also change what is generated."""
+        pipe = self.pipeline_class(**self.get_dummy_components())
+        pipe.set_progress_bar_config(disable=True)
+        plain = pipe(**self.get_dummy_inputs("cpu"), guidance_scale=1.0).audios
+        guided = pipe(**self.get_dummy_inputs("cpu"), guidance_scale=7.5).audios
+        assert guided.shape == plain.shape and np.isfinite(guided).all()
+        assert not np.allclose(guided, plain)
+

@@ -228,7 +228,7 @@ def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, spl
 
     Returns:
         `tuple`: metadata rows (the audio as `{"path": name, "file": flac path}`), seconds of audio rendered,
-        the number of clips dropped as mostly silent, and the seconds spent in the synthesizer.
+        the number of clips dropped as mostly silent, and the seconds spent rendering (synthesis included).
     """
     rows, rendered, dropped = [], 0.0, 0
     synth_start = time.perf_counter()
