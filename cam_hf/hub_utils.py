@@ -12,14 +12,19 @@ from huggingface_hub import ModelCard, create_repo, upload_folder
 
 from .sampler import DEFAULT_NUM_INFERENCE_STEPS
 
+# The Hub has no pipeline tag for unconditional audio generation; `audio-to-audio` (continuing an audio prompt)
+# is the task it does have that fits. `text-to-audio` would promise a text prompt, which the model does not take.
 MODEL_CARD_TEMPLATE = """---
 library_name: cam_hf
 tags:
 - audio-generation
+- unconditional-audio-generation
+- audio-continuation
+- music-generation
 - music
 - continuous-autoregressive
 - cam
-pipeline_tag: text-to-audio
+pipeline_tag: audio-to-audio
 ---
 
 # {title}
