@@ -12,8 +12,8 @@ from huggingface_hub import ModelCard, create_repo, upload_folder
 
 from .sampler import DEFAULT_NUM_INFERENCE_STEPS
 
-# The Hub has no pipeline tag for unconditional audio generation; `audio-to-audio` (continuing an audio prompt)
-# is the task it does have that fits. `text-to-audio` would promise a text prompt, which the model does not take.
+# The Hub has no pipeline tag for unconditional audio generation; `audio-to-audio` (continuing an audio
+# prompt) is the task it has that fits. `text-to-audio` would promise a text prompt, which the model lacks.
 MODEL_CARD_TEMPLATE = """---
 library_name: cam_hf
 tags:
