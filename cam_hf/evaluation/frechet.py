@@ -5,14 +5,14 @@
 `(C_a C_b)^{1/2}` is where the usual implementations get into trouble: `C_a C_b` is not symmetric, so
 `scipy.linalg.sqrtm` works in complex arithmetic and returns imaginary parts (fadtk and pytorch-fid then retry
 with 1e-6 added to the diagonals and reject imaginary parts above 1e-3). Only the trace is needed, and
-`C_a C_b` is similar to the symmetric positive semi-definite `C_a^{1/2} C_b C_a^{1/2}`, whose eigenvalues are the
-same. So here: `C_a^{1/2}` from a symmetric eigendecomposition (eigenvalues clipped at 0), then the eigenvalues of
-the symmetric product, clipped at 0, square-rooted and summed. Everything is real and in float64; a rank-deficient
-covariance gives zero eigenvalues, not NaN.
+`C_a C_b` is similar to the symmetric positive semi-definite `C_a^{1/2} C_b C_a^{1/2}`, whose eigenvalues are
+the same. So here: `C_a^{1/2}` from a symmetric eigendecomposition (eigenvalues clipped at 0), then the
+eigenvalues of the symmetric product, clipped at 0, square-rooted and summed. Everything is real and in
+float64; a rank-deficient covariance gives zero eigenvalues, not NaN.
 
 Bias: the distance estimated from N samples is biased upward by roughly `c / N` (Chong & Forsyth, "Effectively
-Unbiased FID and Inception Score and where to find them", CVPR 2020). `frechet_distance_inf` fits FD against 1/N
-over subsets and reports the intercept, FD-infinity, as fadtk's `score_inf` does.
+Unbiased FID and Inception Score and where to find them", CVPR 2020). `frechet_distance_inf` fits FD against
+1/N over subsets and reports the intercept, FD-infinity, as fadtk's `score_inf` does.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class FrechetInfResult:
     Args:
         score (`float`): the intercept (the FD an infinitely large set would get).
         slope (`float`): the fitted slope, FD units times samples: the bias at N is about `slope / N`.
-        r2 (`float`): coefficient of determination of the fit; far below 1 means the points do not lie on a line
-            and the extrapolation should not be trusted.
+        r2 (`float`): coefficient of determination of the fit; far below 1 means the points do not lie on a
+            line and the extrapolation should not be trusted.
         points (`list[tuple[int, float]]`): the `(N, FD)` pairs the line was fitted to.
     """
 
@@ -68,9 +68,9 @@ def check_embeddings(embeddings, name: str = "embeddings", min_samples: int | No
     Args:
         embeddings (array-like of shape `(num_samples, dim)`): one embedding vector per row.
         name (`str`): how the caller's argument is called, for error messages.
-        min_samples (`int`, *optional*): the fewest rows accepted; defaults to `dim + 1`, the fewest that give a
-            full-rank covariance (with fewer, the covariance is singular and the distance is dominated by the
-            missing directions).
+        min_samples (`int`, *optional*): the fewest rows accepted; defaults to `dim + 1`, the fewest that give
+            a full-rank covariance (with fewer, the covariance is singular and the distance is dominated by
+            the missing directions).
 
     Returns:
         `np.ndarray` of shape `(num_samples, dim)`, float64.
@@ -93,14 +93,16 @@ def check_embeddings(embeddings, name: str = "embeddings", min_samples: int | No
     needed = array.shape[1] + 1 if min_samples is None else min_samples
     if array.shape[0] < needed:
         raise ValueError(
-            f"`{name}` has {array.shape[0]} vectors of dimension {array.shape[1]}: at least {needed} are needed for "
-            "a full-rank covariance. Use more (or longer) samples, a window with more frames, or a "
-            "lower-dimensional embedding."
+            f"`{name}` has {array.shape[0]} vectors of dimension {array.shape[1]}: at least {needed} are "
+            "needed for a full-rank covariance. Use more (or longer) samples, a window with more frames, or "
+            "a lower-dimensional embedding."
         )
     return array
 
 
-def embedding_statistics(embeddings, name: str = "embeddings", min_samples: int | None = None) -> GaussianStatistics:
+def embedding_statistics(
+    embeddings, name: str = "embeddings", min_samples: int | None = None
+) -> GaussianStatistics:
     """
     Mean and (N - 1)-normalised covariance of a set of embeddings.
 
@@ -113,14 +115,16 @@ def embedding_statistics(embeddings, name: str = "embeddings", min_samples: int 
         [`GaussianStatistics`].
     """
     array = check_embeddings(embeddings, name, min_samples)
-    return GaussianStatistics(array.mean(axis=0), np.cov(array, rowvar=False).reshape(array.shape[1], -1), len(array))
+    return GaussianStatistics(
+        array.mean(axis=0), np.cov(array, rowvar=False).reshape(array.shape[1], -1), len(array)
+    )
 
 
 class StatisticsAccumulator:
     """
-    Running mean and covariance of embeddings that arrive in batches, without keeping them: for reference sets too
-    large to hold in memory. Sums are kept in float64 around a shift (the first batch's mean), so the covariance
-    does not lose precision when the mean is large against the spread.
+    Running mean and covariance of embeddings that arrive in batches, without keeping them: for reference sets
+    too large to hold in memory. Sums are kept in float64 around a shift (the first batch's mean), so the
+    covariance does not lose precision when the mean is large against the spread.
     """
 
     def __init__(self):
@@ -139,15 +143,17 @@ class StatisticsAccumulator:
         if array.shape[0] == 0:
             return
         if not np.isfinite(array).all():
-            raise ValueError(f"`{name}` contains NaN or infinite values: check the audio or the embedding model.")
+            raise ValueError(
+                f"`{name}` contains NaN or infinite values: check the audio or the embedding model."
+            )
         if self._shift is None:
             self._shift = array.mean(axis=0)
             self._sum = np.zeros_like(self._shift)
             self._outer = np.zeros((array.shape[1], array.shape[1]))
         elif array.shape[1] != self._shift.shape[0]:
             raise ValueError(
-                f"`{name}` has dimension {array.shape[1]}, earlier batches {self._shift.shape[0]}: use one embedding "
-                "model for the whole set."
+                f"`{name}` has dimension {array.shape[1]}, earlier batches {self._shift.shape[0]}: use one "
+                "embedding model for the whole set."
             )
         centred = array - self._shift
         self._sum += centred.sum(axis=0)
@@ -162,8 +168,8 @@ class StatisticsAccumulator:
         needed = dim + 1 if min_samples is None else min_samples
         if self.count < needed:
             raise ValueError(
-                f"`{name}` has {self.count} vectors of dimension {dim}: at least {needed} are needed for a full-rank "
-                "covariance. Use more (or longer) audio, or a lower-dimensional embedding."
+                f"`{name}` has {self.count} vectors of dimension {dim}: at least {needed} are needed for a "
+                "full-rank covariance. Use more (or longer) audio, or a lower-dimensional embedding."
             )
         mean_centred = self._sum / self.count
         covariance = (self._outer - self.count * np.outer(mean_centred, mean_centred)) / (self.count - 1)
@@ -190,7 +196,8 @@ def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
 
 def trace_sqrt_product(covariance_a: np.ndarray, covariance_b: np.ndarray) -> float:
     """
-    `tr((C_a C_b)^{1/2})` through the similar symmetric matrix `C_a^{1/2} C_b C_a^{1/2}` (see the module docstring).
+    `tr((C_a C_b)^{1/2})` through the similar symmetric matrix `C_a^{1/2} C_b C_a^{1/2}` (see the module
+    docstring).
 
     Args:
         covariance_a (`np.ndarray` of shape `(dim, dim)`): symmetric PSD.
@@ -221,8 +228,8 @@ def frechet_distance(statistics_a: GaussianStatistics, statistics_b: GaussianSta
     """
     if statistics_a.dim != statistics_b.dim:
         raise ValueError(
-            f"The two sets have embeddings of different dimensions ({statistics_a.dim} and {statistics_b.dim}): "
-            "compute both with the same embedding model."
+            f"The two sets have embeddings of different dimensions ({statistics_a.dim} and "
+            f"{statistics_b.dim}): compute both with the same embedding model."
         )
     difference = statistics_a.mean - statistics_b.mean
     distance = (
@@ -260,9 +267,9 @@ def frechet_distance_inf(
     """
     FD-infinity (Chong & Forsyth, 2020): the Frechet distance extrapolated to an infinitely large set.
 
-    FD is computed for `num_steps` subset sizes N evenly spaced from `min_samples` to all of `embeddings` (subsets
-    drawn without replacement, so the largest is the whole set), and a line `FD = score + slope / N` is fitted by
-    least squares. fadtk's `score_inf` does the same, drawing with replacement.
+    FD is computed for `num_steps` subset sizes N evenly spaced from `min_samples` to all of `embeddings`
+    (subsets drawn without replacement, so the largest is the whole set), and a line `FD = score + slope / N`
+    is fitted by least squares. fadtk's `score_inf` does the same, drawing with replacement.
 
     Args:
         embeddings (array-like of shape `(num_samples, dim)`): the evaluated set.
@@ -278,8 +285,8 @@ def frechet_distance_inf(
     num_samples, dim = array.shape
     if reference.dim != dim:
         raise ValueError(
-            f"`embeddings` have dimension {dim} but the reference statistics {reference.dim}: compute both with the "
-            "same embedding model."
+            f"`embeddings` have dimension {dim} but the reference statistics {reference.dim}: compute both "
+            "with the same embedding model."
         )
     smallest = max(dim + 1, num_samples // 5) if min_samples is None else min_samples
     if num_steps < 2:
@@ -287,14 +294,17 @@ def frechet_distance_inf(
     if not dim + 1 <= smallest < num_samples:
         raise ValueError(
             f"FD-infinity needs subsets from {dim + 1} vectors (the dimension + 1) up to the whole set; got "
-            f"min_samples={smallest} with {num_samples} vectors. Use more samples or pass a smaller `min_samples`."
+            f"min_samples={smallest} with {num_samples} vectors. Use more samples or pass a smaller "
+            "`min_samples`."
         )
     sizes = np.unique(np.linspace(smallest, num_samples, num_steps).astype(int))
     rng = np.random.default_rng(seed)
     points = []
     for size in sizes:
         subset = array[rng.choice(num_samples, size=size, replace=False)]
-        points.append((int(size), frechet_distance(embedding_statistics(subset, min_samples=dim + 1), reference)))
+        points.append(
+            (int(size), frechet_distance(embedding_statistics(subset, min_samples=dim + 1), reference))
+        )
     inverse_n = 1.0 / np.array([n for n, _ in points], dtype=np.float64)
     distances = np.array([d for _, d in points])
     slope, intercept = np.polyfit(inverse_n, distances, 1)

@@ -1,9 +1,10 @@
 """Frechet Audio Distance as an `evaluate` metric, loadable offline by path. It wraps `cam_hf.evaluation`.
 
     import evaluate
-    fad = evaluate.load("cam_hf/evaluation/metrics/frechet_audio_distance")           # sets of embeddings
+    fad = evaluate.load("cam_hf/evaluation/metrics/frechet_audio_distance")  # sets of embeddings
     fad.compute(predictions=[generated_embeddings], references=[reference_embeddings])
-    fad_audio = evaluate.load("cam_hf/evaluation/metrics/frechet_audio_distance", "audio")   # sets of waveforms
+    # sets of waveforms:
+    fad_audio = evaluate.load("cam_hf/evaluation/metrics/frechet_audio_distance", "audio")
     fad_audio.compute(predictions=[generated_clips], references=[reference_clips], sample_rate=22050)
 """
 
@@ -32,28 +33,30 @@ _CITATION = """\
 """
 
 _DESCRIPTION = """\
-The Frechet distance between Gaussian fits of two sets of embeddings (config "embeddings", the default), or between
-the embeddings of two sets of audio clips (config "audio", through an embedding model of cam_hf.evaluation).
-The matrix square root is computed through a symmetric eigendecomposition, so it stays real and stable for
-near-singular covariances. FAD is biased upward for small sets: pass `held_out_references` to get the floor (real
-audio of the same size against the same reference), and `fad_inf=True` for FAD-infinity (extrapolation in 1/N).
-FAD from an embedding other than VGGish or CLAP with official weights is not comparable with published numbers.
+The Frechet distance between Gaussian fits of two sets of embeddings (config "embeddings", the default), or
+between the embeddings of two sets of audio clips (config "audio", through an embedding model of
+cam_hf.evaluation). The matrix square root is computed through a symmetric eigendecomposition, so it stays
+real and stable for near-singular covariances. FAD is biased upward for small sets: pass `held_out_references`
+to get the floor (real audio of the same size against the same reference), and `fad_inf=True` for FAD-infinity
+(extrapolation in 1/N). FAD from an embedding other than VGGish or CLAP with official weights is not
+comparable with published numbers.
 """
 
 _KWARGS_DESCRIPTION = """
-Each row of `predictions` and of `references` is a chunk of one of the two sets: the chunks of a side are stacked.
-The two sets may differ in size, so pass each whole set as one row (`predictions=[set]`), or equal numbers of
-chunks per `add_batch` call (evaluate stores predictions and references as paired rows).
+Each row of `predictions` and of `references` is a chunk of one of the two sets: the chunks of a side are
+stacked. The two sets may differ in size, so pass each whole set as one row (`predictions=[set]`), or equal
+numbers of chunks per `add_batch` call (evaluate stores predictions and references as paired rows).
 
 Args:
     predictions: config "embeddings": rows of shape (num_vectors, dim); config "audio": rows that are lists of
         mono waveforms (samples,) - the generated set.
     references: the same, for the reference set.
     sample_rate (`int`): config "audio" only: the waveforms' sample rate.
-    embedding (`str` or `AudioEmbedding`, defaults to "spectral"): config "audio" only: "spectral", "crepe-tiny",
-        "crepe-full", "vggish:PATH", "clap:PATH_OR_ID" (see cam_hf.evaluation.load_embedding), or a model object.
-    held_out_references (*optional*): more real data, disjoint from `references`, in the format of one row (a set):
-        the floor is the FAD of a subset of it as large as the predictions, against the references.
+    embedding (`str` or `AudioEmbedding`, defaults to "spectral"): config "audio" only: "spectral",
+        "crepe-tiny", "crepe-full", "vggish:PATH", "clap:PATH_OR_ID" (see cam_hf.evaluation.load_embedding),
+        or a model object.
+    held_out_references (*optional*): more real data, disjoint from `references`, in the format of one row
+        (a set): the floor is the FAD of a subset of it as large as the predictions, against the references.
     fad_inf (`bool`, defaults to False): also compute FAD-infinity of the predictions.
 Returns:
     frechet_distance (`float`), num_predictions / num_references (embedding vectors), embedding (`str`),
@@ -71,7 +74,9 @@ Examples:
 
 def _stack(rows, name: str) -> np.ndarray:
     """Rows of `(n_i, dim)` -> `(sum n_i, dim)`."""
-    arrays = [np.asarray(np.stack(list(row)) if len(row) else np.zeros((0, 0)), dtype=np.float64) for row in rows]
+    arrays = [
+        np.asarray(np.stack(list(row)) if len(row) else np.zeros((0, 0)), dtype=np.float64) for row in rows
+    ]
     arrays = [array for array in arrays if array.size]
     if not arrays:
         raise ValueError(f"`{name}` is empty: pass at least one embedding vector.")
@@ -90,7 +95,9 @@ def _clips(rows) -> list[np.ndarray]:
 class FrechetAudioDistance(evaluate.Metric):
     def _info(self):
         if self.config_name not in ("default", "embeddings", "audio"):
-            raise ValueError(f"Unknown config {self.config_name!r}: use 'embeddings' (the default) or 'audio'.")
+            raise ValueError(
+                f"Unknown config {self.config_name!r}: use 'embeddings' (the default) or 'audio'."
+            )
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
@@ -132,7 +139,11 @@ class FrechetAudioDistance(evaluate.Metric):
             name, comparable = model.name, model.comparable_with_published_fad
         else:
             generated, real = _stack(predictions, "predictions"), _stack(references, "references")
-            held_out = [np.asarray(held_out_references, dtype=np.float64)] if held_out_references is not None else None
+            held_out = (
+                [np.asarray(held_out_references, dtype=np.float64)]
+                if held_out_references is not None
+                else None
+            )
             name, comparable = "given embeddings", False
 
         generated_statistics = embedding_statistics(generated, "predictions")
@@ -145,8 +156,8 @@ class FrechetAudioDistance(evaluate.Metric):
             "comparable_with_published_fad": comparable,
         }
         if held_out is not None:
-            # The floor: as many held-out vectors as predictions, taken clip by clip (in random order) so that the
-            # floor set has the same within-clip correlation as the generated set.
+            # The floor: as many held-out vectors as predictions, taken clip by clip (in random order) so
+            # that the floor set has the same within-clip correlation as the generated set.
             order = np.random.default_rng(0).permutation(len(held_out))
             pool = np.concatenate([held_out[i] for i in order])[: len(generated)]
             floor_statistics = embedding_statistics(pool, "held_out_references")
