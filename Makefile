@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install test test-slow lint demo train clean
+.PHONY: install test test-slow lint demo app train clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ lint: install
 
 demo: install
 	$(PY) examples/demo.py --output_dir outputs/demo
+
+# The web app (docs/app.md) on http://127.0.0.1:7860; APP_ARGS passes flags (e.g. APP_ARGS="--max_seconds 600").
+# Gradio streams audio through ffmpeg: installed with apt-get where missing (without it the app sends whole files).
+APP_ARGS ?=
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+app: install
+	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q ffmpeg; } || \
+		echo "ffmpeg could not be installed: the app will send whole files instead of streaming them."
+	$(PY) examples/app.py $(APP_ARGS)
 
 # The instrument-conditioned model of the built-in dataset (docs/training.md): render 3,000 pieces of the music21
 # corpus, encode them with the mel codec, train. Each stage is skipped once done; training resumes from its last
