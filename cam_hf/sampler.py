@@ -19,13 +19,14 @@ from torch import nn
 
 PREDICTION_TYPES = ("flow", "epsilon")
 TIME_DISTRIBUTIONS = ("uniform", "logit_normal")
+FEW_STEP_OBJECTIVES = (None, "shortcut")
 # The DDPM noise schedule of the "epsilon" (MAR-style) baseline: linear betas, as in DDPM.
 EPSILON_BETA_SCHEDULE = {"beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
 # `sample_next_frame` precomputes the AdaLN modulations of all steps at once up to this many rows (batch x steps):
 # beyond it the batch alone reuses the weights well, and the precomputed tensors would cost memory for no speed.
 MAX_PRECOMPUTED_ROWS = 1024
-# Flow steps per frame by default, chosen in docs/performance.md: 16 nearly halve 8 steps' Frechet distance, 32 gain
-# little.
+# Flow steps per frame of a plain flow Sampler, chosen in docs/performance.md: 16 nearly halve 8 steps' Frechet
+# distance, 32 gain little. A Sampler's config may set its own (`num_inference_steps`), e.g. a few-step head.
 DEFAULT_NUM_INFERENCE_STEPS = 16
 
 
@@ -83,6 +84,15 @@ class CAMSampler(ModelMixin, ConfigMixin):
             in Stable Diffusion 3), which spends more training on intermediate times.
         logit_normal_mean (`float`, defaults to 0.0): mean of the normal behind `"logit_normal"`.
         logit_normal_std (`float`, defaults to 1.0): standard deviation of the normal behind `"logit_normal"`.
+        few_step_objective (`str`, *optional*):
+            `None`: a plain flow head, integrated by a scheduler in many small steps. `"shortcut"`: a shortcut model
+            (Frans et al., arXiv 2410.12557) that also takes the step size d it is asked to jump, u(x_s, s, d), and is
+            trained so that one step of size 2d equals two steps of size d; it draws a frame in 1-4 uniform steps.
+            d = 0 asks for the plain flow velocity, so a shortcut head whose step-size embedding is zero is exactly
+            the flow head it was made from.
+        max_shortcut_steps (`int`, defaults to 16): the finest uniform grid a shortcut head is trained for (a power
+            of two). Steps of size 1 / `max_shortcut_steps` or smaller use d = 0, the flow velocity.
+        num_inference_steps (`int`, defaults to 16): the steps per frame that generation uses unless told otherwise.
     """
 
     @register_to_config
@@ -98,17 +108,28 @@ class CAMSampler(ModelMixin, ConfigMixin):
         time_distribution: str = "uniform",
         logit_normal_mean: float = 0.0,
         logit_normal_std: float = 1.0,
+        few_step_objective: str | None = None,
+        max_shortcut_steps: int = 16,
+        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
     ):
         super().__init__()
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"`prediction_type` must be one of {PREDICTION_TYPES}, got {prediction_type!r}.")
         if time_distribution not in TIME_DISTRIBUTIONS:
             raise ValueError(f"`time_distribution` must be one of {TIME_DISTRIBUTIONS}, got {time_distribution!r}.")
+        if few_step_objective not in FEW_STEP_OBJECTIVES:
+            raise ValueError(f"`few_step_objective` must be one of {FEW_STEP_OBJECTIVES}, got {few_step_objective!r}.")
+        if few_step_objective is not None and prediction_type != "flow":
+            raise ValueError(
+                f"`few_step_objective={few_step_objective!r}` needs `prediction_type='flow'`, got {prediction_type!r}."
+            )
         if logit_normal_std <= 0:
             raise ValueError(f"`logit_normal_std` must be positive, got {logit_normal_std}.")
         for name, value in [("latent_dim", latent_dim), ("condition_dim", condition_dim), ("width", width),
                             ("num_blocks", num_blocks), ("time_embedding_dim", time_embedding_dim),
-                            ("num_train_timesteps", num_train_timesteps)]:
+                            ("num_train_timesteps", num_train_timesteps),
+                            ("max_shortcut_steps", max_shortcut_steps),
+                            ("num_inference_steps", num_inference_steps)]:
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if time_embedding_dim % 2:
@@ -116,9 +137,15 @@ class CAMSampler(ModelMixin, ConfigMixin):
                 f"`time_embedding_dim` must be even (as many cosines as sines), got {time_embedding_dim}: pass e.g. "
                 f"{time_embedding_dim + 1}."
             )
+        if max_shortcut_steps & (max_shortcut_steps - 1):
+            raise ValueError(f"`max_shortcut_steps` must be a power of two, got {max_shortcut_steps}.")
         self.input_proj = nn.Linear(latent_dim, width)
         self.time_embed = nn.Sequential(nn.Linear(time_embedding_dim, width), nn.SiLU(), nn.Linear(width, width))
         self.condition_proj = nn.Linear(condition_dim, width)
+        if few_step_objective == "shortcut":
+            self.step_size_embed = nn.Sequential(
+                nn.Linear(time_embedding_dim, width), nn.SiLU(), nn.Linear(width, width)
+            )
         self.blocks = nn.ModuleList(CAMSamplerBlock(width) for _ in range(num_blocks))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.final_adaln_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
@@ -134,12 +161,45 @@ class CAMSampler(ModelMixin, ConfigMixin):
         for linear in self.time_embed:
             if isinstance(linear, nn.Linear):
                 nn.init.normal_(linear.weight, std=0.02)
+        if self.config.few_step_objective == "shortcut":
+            nn.init.normal_(self.step_size_embed[0].weight, std=0.02)
+            # Zero: until trained, every step size gives the flow velocity (the head it was made from, unchanged).
+            nn.init.zeros_(self.step_size_embed[-1].weight)
         for block in self.blocks:
             nn.init.zeros_(block.adaln_modulation[-1].weight)
             nn.init.zeros_(block.adaln_modulation[-1].bias)
         for layer in (self.final_adaln_modulation[-1], self.output_proj):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    @classmethod
+    def from_flow_head(cls, flow_head: "CAMSampler", **config_overrides) -> "CAMSampler":
+        r"""
+        A Sampler of another config initialised from a trained plain flow head, e.g. a shortcut head to fine-tune:
+        `CAMSampler.from_flow_head(head, few_step_objective="shortcut", num_inference_steps=2)`. Every weight of
+        `flow_head` is copied; weights it lacks (the step-size embedding) keep their initialisation, whose last
+        layer is zero, so the new head computes exactly what `flow_head` did until it is trained.
+
+        Args:
+            flow_head ([`CAMSampler`]): a Sampler without a few-step objective.
+            config_overrides: config fields to change; the network's sizes must stay those of `flow_head`.
+
+        Returns:
+            [`CAMSampler`]
+        """
+        if flow_head.config.few_step_objective is not None:
+            raise ValueError(
+                f"`flow_head` must be a plain flow head, got one with few_step_objective="
+                f"{flow_head.config.few_step_objective!r}."
+            )
+        # Keyword overrides, not a merged dict: diffusers' `from_config` ignores dict fields it lists as defaults.
+        head = cls.from_config(flow_head.config, **config_overrides)
+        shapes = {name: tuple(p.shape) for name, p in head.state_dict().items()}
+        changed = [name for name, p in flow_head.state_dict().items() if shapes.get(name) != tuple(p.shape)]
+        if changed:
+            raise ValueError(f"{config_overrides} changes the network's shape ({changed[:3]}...): keep its sizes.")
+        head.load_state_dict(flow_head.state_dict(), strict=False)
+        return head
 
     def check_backbone_config(self, backbone_config) -> None:
         """Raises `ValueError` unless this Sampler fits a Backbone with `backbone_config` (a `CAMConfig`): the same
@@ -155,25 +215,36 @@ class CAMSampler(ModelMixin, ConfigMixin):
                 f"({backbone_config.hidden_size})."
             )
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        condition: torch.Tensor,
+        step_size: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         r"""
         Args:
             sample (`torch.Tensor` of shape `(batch_size, latent_dim)`): the noisy frame x_s.
             timestep (`torch.Tensor` of shape `(batch_size,)` or a scalar): s * num_train_timesteps.
             condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the Backbone output z_t.
+            step_size (`torch.Tensor` of shape `(batch_size,)` or a scalar, *optional*): for a shortcut head, the
+                step d it is asked to jump, on the timestep's scale (d * num_train_timesteps); `None` or 0 asks for the
+                flow velocity. Ignored by a plain flow head.
 
         Returns:
-            `torch.Tensor` of shape `(batch_size, latent_dim)`: the velocity v = noise - x0 (`"flow"`) or the noise
-            (`"epsilon"`).
+            `torch.Tensor` of shape `(batch_size, latent_dim)`: the velocity v = noise - x0 (`"flow"`; for a shortcut
+            head, the average velocity over the step) or the noise (`"epsilon"`).
         """
         if timestep.ndim == 0:
             timestep = timestep.expand(sample.shape[0])
-        return self.forward_modulated(sample, self.modulations(timestep, condition))
+        return self.forward_modulated(sample, self.modulations(timestep, condition, step_size))
 
-    def modulations(self, timestep: torch.Tensor, condition: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    def modulations(
+        self, timestep: torch.Tensor, condition: torch.Tensor, step_size: torch.Tensor | None = None
+    ) -> list[tuple[torch.Tensor, ...]]:
         r"""
         The part of the forward pass that does not depend on the sample: the AdaLN modulation of every block and of
-        the output layer, from the flow time and the condition.
+        the output layer, from the flow time, the condition (and a shortcut head's step size).
 
         It holds most of the Sampler's weights (the AdaLN layers alone are 3W^2 per block against the MLP's 2W^2), so
         [`sample_next_frame`] computes it for all the steps of a frame in one batched pass, which reads those
@@ -182,6 +253,7 @@ class CAMSampler(ModelMixin, ConfigMixin):
         Args:
             timestep (`torch.Tensor` of shape `(batch_size,)`): s * num_train_timesteps.
             condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the Backbone output z_t.
+            step_size (`torch.Tensor` of shape `(batch_size,)` or a scalar, *optional*): d * num_train_timesteps.
 
         Returns:
             `list` of `(shift, scale, gate)` for each block, then `(shift, scale)` for the output layer, each of shape
@@ -190,9 +262,19 @@ class CAMSampler(ModelMixin, ConfigMixin):
         dtype = self.time_embed[0].weight.dtype
         c = self.time_embed(timestep_embedding(timestep, self.config.time_embedding_dim).to(dtype))
         c = c + self.condition_proj(condition)
+        if self.config.few_step_objective == "shortcut":
+            if step_size is None:
+                step_size = torch.zeros_like(timestep)
+            step_size = step_size.expand(timestep.shape[0]) if step_size.ndim == 0 else step_size
+            c = c + self.step_size_embed(timestep_embedding(step_size, self.config.time_embedding_dim).to(dtype))
         modulations = [tuple(block.adaln_modulation(c).chunk(3, dim=-1)) for block in self.blocks]
         modulations.append(tuple(self.final_adaln_modulation(c).chunk(2, dim=-1)))
         return modulations
+
+    def shortcut_step_size(self, num_steps: int) -> float:
+        """The step-size input d (in [0, 1]) of a uniform grid of `num_steps` steps: 1 / `num_steps`, or 0 (the flow
+        velocity) from the finest trained grid (`max_shortcut_steps`) on."""
+        return 0.0 if num_steps >= self.config.max_shortcut_steps else 1.0 / num_steps
 
     def forward_modulated(self, sample: torch.Tensor, modulations: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
         """The forward pass given `modulations(timestep, condition)`: the part that depends on the sample."""
@@ -217,6 +299,11 @@ def sample_next_frame(
     Draws one latent frame per conditioning vector by integrating the Sampler from noise to data with a diffusers
     scheduler: `FlowMatchEulerDiscreteScheduler` (or any flow-matching scheduler) for a `"flow"` Sampler, a
     DDPM/DDIM-family scheduler with `prediction_type="epsilon"` for an `"epsilon"` Sampler.
+
+    A shortcut Sampler (`few_step_objective="shortcut"`) is integrated on the uniform grid it was trained on, N steps
+    of size d = 1/N from s = 1 to 0, x <- x - d u(x, s, d), whatever `scheduler` is: its steps are jumps it learned,
+    not samples of a continuous flow that another solver could take. (diffusers' N-step flow grid ends with a step of
+    width 1/1000, so on it 2 steps would integrate like 1.)
 
     With `unconditional_condition`, each step applies classifier-free guidance: the Sampler runs on both conditions in
     one batch and its prediction becomes u + w (c - u) (w = `guidance_scale`; 1 gives the conditional prediction, 0
@@ -251,6 +338,8 @@ def sample_next_frame(
     rows = conditions.shape[0]
     if noise is None:
         noise = randn_tensor(shape, generator=generator, device=condition.device, dtype=condition.dtype)
+    if sampler.config.few_step_objective == "shortcut":
+        return _sample_shortcut(sampler, conditions, noise, num_inference_steps, guidance_scale if guided else None)
     scheduler.set_timesteps(num_inference_steps, device=condition.device)
     # Flow-matching schedulers have no input scaling and start from unit noise; DDPM-family ones may.
     scale_input = getattr(scheduler, "scale_model_input", None)
@@ -279,6 +368,35 @@ def sample_next_frame(
             conditional, unconditional = model_output.chunk(2)
             model_output = unconditional + guidance_scale * (conditional - unconditional)
         sample = scheduler.step(model_output, timestep, sample, **step_kwargs).prev_sample
+    return sample
+
+
+def _sample_shortcut(
+    sampler: CAMSampler,
+    conditions: torch.Tensor,
+    noise: torch.Tensor,
+    num_steps: int,
+    guidance_scale: float | None,
+) -> torch.Tensor:
+    """Uniform-grid Euler steps of a shortcut head; `conditions` stacks the unconditional rows under guidance."""
+    num_train_timesteps = sampler.config.num_train_timesteps
+    rows, device = conditions.shape[0], conditions.device
+    sigmas = torch.linspace(1.0, 0.0, num_steps + 1, device=device, dtype=torch.float32)
+    step_size = torch.full(
+        (rows * num_steps,), sampler.shortcut_step_size(num_steps) * num_train_timesteps, device=device
+    )
+    timesteps = (sigmas[:-1] * num_train_timesteps).repeat_interleave(rows)
+    # Every step's AdaLN modulation in one batched pass (rows ordered step-major), as for the flow head.
+    batched = sampler.modulations(timesteps, conditions.repeat(num_steps, 1), step_size)
+    modulations = [[m.view(num_steps, rows, -1) for m in layer] for layer in batched]
+    sample = noise
+    for index in range(num_steps):
+        model_input = torch.cat([sample, sample]) if guidance_scale is not None else sample
+        velocity = sampler.forward_modulated(model_input, [tuple(m[index] for m in layer) for layer in modulations])
+        if guidance_scale is not None:
+            conditional, unconditional = velocity.chunk(2)
+            velocity = unconditional + guidance_scale * (conditional - unconditional)
+        sample = sample + (sigmas[index + 1] - sigmas[index]).to(sample.dtype) * velocity
     return sample
 
 

@@ -7,8 +7,17 @@
 
 With `max_training_noise=0` this is the plain continuous autoregressive model the paper compares against; with a
 Sampler of `prediction_type="epsilon"` the Sampler is a DDPM noise predictor on a linear schedule (MAR-style).
+
+A shortcut Sampler (`few_step_objective="shortcut"`, Frans et al., arXiv 2410.12557) learns to jump: most of its rows
+train the flow velocity above with step size d = 0; a share `shortcut_fraction` trains self-consistency,
+
+    d in {1/2, 1/4, ..., 1/max_shortcut_steps},  s on the grid {2d, 4d, ..., 1}
+    u(x_s, s, 2d)  <-  ( u(x_s, s, d) + u(x_s - d u(x_s, s, d), s - d, d) ) / 2     (target without gradient)
+
+so that one step of 2d lands where two steps of d do, and a frame can be drawn in 1-4 steps.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -71,10 +80,17 @@ class CAMForTraining(nn.Module):
         instrument_dropout (`float`, defaults to 0.1): for a Backbone with instrument conditioning, the probability
             that a sequence's instrument is replaced by "no instrument" (label dropout), so that one model learns both
             the conditional and the unconditional distribution that classifier-free guidance combines.
+        shortcut_fraction (`float`, defaults to 0.25): for a shortcut Sampler, the share of the Sampler's rows trained
+            for self-consistency rather than flow matching (the rest). Ignored by other Samplers.
     """
 
     def __init__(
-        self, backbone: CAMModel, sampler: CAMSampler, sampler_batch_mul: int = 4, instrument_dropout: float = 0.1
+        self,
+        backbone: CAMModel,
+        sampler: CAMSampler,
+        sampler_batch_mul: int = 4,
+        instrument_dropout: float = 0.1,
+        shortcut_fraction: float = 0.25,
     ):
         super().__init__()
         sampler.check_backbone_config(backbone.config)
@@ -82,10 +98,13 @@ class CAMForTraining(nn.Module):
             raise ValueError(f"`sampler_batch_mul` must be at least 1, got {sampler_batch_mul}.")
         if not 0.0 <= instrument_dropout <= 1.0:
             raise ValueError(f"`instrument_dropout` must be in [0, 1], got {instrument_dropout}.")
+        if not 0.0 <= shortcut_fraction < 1.0:
+            raise ValueError(f"`shortcut_fraction` must be in [0, 1), got {shortcut_fraction}.")
         self.backbone = backbone
         self.sampler = sampler
         self.sampler_batch_mul = sampler_batch_mul
         self.instrument_dropout = instrument_dropout
+        self.shortcut_fraction = shortcut_fraction
         if sampler.config.prediction_type == "epsilon":
             self.noise_scheduler = DDPMScheduler(
                 num_train_timesteps=sampler.config.num_train_timesteps, **EPSILON_BETA_SCHEDULE
@@ -184,7 +203,9 @@ class CAMForTraining(nn.Module):
         targets = targets.repeat(repeats, 1)
         noise = torch.randn(targets.shape, generator=generator, device=targets.device, dtype=targets.dtype)
         num_train_timesteps = self.sampler.config.num_train_timesteps
-        if self.sampler.config.prediction_type == "flow":
+        if self.sampler.config.few_step_objective == "shortcut":
+            prediction, target = self.shortcut_rows(conditions, targets, noise, generator)
+        elif self.sampler.config.prediction_type == "flow":
             times = self.draw_flow_times(targets.shape[0], targets.device, generator).to(targets.dtype)
             noisy = (1 - times[:, None]) * targets + times[:, None] * noise
             prediction = self.sampler(noisy, times * num_train_timesteps, conditions)
@@ -198,6 +219,57 @@ class CAMForTraining(nn.Module):
             target = noise
         per_row = (prediction.float() - target.float()).pow(2).mean(-1)
         return per_row.view(repeats, num_pairs).mean(0)
+
+    def shortcut_rows(
+        self,
+        conditions: torch.Tensor,
+        targets: torch.Tensor,
+        noise: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        A shortcut Sampler's predictions and targets: flow matching (d = 0) on the first rows, self-consistency on
+        the last `shortcut_fraction` of them (with `sampler_batch_mul` 4 and 0.25, the last repeat of every pair).
+
+        Args:
+            conditions (`torch.Tensor` of shape `(rows, hidden_size)`): Backbone outputs z_t.
+            targets (`torch.Tensor` of shape `(rows, latent_dim)`): the clean next frames x_{t+1} (x_0 of the flow).
+            noise (`torch.Tensor` of shape `(rows, latent_dim)`): the flow's noise n (x_1).
+            generator (`torch.Generator`, *optional*): for the flow times and step sizes.
+
+        Returns:
+            `tuple` of the predictions and their targets, both `(rows, latent_dim)`.
+        """
+        rows, device, dtype = targets.shape[0], targets.device, targets.dtype
+        sampler, scale = self.sampler, self.sampler.config.num_train_timesteps
+        num_consistency = int(rows * self.shortcut_fraction)
+        times = self.draw_flow_times(rows, device, generator)
+        step_inputs = torch.zeros(rows, device=device)  # d fed to the head, in [0, 1]
+
+        # Self-consistency rows: d = 2^-k, k = 1..log2(max_shortcut_steps); s = 2d * j on the 2d grid.
+        max_doublings = int(math.log2(sampler.config.max_shortcut_steps))
+        doublings = torch.randint(1, max_doublings + 1, (num_consistency,), generator=generator, device=device)
+        half_step = 0.5 ** doublings.float()
+        grid_points = torch.floor(torch.rand(num_consistency, generator=generator, device=device) / (2 * half_step))
+        consistency_times = 2 * half_step * (grid_points + 1)
+        times[rows - num_consistency :] = consistency_times
+        step_inputs[rows - num_consistency :] = 2 * half_step
+        times = times.to(dtype)
+
+        noisy = (1 - times[:, None]) * targets + times[:, None] * noise
+        # The finest grid's steps ask for the flow velocity (d = 0), exactly as sampling does.
+        finest = 1.0 / sampler.config.max_shortcut_steps
+        half_input = torch.where(half_step <= finest, torch.zeros_like(half_step), half_step)
+        with torch.no_grad():
+            first = noisy[rows - num_consistency :]
+            s, d = consistency_times.to(dtype), half_step.to(dtype)
+            z = conditions[rows - num_consistency :]
+            u_first = sampler(first, s * scale, z, half_input * scale)
+            u_second = sampler(first - d[:, None] * u_first, (s - d) * scale, z, half_input * scale)
+            consistency_target = (u_first + u_second) / 2
+        prediction = sampler(noisy, times * scale, conditions, step_inputs * scale)
+        target = torch.cat([(noise - targets)[: rows - num_consistency], consistency_target])
+        return prediction, target
 
 
 __all__ = ["MODEL_PRESETS", "CAMForTraining", "CAMTrainingOutput"]
