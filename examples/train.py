@@ -8,6 +8,9 @@
     python examples/train.py --dataset_dir data/cam-music21-mel --output_dir runs/cam-small --preset tiny
     # continue exactly where a run stopped (killed, out of time, ...):
     python examples/train.py ... --resume_from_checkpoint latest
+    # fine-tune a saved pipeline on your own music (encoded with that pipeline's autoencoder):
+    python examples/train.py --pretrained_model_name_or_path models/cam-music21-small \
+        --dataset_dir data/my-music-latents --output_dir runs/my-cam --max_train_steps 2000 --learning_rate 1e-4
 
 What a step does: draw a crop of up to the Backbone's context from each clip (every crop begins with the learned start
 vector, as the pipeline's sliding window does at generation), corrupt the Backbone's inputs with noise k ~ U(0, k_max),
@@ -49,6 +52,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from cam_hf import CAMConfig, CAMForTraining, CAMModel, CAMPipeline, CAMSampler, default_scheduler  # noqa: E402
+from cam_hf.sampler import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
 from cam_hf.training import MODEL_PRESETS  # noqa: E402
 
 logger = get_logger(__name__)
@@ -78,6 +82,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--dataloader_num_workers", type=int, default=0)
 
     model = parser.add_argument_group("model size")
+    model.add_argument("--pretrained_model_name_or_path", default=None,
+                       help="Fine-tune a saved CAMPipeline (folder or Hub id): its Backbone, Sampler, instrument labels "
+                            "and autoencoder. The dataset must be encoded with that autoencoder (encode_dataset.py "
+                            "--autoencoder_path PATH/autoencoder); an audio --dataset_dir is encoded with it. Size "
+                            "options (--preset, --backbone_config, ...) do not apply; the noise and Sampler options "
+                            "default to the pipeline's.")
+    model.add_argument("--freeze_backbone", action="store_true",
+                       help="Train the Sampler only (the Backbone's outputs still see the training noise): a head-only "
+                            "stage, e.g. fitting a few-step Sampler to a trained model.")
     model.add_argument("--preset", default="small", choices=sorted(MODEL_PRESETS),
                        help="Named sizes: " + "; ".join(
                            f"{name}: Backbone {p['backbone']['num_hidden_layers']} x {p['backbone']['hidden_size']}, "
@@ -102,16 +115,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--gradient_checkpointing", action="store_true", help="Recompute the Backbone's activations.")
 
     noise = parser.add_argument_group("noise augmentation (CAMConfig)")
-    noise.add_argument("--max_training_noise", type=float, default=0.5, help="k_max: k ~ U(0, k_max); 0 = plain AR baseline.")
-    noise.add_argument("--noise_mixing", default="linear", choices=["linear", "variance_preserving"])
-    noise.add_argument("--noise_sampling", default="per_frame", choices=["per_frame", "per_sequence"])
+    # Defaults of None are filled in by `resolve_defaults`: the pipeline's values when fine-tuning, else these.
+    noise.add_argument("--max_training_noise", type=float, default=None,
+                       help=f"k_max: k ~ U(0, k_max); 0 = plain AR baseline (default {FRESH_DEFAULTS['max_training_noise']}).")
+    noise.add_argument("--noise_mixing", default=None, choices=["linear", "variance_preserving"],
+                       help=f"Default {FRESH_DEFAULTS['noise_mixing']}.")
+    noise.add_argument("--noise_sampling", default=None, choices=["per_frame", "per_sequence"],
+                       help=f"Default {FRESH_DEFAULTS['noise_sampling']}.")
     noise.add_argument("--condition_on_noise_level", action="store_true", help="Tell the Backbone each frame's k.")
-    noise.add_argument("--inference_noise", type=float, default=0.02, help="k_inf stored in the config for generation.")
+    noise.add_argument("--inference_noise", type=float, default=None,
+                       help=f"k_inf stored in the config for generation (default {FRESH_DEFAULTS['inference_noise']}).")
 
     sampler = parser.add_argument_group("Sampler")
-    sampler.add_argument("--prediction_type", default="flow", choices=["flow", "epsilon"],
+    sampler.add_argument("--prediction_type", default=None, choices=["flow", "epsilon"],
                          help="flow: rectified flow (the paper's); epsilon: DDPM noise prediction (MAR-style baseline).")
-    sampler.add_argument("--time_distribution", default="logit_normal", choices=["uniform", "logit_normal"])
+    sampler.add_argument("--time_distribution", default=None, choices=["uniform", "logit_normal"],
+                         help=f"Default {FRESH_DEFAULTS['time_distribution']}.")
+    sampler.add_argument("--few_step_objective", default=None, choices=["none", "shortcut"],
+                         help="shortcut: a Sampler that also learns to jump (arXiv 2410.12557) and draws a frame in 1-4 "
+                              "steps (docs/training.md). Fine-tuning a plain flow head with it starts from that head.")
+    sampler.add_argument("--shortcut_fraction", type=float, default=0.25,
+                         help="Share of a shortcut Sampler's rows trained for self-consistency (the rest: flow).")
+    sampler.add_argument("--max_shortcut_steps", type=int, default=16,
+                         help="Finest uniform grid of a shortcut Sampler (a power of two).")
+    sampler.add_argument("--default_inference_steps", type=int, default=None,
+                         help="Sampler steps per frame stored in its config, used when generation does not say "
+                              "(default: the pipeline's, else 16 for a flow Sampler and 4 for a shortcut one).")
     sampler.add_argument("--sampler_width", type=int, default=None, help="Default: the preset's.")
     sampler.add_argument("--sampler_blocks", type=int, default=None, help="Default: the preset's.")
     sampler.add_argument("--sampler_batch_mul", type=int, default=4, help="(noise, time) draws per Backbone output.")
@@ -133,8 +162,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     optim.add_argument("--adam_beta2", type=float, default=0.99)
     optim.add_argument("--adam_weight_decay", type=float, default=0.01)
     optim.add_argument("--max_grad_norm", type=float, default=1.0)
-    optim.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"],
-                       help="Default: Accelerate's config. bf16 works on CPUs with AVX-512 bf16 and recent GPUs.")
+    optim.add_argument("--mixed_precision", default="auto", choices=["auto", "no", "fp16", "bf16"],
+                       help="auto: bf16 where the hardware computes it natively (a GPU with bf16, a CPU with AVX-512 "
+                            "bf16 or AMX), else fp32; the choice is logged. On an AVX2-only CPU bf16 is ~11x slower.")
     optim.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights (saved and validated).")
     optim.add_argument("--ema_decay", type=float, default=0.999)
     optim.add_argument("--seed", type=int, default=0)
@@ -159,6 +189,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+# What a run from scratch uses for the options that default to the pipeline's values when fine-tuning.
+FRESH_DEFAULTS = {"max_training_noise": 1.0, "noise_mixing": "linear", "noise_sampling": "per_frame",
+                  "inference_noise": 0.02, "prediction_type": "flow", "time_distribution": "logit_normal",
+                  "few_step_objective": "none"}
+
+
 def check_args(args: argparse.Namespace) -> None:
     for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "checkpointing_steps",
                  "validation_steps", "sampler_batch_mul", "stop_after_steps"):
@@ -178,13 +214,66 @@ def check_args(args: argparse.Namespace) -> None:
         path = getattr(args, name)
         if path is not None and not os.path.isfile(path):
             raise ValueError(f"--{name} {path!r} is not a file: pass a JSON file of configuration fields.")
+    if args.pretrained_model_name_or_path is not None:
+        sizes = [f"--{name}" for name in ("backbone_config", "sampler_config", "sampler_width", "sampler_blocks",
+                                          "prediction_type") if getattr(args, name) is not None]
+        if args.condition_on_noise_level:
+            sizes.append("--condition_on_noise_level")
+        if sizes:
+            raise ValueError(f"{', '.join(sizes)} change(s) the network of --pretrained_model_name_or_path: a "
+                             "fine-tuned model keeps its shape. Train from scratch to change it.")
+    elif args.freeze_backbone:
+        raise ValueError("--freeze_backbone trains the Sampler of a trained Backbone: pass "
+                         "--pretrained_model_name_or_path.")
+    if not 0.0 <= args.shortcut_fraction < 1.0:
+        raise ValueError(f"--shortcut_fraction must be in [0, 1), got {args.shortcut_fraction}.")
+    if args.default_inference_steps is not None and args.default_inference_steps < 1:
+        raise ValueError(f"--default_inference_steps must be a positive integer, got {args.default_inference_steps}.")
+
+
+def resolve_defaults(args: argparse.Namespace, pretrained: CAMPipeline | None) -> None:
+    """Fill the options left unset: from the pipeline being fine-tuned, else `FRESH_DEFAULTS`."""
+    if pretrained is not None:
+        backbone, sampler = pretrained.backbone.config, pretrained.sampler.config
+        inherited = {"max_training_noise": backbone.max_training_noise, "noise_mixing": backbone.noise_mixing,
+                     "noise_sampling": backbone.noise_sampling, "inference_noise": backbone.inference_noise,
+                     "prediction_type": sampler.prediction_type, "time_distribution": sampler.time_distribution,
+                     "few_step_objective": sampler.few_step_objective or "none"}
+        args.condition_on_noise_level = backbone.condition_on_noise_level
+    else:
+        inherited = FRESH_DEFAULTS
+    for name, value in inherited.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.few_step_objective != "none" and args.prediction_type != "flow":
+        raise ValueError(f"--few_step_objective {args.few_step_objective} needs a flow Sampler, got --prediction_type "
+                         f"{args.prediction_type}.")
+
+
+def choose_precision(requested: str) -> tuple[str, str]:
+    """The mixed precision to train in and why: `auto` takes bf16 only where the hardware computes it natively."""
+    if requested != "auto":
+        return requested, "asked for"
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"{torch.cuda.get_device_name()} computes bf16 natively"
+        return "no", f"{torch.cuda.get_device_name()} has no native bf16"
+    flags = set()
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            flags = {flag for line in f if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    if native:
+        return "bf16", f"the CPU has {', '.join(native)}"
+    return "no", f"the CPU has no native bf16 ({torch.backends.cpu.get_cpu_capability()}): fp32 is faster"
 
 
 # ---- data ----------------------------------------------------------------------------------------------------------
 
 
-def load_training_data(args: argparse.Namespace, accelerator: Accelerator):
-    """The latent DatasetDict and its autoencoder; an audio dataset is encoded first (once, on the main process)."""
+def load_training_data(args: argparse.Namespace, accelerator: Accelerator, pretrained: CAMPipeline | None = None):
+    """The latent DatasetDict and its autoencoder; an audio dataset is encoded first (once, on the main process),
+    with the autoencoder of the pipeline being fine-tuned if there is one."""
     from cam_hf.data import encode_audio_dataset, is_latent_dataset, load_latent_dataset
 
     path = args.dataset_dir
@@ -192,10 +281,15 @@ def load_training_data(args: argparse.Namespace, accelerator: Accelerator):
         raise ValueError(f"--dataset_dir {path!r} is not a folder: pass a dataset saved by make_dataset.py or "
                          "encode_dataset.py.")
     if not is_latent_dataset(path):
-        cache = args.latent_cache_dir or f"{path.rstrip('/')}-latents-{args.autoencoder}"
+        name = "pretrained" if pretrained is not None else args.autoencoder
+        cache = args.latent_cache_dir or f"{path.rstrip('/')}-latents-{name}"
         with accelerator.main_process_first():
             if accelerator.is_main_process:
-                encode_audio_dataset(path, cache, autoencoder=args.autoencoder, autoencoder_path=args.autoencoder_path)
+                if pretrained is not None:
+                    encode_audio_dataset(path, cache, autoencoder=pretrained.autoencoder)
+                else:
+                    encode_audio_dataset(path, cache, autoencoder=args.autoencoder,
+                                         autoencoder_path=args.autoencoder_path)
         path = cache
     dataset, autoencoder = load_latent_dataset(path)
     if args.train_split not in dataset:
@@ -311,7 +405,61 @@ def step_generator(seed: int, micro_step: int, process_index: int, stream: int, 
 # ---- model ---------------------------------------------------------------------------------------------------------
 
 
-def build_model(args: argparse.Namespace, latent_dim: int, instrument_names: list[str] | None) -> CAMForTraining:
+def check_same_autoencoder(dataset_autoencoder, pipeline_autoencoder, dataset_path: str, pipeline_path: str) -> None:
+    """Fine-tuning needs latents made by the pipeline's own autoencoder: same class, config and weights/statistics."""
+    ours, theirs = dataset_autoencoder, pipeline_autoencoder
+    config = {k: v for k, v in ours.config.items() if not k.startswith("_")}
+    their_config = {k: v for k, v in theirs.config.items() if not k.startswith("_")}
+    differs = [k for k in sorted(set(config) | set(their_config)) if config.get(k) != their_config.get(k)]
+    state, their_state = ours.state_dict(), theirs.state_dict()
+    if not differs and state.keys() == their_state.keys():
+        differs = [k for k in state if not torch.equal(state[k].cpu().float(), their_state[k].cpu().float())]
+    elif not differs:
+        differs = ["weights"]
+    if type(ours) is not type(theirs) or differs:
+        what = (f"{type(ours).__name__} vs {type(theirs).__name__}" if type(ours) is not type(theirs)
+                else f"they differ in {differs[:5]}")
+        raise ValueError(
+            f"The dataset {dataset_path!r} was encoded with another autoencoder than the pipeline "
+            f"{pipeline_path!r} ({what}; latent size {ours.latent_dim} vs {theirs.latent_dim}): its latents would mean "
+            f"nothing to the model. Encode your audio with the pipeline's own: `python examples/encode_dataset.py "
+            f"--dataset_dir AUDIO --output_dir LATENTS --autoencoder_path {pipeline_path}/autoencoder`, or pass the "
+            "audio dataset itself as --dataset_dir."
+        )
+
+
+def training_instruments(args: argparse.Namespace, split, pretrained: CAMPipeline | None) -> list[str] | None:
+    """The instrument labels the model is conditioned on: the pipeline's when fine-tuning, else the data's."""
+    has_column = args.instrument_column in split.column_names
+    if pretrained is None:
+        if args.conditioning != "instrument":
+            return None
+        if not has_column:
+            raise ValueError(f"--conditioning instrument needs the column {args.instrument_column!r}; the dataset has "
+                             f"{split.column_names}.")
+        return sorted(set(split[args.instrument_column]))
+    names = pretrained.backbone.config.instrument_names
+    if names is not None and not has_column:
+        logger.info(f"The dataset has no {args.instrument_column!r} column: its clips train as 'no instrument' (the "
+                    "unconditional model).", main_process_only=True)
+    return names
+
+
+def load_pretrained(args: argparse.Namespace) -> CAMPipeline | None:
+    if args.pretrained_model_name_or_path is None:
+        return None
+    path = args.pretrained_model_name_or_path
+    try:
+        return CAMPipeline.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--pretrained_model_name_or_path {path!r} is not a saved CAMPipeline ({error}): pass a folder "
+                         "written by CAMPipeline.save_pretrained (e.g. models/cam-music21-small) or a Hub id.") from error
+
+
+def build_model(args: argparse.Namespace, latent_dim: int, instrument_names: list[str] | None,
+                pretrained: CAMPipeline | None = None) -> CAMForTraining:
+    if pretrained is not None:
+        return build_from_pretrained(args, pretrained)
     preset = MODEL_PRESETS[args.preset]
     context_frames = args.context_frames or preset["context_frames"]
     backbone_fields = dict(preset["backbone"])
@@ -329,7 +477,7 @@ def build_model(args: argparse.Namespace, latent_dim: int, instrument_names: lis
         instrument_names=instrument_names,
     )
     sampler_fields = dict(preset["sampler"], prediction_type=args.prediction_type,
-                          time_distribution=args.time_distribution)
+                          time_distribution=args.time_distribution, **few_step_fields(args))
     if args.sampler_config:
         with open(args.sampler_config) as f:
             sampler_fields.update(json.load(f))
@@ -339,10 +487,48 @@ def build_model(args: argparse.Namespace, latent_dim: int, instrument_names: lis
         sampler_fields["num_blocks"] = args.sampler_blocks
     backbone = CAMModel(CAMConfig(**backbone_fields))
     sampler = CAMSampler(latent_dim=latent_dim, condition_dim=backbone.config.hidden_size, **sampler_fields)
+    return training_module(args, backbone, sampler)
+
+
+def few_step_fields(args: argparse.Namespace, default_steps: int | None = None) -> dict:
+    """The Sampler config fields of the few-step options."""
+    objective = None if args.few_step_objective == "none" else args.few_step_objective
+    steps = args.default_inference_steps or default_steps or (4 if objective else DEFAULT_NUM_INFERENCE_STEPS)
+    fields = {"few_step_objective": objective, "num_inference_steps": steps}
+    if objective:
+        fields["max_shortcut_steps"] = args.max_shortcut_steps
+    return fields
+
+
+def build_from_pretrained(args: argparse.Namespace, pretrained: CAMPipeline) -> CAMForTraining:
+    """The pipeline's Backbone and Sampler with the run's noise settings; a flow head asked to become a shortcut head
+    starts as exactly itself (`CAMSampler.from_flow_head`)."""
+    backbone, sampler = pretrained.backbone, pretrained.sampler
+    context_frames = args.context_frames or backbone.config.max_position_embeddings - 1
+    # Settings of training and generation, not of the network's shape: a fine-tuning run may change them.
+    for name, value in {"max_training_noise": args.max_training_noise, "noise_mixing": args.noise_mixing,
+                        "noise_sampling": args.noise_sampling, "inference_noise": args.inference_noise,
+                        "max_position_embeddings": context_frames + 1}.items():
+        setattr(backbone.config, name, value)
+    fields = few_step_fields(args, default_steps=sampler.config.num_inference_steps)
+    if sampler.config.few_step_objective is None and fields["few_step_objective"] is not None:
+        sampler = CAMSampler.from_flow_head(sampler, **fields)
+    elif sampler.config.few_step_objective != fields["few_step_objective"]:
+        raise ValueError(f"--few_step_objective {args.few_step_objective} cannot turn the pipeline's "
+                         f"{sampler.config.few_step_objective} Sampler back into another: train from scratch.")
+    else:
+        sampler.register_to_config(**fields)
+    sampler.register_to_config(time_distribution=args.time_distribution)
+    return training_module(args, backbone, sampler)
+
+
+def training_module(args: argparse.Namespace, backbone: CAMModel, sampler: CAMSampler) -> CAMForTraining:
     if args.gradient_checkpointing:
         backbone.gradient_checkpointing_enable()
-    return CAMForTraining(backbone, sampler, sampler_batch_mul=args.sampler_batch_mul,
-                          instrument_dropout=args.instrument_dropout)
+    if args.freeze_backbone:
+        backbone.requires_grad_(False)
+    return CAMForTraining(backbone.train(), sampler.train(), sampler_batch_mul=args.sampler_batch_mul,
+                          instrument_dropout=args.instrument_dropout, shortcut_fraction=args.shortcut_fraction)
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------------------
@@ -541,9 +727,12 @@ def hardware(accelerator: Accelerator) -> str:
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    pretrained = load_pretrained(args)
+    resolve_defaults(args, pretrained)
+    precision, why = choose_precision(args.mixed_precision)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
+        mixed_precision=precision,
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=args.output_dir,
                                             logging_dir=os.path.join(args.output_dir, args.logging_dir)),
@@ -555,22 +744,20 @@ def main(argv: list[str] | None = None) -> dict:
             f"{launched} processes were launched but Accelerate sees {accelerator.num_processes}: on CPUs, launch with "
             "`ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N examples/train.py ...`."
         )
+    logger.info(f"Precision: {'fp32' if precision == 'no' else precision} ({why}).", main_process_only=True)
     set_seed(args.seed)  # model initialisation; everything random in a step has its own generator
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
         with open(os.path.join(args.output_dir, "train_args.json"), "w") as f:
-            json.dump(vars(args), f, indent=1)
+            json.dump(dict(vars(args), precision=precision), f, indent=1)
 
     # 1. Data: whole clips in memory; the order is a seeded permutation per epoch.
-    dataset, autoencoder, dataset_path = load_training_data(args, accelerator)
+    dataset, autoencoder, dataset_path = load_training_data(args, accelerator, pretrained)
+    if pretrained is not None:
+        check_same_autoencoder(autoencoder, pretrained.autoencoder, dataset_path, args.pretrained_model_name_or_path)
     train_split = dataset[args.train_split]
-    instrument_names = None
-    if args.conditioning == "instrument":
-        if args.instrument_column not in train_split.column_names:
-            raise ValueError(f"--conditioning instrument needs the column {args.instrument_column!r}; the dataset has "
-                             f"{train_split.column_names}.")
-        instrument_names = sorted(set(train_split[args.instrument_column]))
-    column = args.instrument_column if instrument_names else None
+    instrument_names = training_instruments(args, train_split, pretrained)
+    column = args.instrument_column if instrument_names and args.instrument_column in train_split.column_names else None
     train_clips = LatentClips(train_split, column, instrument_names)
     validation_clips = (LatentClips(dataset[args.validation_split], column, instrument_names)
                         if args.validation_split in dataset else None)
@@ -583,9 +770,10 @@ def main(argv: list[str] | None = None) -> dict:
                          f"{args.train_batch_size}: lower the batch size.")
 
     # 2. Model, optimiser, schedule.
-    model = build_model(args, autoencoder.latent_dim, instrument_names)
+    model = build_model(args, autoencoder.latent_dim, instrument_names, pretrained)
     context_frames = model.backbone.config.max_position_embeddings - 1
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay)
     # The prepared scheduler steps once per process at each optimiser step, as in diffusers' training examples.
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer,
@@ -639,7 +827,7 @@ def main(argv: list[str] | None = None) -> dict:
                 accelerator.backward(output.loss)
                 grad_norm = None
                 if accelerator.sync_gradients:
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    grad_norm = accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
                     stop_if_not_finite(accelerator, output.loss, grad_norm, step + 1, last_checkpoint)
                 optimizer.step()
                 lr_scheduler.step()
