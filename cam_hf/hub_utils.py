@@ -1,12 +1,14 @@
 """Sharing a CAMPipeline: its model card and the upload of a saved folder to the Hugging Face Hub.
 
-`CAMPipeline.save_pretrained` writes the card and `CAMPipeline.push_to_hub` / `save_pretrained(push_to_hub=True)`
-upload through here, so the Hub always gets this card rather than diffusers' generic one.
+`CAMPipeline` takes `model_card`, `save_pretrained` and `push_to_hub` from `PipelineSharingMixin` here: saving writes
+the card, and both ways of uploading (`push_to_hub`, `save_pretrained(push_to_hub=True)`) upload through here, so the
+Hub always gets this card rather than diffusers' generic one.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 from huggingface_hub import ModelCard, create_repo, upload_folder
 
@@ -68,6 +70,8 @@ Continue a recording with `pipe(audio=waveform, sample_rate=sr, audio_length_in_
 """
 
 NOT_RECORDED = "Not recorded: pass `training_details` to `save_pretrained`."
+# Keyword arguments of `save_pretrained(push_to_hub=True)` that are about the upload, as diffusers takes them.
+HUB_KWARGS = ("repo_id", "commit_message", "private", "token", "create_pr")
 
 
 def model_card(pipeline, repo_id: str = "path/to/this/folder", training_details: str | None = None) -> ModelCard:
@@ -155,3 +159,58 @@ def upload_pipeline_folder(
 
 
 __all__ = ["MODEL_CARD_TEMPLATE", "create_model_repo", "model_card", "upload_pipeline_folder", "write_model_card"]
+
+
+class PipelineSharingMixin:
+    """`DiffusionPipeline.save_pretrained` and `push_to_hub` with this module's model card: mixed into `CAMPipeline`
+    in front of `DiffusionPipeline`."""
+
+    def model_card(self, repo_id: str = "path/to/this/folder", training_details: str | None = None) -> ModelCard:
+        """A model card describing this pipeline's components, how to generate, and `training_details` (see
+        `cam_hf.hub_utils.model_card`)."""
+        return model_card(self, repo_id, training_details)
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        max_shard_size: int | str | None = None,
+        push_to_hub: bool = False,
+        training_details: str | None = None,
+        **kwargs,
+    ):
+        """
+        `DiffusionPipeline.save_pretrained` (safetensors, one folder per component), plus this pipeline's model card
+        (`README.md`) unless the folder already has one. With `push_to_hub=True` the folder, card included, is
+        uploaded to `repo_id` (default: the folder's name; `kwargs`: `repo_id`, `commit_message`, `private`, `token`,
+        `create_pr`), as `push_to_hub` does.
+        """
+        if not push_to_hub:
+            super().save_pretrained(save_directory, safe_serialization, variant, max_shard_size, **kwargs)
+            write_model_card(self, save_directory, str(save_directory), training_details)
+            return None
+        hub_kwargs = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
+        repo_id = hub_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
+        repo_id = create_model_repo(repo_id, hub_kwargs.pop("private", None), hub_kwargs.get("token"))
+        super().save_pretrained(save_directory, safe_serialization, variant, max_shard_size, **kwargs)
+        write_model_card(self, save_directory, repo_id, training_details)
+        return upload_pipeline_folder(save_directory, repo_id, **hub_kwargs)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        training_details: str | None = None,
+    ) -> str:
+        """Saves the pipeline with its model card to a temporary folder and uploads it to `repo_id` on the Hub."""
+        repo_id = create_model_repo(repo_id, private, token)
+        with tempfile.TemporaryDirectory() as folder:
+            super().save_pretrained(folder, safe_serialization=safe_serialization, variant=variant)
+            write_model_card(self, folder, repo_id, training_details)
+            return upload_pipeline_folder(folder, repo_id, commit_message, token, create_pr)

@@ -175,9 +175,9 @@ def main(argv=None) -> str:
 
 
 def _resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
-    from cam_hf.data.clips import resample
+    from cam_hf.utils.audio import resample_audio
 
-    return resample(audio, orig_rate, target_rate).astype(np.float32)
+    return resample_audio(audio, orig_rate, target_rate, axis=0).astype(np.float32)
 
 
 if __name__ == "__main__":

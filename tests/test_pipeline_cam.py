@@ -1,5 +1,7 @@
+import gc
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -36,14 +38,18 @@ def test_output_types_and_shapes(pipe):
     (as_tuple,) = pipe(num_frames=5, num_inference_steps=2, generator=seeded(), return_dict=False)
     np.testing.assert_array_equal(as_tuple, audio)
     # Seconds round up to whole frames.
-    seconds = pipe(audio_length_in_s=4.5 * hop / pipe.sample_rate, num_inference_steps=1, output_type="latent")
+    seconds = pipe(
+        audio_length_in_s=4.5 * hop / pipe.sample_rate, num_inference_steps=1, output_type="latent"
+    )
     assert seconds.audios.shape[1] == 5
 
 
 def test_same_generator_same_audio_and_different_seeds_differ(pipe):
     first = pipe(num_frames=6, num_inference_steps=2, generator=seeded(), output_type="latent").audios
     again = pipe(num_frames=6, num_inference_steps=2, generator=seeded(), output_type="latent").audios
-    other = pipe(num_frames=6, num_inference_steps=2, generator=torch.Generator().manual_seed(1), output_type="latent")
+    other = pipe(
+        num_frames=6, num_inference_steps=2, generator=torch.Generator().manual_seed(1), output_type="latent"
+    )
     assert torch.equal(first, again)
     assert not torch.allclose(first, other.audios)
 
@@ -52,18 +58,26 @@ def test_batch_equals_single(pipe):
     batch = pipe(num_frames=6, num_inference_steps=3, num_waveforms_per_prompt=3, generator=seeded(3)).audios
     assert batch.shape[0] == 3
     for i in range(3):
-        single = pipe(num_frames=6, num_inference_steps=3, generator=[torch.Generator().manual_seed(i)]).audios
+        single = pipe(
+            num_frames=6, num_inference_steps=3, generator=[torch.Generator().manual_seed(i)]
+        ).audios
         np.testing.assert_allclose(batch[i], single[0], atol=1e-4)
     assert not np.allclose(batch[0], batch[1])
 
 
 def test_batched_prompts_equal_single_prompts(pipe):
     prompts = torch.randn(2, 4, LATENT_DIM)
-    batch = pipe(prompt_latents=prompts, num_frames=5, num_inference_steps=2, generator=seeded(2),
-                 output_type="latent").audios
+    batch = pipe(
+        prompt_latents=prompts, num_frames=5, num_inference_steps=2, generator=seeded(2), output_type="latent"
+    ).audios
     for i in range(2):
-        single = pipe(prompt_latents=prompts[i : i + 1], num_frames=5, num_inference_steps=2,
-                      generator=[torch.Generator().manual_seed(i)], output_type="latent").audios
+        single = pipe(
+            prompt_latents=prompts[i : i + 1],
+            num_frames=5,
+            num_inference_steps=2,
+            generator=[torch.Generator().manual_seed(i)],
+            output_type="latent",
+        ).audios
         torch.testing.assert_close(batch[i], single[0], rtol=0, atol=1e-5)
 
 
@@ -74,16 +88,21 @@ def test_continuation_from_audio(pipe):
     out = pipe(audio=mono, sample_rate=16000, num_frames=4, num_inference_steps=2, generator=seeded()).audios
     assert out.shape == (1, 1, 4 * hop)
     stereo = np.stack([mono, mono])
-    out_stereo = pipe(audio=stereo, sample_rate=16000, num_frames=4, num_inference_steps=2, generator=seeded())
+    out_stereo = pipe(
+        audio=stereo, sample_rate=16000, num_frames=4, num_inference_steps=2, generator=seeded()
+    )
     np.testing.assert_allclose(out_stereo.audios, out, atol=1e-5)  # stereo is averaged to mono: same prompt
     unprompted = pipe(num_frames=4, num_inference_steps=2, generator=seeded()).audios
     assert not np.allclose(out, unprompted)
 
 
 def test_prompt_is_encoded_behind_the_start_vector(pipe):
-    # The first generated frame is conditioned on z from [start, prompt frames mixed with k_inf]: recompute it.
+    # The first generated frame is conditioned on z from [start, prompt frames mixed with k_inf]: recompute
+    # it.
     prompt = torch.randn(1, 3, LATENT_DIM)
-    out = pipe(prompt_latents=prompt, num_frames=1, num_inference_steps=3, generator=seeded(), output_type="latent")
+    out = pipe(
+        prompt_latents=prompt, num_frames=1, num_inference_steps=3, generator=seeded(), output_type="latent"
+    )
     generator = seeded()
     noise = torch.randn(prompt.shape, generator=generator)
     fed = mix_noise(prompt, noise, torch.tensor(pipe.backbone.config.inference_noise))
@@ -108,12 +127,22 @@ def test_decode_latents_equals_one_shot_and_streaming_latency(pipe):
     latents = pipe(generator=seeded(), output_type="latent", **kwargs).audios
     audio = pipe(generator=seeded(), **kwargs).audios
     np.testing.assert_array_equal(pipe.decode_latents(latents, 4, 2).numpy(), audio)
-    # A chunk is decoded once its right context exists: the first one after 4 + 2 frames.
-    frames_done = []
-    stream = pipe.stream(generator=seeded(), callback_on_step_end=lambda p, i, t, kw: frames_done.append(i) or {},
-                         **kwargs)
-    next(stream)
-    assert len(frames_done) == 6
+    # A chunk is decoded, beside the loop, once its right context exists: the first one after 4 + 2 frames.
+    # The 7th frame's callback waits until that decoding has started (it never would if it needed the 7th
+    # frame).
+    decoding_started, waited = threading.Event(), []
+    decode = pipe.autoencoder.decode
+    pipe.autoencoder.decode = lambda latents: decoding_started.set() or decode(latents)
+
+    def wait_at_the_seventh_frame(pipeline, index, timestep, callback_kwargs):
+        if index == 6:
+            waited.append(decoding_started.wait(timeout=120))
+        return callback_kwargs
+
+    stream = pipe.stream(generator=seeded(), callback_on_step_end=wait_at_the_seventh_frame, **kwargs)
+    first = next(stream)
+    assert waited == [True] and first.shape[-1] == 4 * pipe.autoencoder.hop_length
+    np.testing.assert_array_equal(np.concatenate([first, *stream], axis=-1), audio)
 
 
 def test_stream_checks_its_arguments_when_called(pipe):
@@ -148,8 +177,8 @@ def test_a_list_of_waveforms_is_a_batch_of_prompts(pipe):
 
 
 def test_stochastic_scheduler_rows_follow_their_own_generator(pipe):
-    # A stochastic step draws noise too: each row must draw it from its own generator, or a waveform would depend
-    # on the batch it is generated in.
+    # A stochastic step draws noise too: each row must draw it from its own generator, or a waveform would
+    # depend on the batch it is generated in.
     pipe.scheduler = FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)
     kwargs = dict(num_frames=4, num_inference_steps=3, output_type="latent")
     batch = pipe(batch_size=2, generator=seeded(2), **kwargs).audios
@@ -157,13 +186,35 @@ def test_stochastic_scheduler_rows_follow_their_own_generator(pipe):
     torch.testing.assert_close(batch[1:], second, rtol=0, atol=1e-5)
 
 
+def live_tensor_bytes() -> int:
+    """Bytes of every tensor storage Python still holds (views of one storage counted once)."""
+    gc.collect()
+    storages = {}
+    for obj in gc.get_objects():
+        if issubclass(type(obj), torch.Tensor):
+            storages[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
+    return sum(storages.values())
+
+
 def test_generation_holds_only_the_window(pipe):
-    # The loop keeps the Backbone's window and nothing that grows with the length: its frame buffer is allocated
-    # once, and a chunk of output is released once yielded.
-    stream = pipe.stream(num_frames=5 * pipe.context_frames, num_inference_steps=1, output_type="latent",
-                         decode_chunk_frames=7)
-    sizes = {chunk.shape[1] for chunk in stream}
-    assert sizes <= {7, 5 * pipe.context_frames % 7}
+    # Past the context, the loop keeps the Backbone's window and the chunk being built, and nothing that grows
+    # with the length: what it holds 50 chunks later is no more than before, give or take a few frames' worth
+    # (a buffer keeping every frame would hold 350 more).
+    chunk_frames, frame_bytes = 7, 4 * LATENT_DIM
+    stream = pipe.stream(
+        num_frames=70 * chunk_frames,
+        num_inference_steps=1,
+        output_type="latent",
+        decode_chunk_frames=chunk_frames,
+        generator=seeded(),
+    )
+    held, sizes = [], set()
+    for index, chunk in enumerate(stream):
+        sizes.add(chunk.shape[1])
+        if index in (10, 60):
+            held.append(live_tensor_bytes())
+    assert sizes == {chunk_frames}
+    assert held[1] - held[0] < 10 * frame_bytes
 
 
 def test_crossfade_goes_from_the_old_chunk_to_the_new():
@@ -177,17 +228,25 @@ def test_crossfade_goes_from_the_old_chunk_to_the_new():
 
 def test_long_form_beyond_the_context(pipe):
     context = pipe.context_frames  # 31 frames
-    latents = pipe(num_frames=3 * context, num_inference_steps=1, generator=seeded(), output_type="latent").audios
+    latents = pipe(
+        num_frames=3 * context, num_inference_steps=1, generator=seeded(), output_type="latent"
+    ).audios
     assert latents.shape == (1, 3 * context, LATENT_DIM) and torch.isfinite(latents).all()
 
 
 def test_sliding_window_matches_recomputing_the_window(pipe):
-    # With context_shift=1 the window always holds the last frames behind the start vector at positions 1, 2, ...
-    # Recomputing the Backbone from scratch on that window each frame must give the same frames as the cached loop.
+    # With context_shift=1 the window always holds the last frames behind the start vector at positions 1, 2,
+    # ... Recomputing the Backbone from scratch on that window each frame must give the same frames as the
+    # cached loop.
     window, steps, k_inf = pipe.context_frames, 2, pipe.backbone.config.inference_noise
     num_frames = window + 6
-    out = pipe(num_frames=num_frames, num_inference_steps=steps, generator=seeded(), context_shift=1,
-               output_type="latent").audios
+    out = pipe(
+        num_frames=num_frames,
+        num_inference_steps=steps,
+        generator=seeded(),
+        context_shift=1,
+        output_type="latent",
+    ).audios
     generator, history, frames = seeded(), torch.zeros(1, 0, LATENT_DIM), []
     for _ in range(num_frames):
         visible = history if history.shape[1] <= window else history[:, -(window - 1) :]
@@ -195,7 +254,9 @@ def test_sliding_window_matches_recomputing_the_window(pipe):
         condition = pipe.backbone(visible).last_hidden_state[:, -1]
         frame = sample_next_frame(pipe.sampler, pipe.scheduler, condition, steps, generator)
         frames.append(frame)
-        fed = mix_noise(frame[:, None], torch.randn(1, 1, LATENT_DIM, generator=generator), torch.tensor(k_inf))
+        fed = mix_noise(
+            frame[:, None], torch.randn(1, 1, LATENT_DIM, generator=generator), torch.tensor(k_inf)
+        )
         history = torch.cat([history, fed], 1)
     torch.testing.assert_close(out, torch.stack(frames, 1), rtol=0, atol=1e-4)
 
@@ -226,12 +287,15 @@ def test_save_load_reproduces_audio(pipe, tmp_path):
     assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pt"))
     loaded = CAMPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
-    np.testing.assert_array_equal(loaded(num_frames=6, num_inference_steps=2, generator=seeded()).audios, expected)
+    np.testing.assert_array_equal(
+        loaded(num_frames=6, num_inference_steps=2, generator=seeded()).audios, expected
+    )
 
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    """The Hub's two calls, up to the network: `create_repo` resolves the id, `upload_folder` copies the folder."""
+    """The Hub's two calls, up to the network: `create_repo` resolves the id, `upload_folder` copies the
+    folder."""
     uploaded = tmp_path / "uploaded"
 
     class Repo:
@@ -261,7 +325,9 @@ def check_uploaded_card(pipe, uploaded):
     reloaded = CAMPipeline.from_pretrained(uploaded)
     reloaded.set_progress_bar_config(disable=True)
     expected = pipe(num_frames=3, num_inference_steps=2, generator=seeded()).audios
-    np.testing.assert_array_equal(reloaded(num_frames=3, num_inference_steps=2, generator=seeded()).audios, expected)
+    np.testing.assert_array_equal(
+        reloaded(num_frames=3, num_inference_steps=2, generator=seeded()).audios, expected
+    )
 
 
 def test_push_to_hub_uploads_our_card(pipe, hub):
@@ -271,7 +337,9 @@ def test_push_to_hub_uploads_our_card(pipe, hub):
 
 def test_save_pretrained_with_push_to_hub_uploads_our_card(pipe, hub, tmp_path):
     # diffusers' own `save_pretrained(push_to_hub=True)` would write and upload its generic card.
-    pipe.save_pretrained(tmp_path / "cam-test", push_to_hub=True, training_details="Trained for 10 steps on test data.")
+    pipe.save_pretrained(
+        tmp_path / "cam-test", push_to_hub=True, training_details="Trained for 10 steps on test data."
+    )
     check_uploaded_card(pipe, hub)
 
 
@@ -282,8 +350,14 @@ def test_callback_on_step_end(pipe):
         calls.append((index, tuple(callback_kwargs["latents"].shape), pipeline.num_timesteps))
         return {"latents": torch.zeros_like(callback_kwargs["latents"])}  # replace every new frame
 
-    out = pipe(num_frames=4, num_inference_steps=2, generator=seeded(), output_type="latent",
-               callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"]).audios
+    out = pipe(
+        num_frames=4,
+        num_inference_steps=2,
+        generator=seeded(),
+        output_type="latent",
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents"],
+    ).audios
     assert calls == [(i, (1, 1, LATENT_DIM), 4) for i in range(4)]  # the new frame only, once per frame
     assert torch.equal(out, torch.zeros_like(out))
 
@@ -291,7 +365,9 @@ def test_callback_on_step_end(pipe):
         pipeline._interrupt = index == 1
         return {}
 
-    short = pipe(num_frames=6, num_inference_steps=2, output_type="latent", callback_on_step_end=interrupt).audios
+    short = pipe(
+        num_frames=6, num_inference_steps=2, output_type="latent", callback_on_step_end=interrupt
+    ).audios
     assert short.shape[1] == 2
     with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
         pipe(num_frames=2, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["noise"])
@@ -314,7 +390,10 @@ def test_a_replaced_frame_is_what_the_backbone_reads_next(pipe):
 @pytest.mark.parametrize(
     "returned, match",
     [
-        (lambda kwargs: {"latents": torch.zeros(1, 2, LATENT_DIM)}, "only the new frame"),  # earlier frames too
+        (
+            lambda kwargs: {"latents": torch.zeros(1, 2, LATENT_DIM)},
+            "only the new frame",
+        ),  # earlier frames too
         (lambda kwargs: {"latents": kwargs["latents"][:, :, :5]}, "only the new frame"),
         (lambda kwargs: {"latents": kwargs["latents"] * float("nan")}, "NaN"),
         (lambda kwargs: None, "must return a dict"),
@@ -322,8 +401,12 @@ def test_a_replaced_frame_is_what_the_backbone_reads_next(pipe):
 )
 def test_callback_may_only_replace_the_new_frame(pipe, returned, match):
     with pytest.raises(ValueError, match=match):
-        pipe(num_frames=3, num_inference_steps=1, output_type="latent",
-             callback_on_step_end=lambda p, i, t, kwargs: returned(kwargs))
+        pipe(
+            num_frames=3,
+            num_inference_steps=1,
+            output_type="latent",
+            callback_on_step_end=lambda p, i, t, kwargs: returned(kwargs),
+        )
 
 
 def test_dtype_and_device_moves(pipe):
@@ -347,7 +430,9 @@ def test_save_load_in_bfloat16(pipe, tmp_path):
     loaded.set_progress_bar_config(disable=True)
     assert loaded.backbone.dtype == loaded.sampler.dtype == torch.bfloat16
     assert set(loaded.components) == {"backbone", "sampler", "scheduler", "autoencoder"}
-    np.testing.assert_array_equal(loaded(num_frames=4, num_inference_steps=2, generator=seeded()).audios, expected)
+    np.testing.assert_array_equal(
+        loaded(num_frames=4, num_inference_steps=2, generator=seeded()).audios, expected
+    )
 
 
 def test_rotary_frequencies_survive_a_dtype_round_trip(pipe):
@@ -365,11 +450,19 @@ def test_components_must_agree():
     backbone = CAMModel(tiny_config(latent_dim=LATENT_DIM))
     sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=32, width=32, num_blocks=1)
     with pytest.raises(ValueError, match="latent_dim"):
-        CAMPipeline(CAMModel(tiny_config(latent_dim=16)), sampler, FlowMatchEulerDiscreteScheduler(),
-                    tiny_mel_autoencoder())
+        CAMPipeline(
+            CAMModel(tiny_config(latent_dim=16)),
+            sampler,
+            FlowMatchEulerDiscreteScheduler(),
+            tiny_mel_autoencoder(),
+        )
     with pytest.raises(ValueError, match="condition_dim"):
-        CAMPipeline(backbone, CAMSampler(latent_dim=LATENT_DIM, condition_dim=8), FlowMatchEulerDiscreteScheduler(),
-                    tiny_mel_autoencoder())
+        CAMPipeline(
+            backbone,
+            CAMSampler(latent_dim=LATENT_DIM, condition_dim=8),
+            FlowMatchEulerDiscreteScheduler(),
+            tiny_mel_autoencoder(),
+        )
 
 
 @pytest.mark.parametrize(

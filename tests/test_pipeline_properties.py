@@ -1,6 +1,7 @@
 """Property-based tests (hypothesis) over CAMPipeline's public arguments.
 
-* Any bad value of any argument raises `ValueError` naming that argument, before the Backbone, the Sampler or the
+* Any bad value of any argument raises `ValueError` naming that argument, before the Backbone, the Sampler or
+    the
   codec does any work, and `stream` raises it at the call (not at the first chunk).
 * Any valid combination generates finite output of the promised shape, and streaming equals the one-shot call.
 * Decoding does not depend on how the latents arrive (in one piece or in any split).
@@ -14,9 +15,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cam_hf.autoencoders.base import MAX_AUDIO_AMPLITUDE
-from cam_hf.pipeline_cam import MAX_AUDIO_LENGTH_IN_S, MAX_BATCH_SIZE, MAX_NUM_INFERENCE_STEPS, OUTPUT_TYPES
 from cam_hf.testing_utils import random_pipeline
+from cam_hf.utils.checks import (
+    MAX_AUDIO_AMPLITUDE,
+    MAX_AUDIO_LENGTH_IN_S,
+    MAX_BATCH_SIZE,
+    MAX_NUM_INFERENCE_STEPS,
+    OUTPUT_TYPES,
+)
 
 PROPERTY_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -57,7 +63,8 @@ def waveform(pipe, frames: int = 4) -> np.ndarray:
     return 0.3 * np.sin(np.arange(frames * pipe.autoencoder.hop_length) * 0.05).astype(np.float32)
 
 
-# ---- bad values, argument by argument -----------------------------------------------------------------------
+# ---- bad values, argument by argument
+# -----------------------------------------------------------------------
 
 NOT_A_NUMBER = st.one_of(st.text(max_size=3), st.complex_numbers(), st.just([1]), st.just(torch.tensor(3)))
 NOT_AN_INTEGER = st.one_of(NOT_A_NUMBER, st.floats(allow_nan=True, allow_infinity=True), st.booleans())
@@ -72,16 +79,19 @@ def bad_integers(low: int, high: int | None = None, none_is_valid: bool = False)
 
 
 def bad_reals(low: float, high: float, low_is_valid: bool, none_is_valid: bool):
-    """Numbers outside [low, high] (or (low, high]), not finite, and values that are no real number (bools, text,
-    complex, ...)."""
+    """Numbers outside [low, high] (or (low, high]), not finite, and values that are no real number (bools,
+    text, complex, ...)."""
     valid = (lambda x: low <= x <= high) if low_is_valid else (lambda x: low < x <= high)
     outside = st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not valid(x))
     not_finite = st.sampled_from([math.nan, math.inf, -math.inf])
-    return outside | not_finite | NOT_A_NUMBER | st.booleans() | (st.nothing() if none_is_valid else st.none())
+    return (
+        outside | not_finite | NOT_A_NUMBER | st.booleans() | (st.nothing() if none_is_valid else st.none())
+    )
 
 
 def bad_audio():
-    """Arrays that are no waveform in [-1, 1]: complex, integer PCM, too loud, not finite, empty, too many axes."""
+    """Arrays that are no waveform in [-1, 1]: complex, integer PCM, too loud, not finite, empty, too many
+    axes."""
     samples = 4 * 128
     return st.one_of(
         st.just(np.zeros(samples, dtype=np.complex64)),
@@ -91,7 +101,9 @@ def bad_audio():
         st.floats(min_value=MAX_AUDIO_AMPLITUDE, exclude_min=True, max_value=1e300).map(
             lambda peak: np.full(samples, peak)
         ),
-        st.sampled_from([math.nan, math.inf, -math.inf]).map(lambda value: np.full(samples, value, dtype=np.float32)),
+        st.sampled_from([math.nan, math.inf, -math.inf]).map(
+            lambda value: np.full(samples, value, dtype=np.float32)
+        ),
         st.just(np.zeros(0, dtype=np.float32)),
         st.just(np.zeros((1, 1, 1, samples), dtype=np.float32)),
         st.just(np.zeros((3, samples), dtype=np.float32)),  # 3 channels: only mono <-> stereo converts
@@ -130,16 +142,20 @@ BAD_VALUES = {
     "prompt_latents": bad_prompt_latents(),
     "audio_length_in_s": bad_reals(0.0, MAX_AUDIO_LENGTH_IN_S, low_is_valid=False, none_is_valid=False),
     "num_frames": bad_integers(1, math.ceil(MAX_AUDIO_LENGTH_IN_S * 62.5)),
-    "num_inference_steps": bad_integers(1, MAX_NUM_INFERENCE_STEPS),
+    "num_inference_steps": bad_integers(1, MAX_NUM_INFERENCE_STEPS, none_is_valid=True),
     "inference_noise": bad_reals(0.0, 1.0, low_is_valid=True, none_is_valid=True),
     "batch_size": bad_integers(1, MAX_BATCH_SIZE, none_is_valid=True),
     "num_waveforms_per_prompt": bad_integers(1, MAX_BATCH_SIZE),
     "generator": bad_generators(),
-    "output_type": st.text(max_size=6).filter(lambda text: text not in OUTPUT_TYPES) | st.integers() | st.none(),
+    "output_type": st.text(max_size=6).filter(lambda text: text not in OUTPUT_TYPES)
+    | st.integers()
+    | st.none(),
     "return_dict": st.integers() | st.text(max_size=3) | st.none(),
     "callback_on_step_end": st.integers() | st.text(max_size=3),
     "callback_on_step_end_tensor_inputs": st.one_of(
-        st.lists(st.text(max_size=6).filter(lambda text: text != "latents"), min_size=1), st.just("latents"), st.integers()
+        st.lists(st.text(max_size=6).filter(lambda text: text != "latents"), min_size=1),
+        st.just("latents"),
+        st.integers(),
     ),
     "context_shift": bad_integers(1, 30, none_is_valid=True),  # the tiny Backbone's context is 31 frames
     "decode_chunk_frames": bad_integers(1),
@@ -167,8 +183,9 @@ def test_a_bad_argument_raises_a_value_error_naming_it_before_any_work(pipe, wor
     work.calls = 0
     with pytest.raises(ValueError, match=name):
         pipe(**kwargs)
-    with pytest.raises(ValueError, match=name):
-        pipe.stream(**kwargs)  # at the call: not a generator that would raise at the first chunk
+    if name != "return_dict":  # `stream` returns chunks, not a dict: it takes no `return_dict`
+        with pytest.raises(ValueError, match=name):
+            pipe.stream(**kwargs)  # at the call: not a generator that would raise at the first chunk
     assert work.calls == 0
 
 
@@ -179,18 +196,23 @@ def test_encode_prompt_and_decode_latents_check_their_arguments(pipe, work, data
     with pytest.raises(ValueError, match="audio"):
         pipe.encode_prompt(audio=data.draw(bad_audio(), label="audio"), sample_rate=pipe.sample_rate)
     with pytest.raises(ValueError, match="sample_rate"):
-        pipe.encode_prompt(audio=waveform(pipe), sample_rate=data.draw(BAD_VALUES["sample_rate"], label="rate"))
+        pipe.encode_prompt(
+            audio=waveform(pipe), sample_rate=data.draw(BAD_VALUES["sample_rate"], label="rate")
+        )
     with pytest.raises(ValueError, match="num_waveforms_per_prompt"):
-        pipe.encode_prompt(waveform(pipe), pipe.sample_rate, num_waveforms_per_prompt=data.draw(bad_integers(1, 1024)))
+        pipe.encode_prompt(
+            waveform(pipe), pipe.sample_rate, num_waveforms_per_prompt=data.draw(bad_integers(1, 1024))
+        )
     name = data.draw(st.sampled_from(["decode_chunk_frames", "decode_context_frames"]), label="argument")
     with pytest.raises(ValueError, match=name):
         pipe.decode_latents(torch.zeros(1, 3, 32), **{name: data.draw(BAD_VALUES[name], label=name)})
     assert work.calls == 0
 
 
-# ---- valid values -------------------------------------------------------------------------------------------
-# The tiny mel codec cannot decode a single latent frame (128 samples, shorter than its STFT's reflect padding of
-# n_fft / 2 = 128): with at least 2 frames and 1 frame of decoding context, every window it decodes has 2 frames or
+# ---- valid values
+# ------------------------------------------------------------------------------------------- The tiny mel
+# codec cannot decode a single latent frame (128 samples, shorter than its STFT's reflect padding of n_fft / 2
+# = 128): with at least 2 frames and 1 frame of decoding context, every window it decodes has 2 frames or
 # more. (The default codec decodes single frames: 2048 samples per frame against a padding of 512.)
 
 
@@ -216,7 +238,9 @@ def test_valid_arguments_generate_and_stream_alike(pipe, seed, **kwargs):
         streamed = torch.cat(chunks, dim=1)
     else:
         assert tuple(output.shape) == (batch, 1, kwargs["num_frames"] * pipe.autoencoder.hop_length)
-        streamed = np.concatenate(chunks, axis=-1) if kwargs["output_type"] == "np" else torch.cat(chunks, dim=-1)
+        streamed = (
+            np.concatenate(chunks, axis=-1) if kwargs["output_type"] == "np" else torch.cat(chunks, dim=-1)
+        )
     assert np.isfinite(np.asarray(output)).all()
     assert len(chunks) == math.ceil(kwargs["num_frames"] / kwargs["decode_chunk_frames"])
     np.testing.assert_array_equal(np.asarray(streamed), np.asarray(output))
@@ -229,13 +253,16 @@ def test_valid_arguments_generate_and_stream_alike(pipe, seed, **kwargs):
     decode_chunk_frames=st.integers(1, 10),
     decode_context_frames=st.integers(1, 4),
 )
-def test_decoding_does_not_depend_on_how_the_latents_arrive(pipe, num_frames, cuts, decode_chunk_frames,
-                                                            decode_context_frames):
+def test_decoding_does_not_depend_on_how_the_latents_arrive(
+    pipe, num_frames, cuts, decode_chunk_frames, decode_context_frames
+):
     codec = pipe.autoencoder
     latents = torch.randn(2, num_frames, 32, generator=torch.Generator().manual_seed(num_frames))
     whole = codec.decode_chunked(latents, decode_chunk_frames, decode_context_frames)
     bounds = [0, *sorted({cut for cut in cuts if cut < num_frames}), num_frames]
     pieces = [latents[:, start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
-    streamed = torch.cat(list(codec.decode_stream(pieces, decode_chunk_frames, decode_context_frames)), dim=-1)
+    streamed = torch.cat(
+        list(codec.decode_stream(pieces, decode_chunk_frames, decode_context_frames)), dim=-1
+    )
     assert whole.shape == (2, 1, num_frames * codec.hop_length)
     assert torch.equal(streamed, whole)

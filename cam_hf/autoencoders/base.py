@@ -1,105 +1,40 @@
 """The interface every CAM audio autoencoder shares.
 
 An autoencoder maps audio `[B, C, N]` to continuous latents `[B, T, D]` and back. The CAM Backbone and Sampler
-only ever see latents, so everything they rely on lives here: the sample rate and channel count the codec wants,
-the latent size `D`, the frame rate, and per-channel latent statistics that bring latents to ~unit scale (the
-Sampler's noise and the noise augmentation both assume it).
+only ever see latents, so everything they rely on lives here: the sample rate and channel count the codec
+wants, the latent size `D`, the frame rate, and per-channel latent statistics that bring latents to ~unit
+scale (the Sampler's noise and the noise augmentation both assume it).
 
 Subclasses are `ModelMixin` + `ConfigMixin` (so a pipeline saves and loads them) and implement five things:
-the `sample_rate`, `audio_channels`, `latent_dim` and `hop_length` properties, plus `_encode` / `_decode` on audio
-already in the codec's format and on latents without normalisation. Input checking, channel conversion,
+the `sample_rate`, `audio_channels`, `latent_dim` and `hop_length` properties, plus `_encode` / `_decode` on
+audio already in the codec's format and on latents without normalisation. Input checking, channel conversion,
 resampling, normalisation and chunked (streaming) decoding are done once, here.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
+import queue
+import threading
 from collections.abc import Iterable, Iterator
-from math import gcd
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
-# A latent channel whose standard deviation is below this is treated as constant: dividing by ~0 would blow up.
+from ..utils.audio import resample_audio
+from ..utils.checks import check_audio, check_decode_chunking, check_sample_rate
+
+# A latent channel whose standard deviation is below this is treated as constant: dividing by ~0 would blow
+# up.
 _MIN_STD = 1e-5
-# Waveforms are floats in [-1, 1]. Real recordings stay far below 16 (24 dB over full scale) even when they clip;
-# louder "audio" is integer PCM converted to float without scaling, or a unit mistake.
-MAX_AUDIO_AMPLITUDE = 16.0
-# Sample rates accepted for audio given to an autoencoder (resampled to its own rate): telephone-band audio and
-# above, up to the highest rates recorders use (768 kHz).
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
 # Chunked decoding: frames decoded at a time (~6 s at 10.77 frames/s), and frames of context on each side.
 DEFAULT_DECODE_CHUNK_FRAMES = 64
 DEFAULT_DECODE_CONTEXT_FRAMES = 4
+# What `decode_stream_beside` passes between its threads to say that no more pieces or chunks follow.
+_END_OF_STREAM = object()
 
 
-def is_integer(value) -> bool:
-    """Whether `value` is an integer (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_sample_rate(sample_rate, name: str = "sample_rate") -> None:
-    """Raises `ValueError` unless `sample_rate` is an integer number of Hz in [`MIN_SAMPLE_RATE`, `MAX_SAMPLE_RATE`]."""
-    if not is_integer(sample_rate):
-        raise ValueError(
-            f"{name} must be an integer number of Hz, got {sample_rate!r} ({type(sample_rate).__name__}): pass e.g. "
-            "44100 (`int(rate)` for a float rate)."
-        )
-    if sample_rate <= 0:
-        raise ValueError(f"{name} must be positive, got {sample_rate}: pass the audio's rate in Hz.")
-    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-        raise ValueError(
-            f"{name} must be in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz, got {sample_rate}: pass the audio's rate "
-            "in Hz (not in kHz, not a sample count)."
-        )
-
-
-def check_audio(audio, name: str = "audio") -> None:
-    """
-    Raises `ValueError` unless `audio` is a waveform: a `torch.Tensor` or `np.ndarray` of real floating-point samples,
-    at least one, all finite and within +-`MAX_AUDIO_AMPLITUDE`. Its shape is the caller's business.
-    """
-    if not isinstance(audio, torch.Tensor | np.ndarray):
-        raise ValueError(f"{name} must be a torch.Tensor or np.ndarray of samples, got {type(audio).__name__}.")
-    is_complex = audio.is_complex() if isinstance(audio, torch.Tensor) else np.iscomplexobj(audio)
-    if is_complex:
-        raise ValueError(f"{name} is complex ({audio.dtype}): pass the real waveform (e.g. `{name}.real`).")
-    is_float = audio.is_floating_point() if isinstance(audio, torch.Tensor) else np.issubdtype(audio.dtype, np.floating)
-    if not is_float:
-        raise ValueError(
-            f"{name} must be floating point in [-1, 1], got dtype {audio.dtype}: convert integer PCM to float "
-            f"(e.g. `{name} / 32768` for int16)."
-        )
-    if audio.ndim == 0:
-        raise ValueError(f"{name} is a scalar: pass its samples along the last axis.")
-    if math.prod(audio.shape) == 0:
-        raise ValueError(f"{name} has zero samples: pass at least one frame of audio.")
-    samples = torch.as_tensor(audio)
-    if not torch.isfinite(samples).all():
-        raise ValueError(f"{name} contains NaN or infinite values: clean or clip it before encoding.")
-    peak = samples.abs().max().item()
-    if peak > MAX_AUDIO_AMPLITUDE:
-        raise ValueError(
-            f"{name} peaks at {peak:.3g}, not a waveform in [-1, 1] (the limit is {MAX_AUDIO_AMPLITUDE:g}): scale it "
-            "(integer PCM converted to float: divide by 32768 for int16, 2**31 for int32)."
-        )
-
-
-def check_decode_chunking(decode_chunk_frames, decode_context_frames) -> None:
-    """Raises `ValueError` unless the chunked-decoding arguments are integers: a chunk of at least one frame, and
-    zero or more frames of context."""
-    if not is_integer(decode_chunk_frames) or decode_chunk_frames < 1:
-        raise ValueError(
-            f"`decode_chunk_frames` must be a positive integer (frames decoded at a time), got {decode_chunk_frames!r}: "
-            f"pass e.g. {DEFAULT_DECODE_CHUNK_FRAMES}."
-        )
-    if not is_integer(decode_context_frames) or decode_context_frames < 0:
-        raise ValueError(
-            f"`decode_context_frames` must be an integer >= 0 (frames of context on each side of a chunk), got "
-            f"{decode_context_frames!r}: pass e.g. {DEFAULT_DECODE_CONTEXT_FRAMES}."
-        )
+class _StreamClosed(Exception):
+    """The consumer of `decode_stream_beside` stopped: its decoding thread ends without decoding the rest."""
 
 
 def crossfade(outgoing: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:
@@ -110,38 +45,19 @@ def crossfade(outgoing: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:
     return torch.cat([blended, incoming[..., length:]], dim=-1)
 
 
-def resample_audio(audio: torch.Tensor, orig_sample_rate: int, target_sample_rate: int) -> torch.Tensor:
-    """
-    Resample audio with a polyphase filter (`scipy.signal.resample_poly`, Kaiser window).
-
-    Args:
-        audio (`torch.Tensor` of shape `[..., N]`): audio at `orig_sample_rate`.
-        orig_sample_rate (`int`): the rate of `audio`, in Hz.
-        target_sample_rate (`int`): the wanted rate, in Hz.
-
-    Returns:
-        `torch.Tensor` of shape `[..., ceil(N * target / orig)]`, same dtype and device as `audio`. Not
-        differentiable (it goes through NumPy): resampling belongs to data preparation, not to a training graph.
-    """
-    if orig_sample_rate == target_sample_rate:
-        return audio
-    common = gcd(int(orig_sample_rate), int(target_sample_rate))
-    up, down = int(target_sample_rate) // common, int(orig_sample_rate) // common
-    resampled = resample_poly(audio.detach().cpu().double().numpy(), up, down, axis=-1)
-    return torch.from_numpy(np.ascontiguousarray(resampled)).to(device=audio.device, dtype=audio.dtype)
-
-
 class AudioAutoencoderMixin:
     """
-    Shared behaviour of the CAM autoencoders: checked `encode` / `decode`, channel conversion, resampling, and latent
-    normalisation with statistics stored in the config (`latents_mean`, `latents_std`, lists of `latent_dim` floats,
-    or `None` before `fit_latent_statistics` has been called, in which case latents are returned unnormalised).
+    Shared behaviour of the CAM autoencoders: checked `encode` / `decode`, channel conversion, resampling, and
+    latent normalisation with statistics stored in the config (`latents_mean`, `latents_std`, lists of
+    `latent_dim` floats, or `None` before `fit_latent_statistics` has been called, in which case latents are
+    returned unnormalised).
 
-    Channel policy: mono audio given to a stereo autoencoder is duplicated to both channels; stereo audio given to a
-    mono autoencoder is averaged to mono; any other mismatch raises `ValueError`.
+    Channel policy: mono audio given to a stereo autoencoder is duplicated to both channels; stereo audio
+    given to a mono autoencoder is averaged to mono; any other mismatch raises `ValueError`.
 
-    Sample-rate policy: when `sample_rate` is passed to `encode` and differs from the autoencoder's, the audio is
-    resampled with `resample_audio`. When it is not passed, the audio is assumed to be at the autoencoder's rate.
+    Sample-rate policy: when `sample_rate` is passed to `encode` and differs from the autoencoder's, the audio
+    is resampled with `resample_audio`. When it is not passed, the audio is assumed to be at the autoencoder's
+    rate.
     """
 
     # ---- implemented by each autoencoder -------------------------------------------------------------------
@@ -164,14 +80,16 @@ class AudioAutoencoderMixin:
         raise NotImplementedError
 
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """Checked audio `[B, audio_channels, N]` at `sample_rate`, float32 -> raw latents `[B, T, latent_dim]`."""
+        """Checked audio `[B, audio_channels, N]` at `sample_rate`, float32 -> raw latents `[B, T,
+        latent_dim]`."""
         raise NotImplementedError
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Raw (unnormalised) latents `[B, T, latent_dim]` -> audio `[B, audio_channels, N]`."""
         raise NotImplementedError
 
-    # ---- shared ----------------------------------------------------------------------------------------------
+    # ---- shared
+    # ----------------------------------------------------------------------------------------------
 
     @property
     def frame_rate(self) -> float:
@@ -191,11 +109,12 @@ class AudioAutoencoderMixin:
         Args:
             audio (`torch.Tensor` of shape `[B, C, N]`): float audio in [-1, 1]. `C` may differ from
                 `audio_channels` by mono <-> stereo (converted, see the class docstring).
-            sample_rate (`int`, *optional*): the rate of `audio`; resampled to `self.sample_rate` when it differs.
+            sample_rate (`int`, *optional*): the rate of `audio`; resampled to `self.sample_rate` when it
+                differs.
 
-        Returns:
-            `torch.Tensor` of shape `[B, T, latent_dim]`, with `T = N // hop_length` (N counted at `sample_rate`;
-            trailing samples short of a whole frame are dropped), normalised with the stored statistics.
+        Returns: `torch.Tensor` of shape `[B, T, latent_dim]`, with `T = N // hop_length` (N counted at
+            `sample_rate`; trailing samples short of a whole frame are dropped), normalised with the stored
+            statistics.
         """
         audio = self.prepare_audio(audio, sample_rate)
         return self.normalize_latents(self._encode(audio))
@@ -206,7 +125,8 @@ class AudioAutoencoderMixin:
         Decode normalised latents to audio.
 
         Args:
-            latents (`torch.Tensor` of shape `[B, T, latent_dim]`): latents as returned by `encode` (or generated).
+            latents (`torch.Tensor` of shape `[B, T, latent_dim]`): latents as returned by `encode` (or
+                generated).
 
         Returns:
             `torch.Tensor` of shape `[B, audio_channels, T * hop_length]` at `sample_rate`.
@@ -221,20 +141,21 @@ class AudioAutoencoderMixin:
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
     ) -> torch.Tensor:
         """
-        `decode` in chunks (see `decode_stream`): the memory of decoding stays bounded however long the latents, and
-        the audio equals what a pipeline streams for the same latents, sample for sample.
+        `decode` in chunks (see `decode_stream`): the memory of decoding stays bounded however long the
+        latents, and the audio equals what a pipeline streams for the same latents, sample for sample.
 
         Args:
             latents (`torch.Tensor` of shape `[B, T, latent_dim]`): normalised latents.
             decode_chunk_frames (`int`, defaults to 64): frames decoded at a time.
-            decode_context_frames (`int`, defaults to 4): frames of context on each side of a chunk, and the length of
-                the crossfade between chunks.
+            decode_context_frames (`int`, defaults to 4): frames of context on each side of a chunk, and the
+                length of the crossfade between chunks.
 
         Returns:
             `torch.Tensor` of shape `[B, audio_channels, T * hop_length]`, float32.
         """
         self._check_latents(latents)
-        return torch.cat(list(self.decode_stream([latents], decode_chunk_frames, decode_context_frames)), dim=-1)
+        chunks = self.decode_stream([latents], decode_chunk_frames, decode_context_frames)
+        return torch.cat(list(chunks), dim=-1)
 
     def decode_stream(
         self,
@@ -243,39 +164,45 @@ class AudioAutoencoderMixin:
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
     ) -> Iterator[torch.Tensor]:
         """
-        Decodes latents that arrive piece by piece (from a generator, say) into audio, chunk by chunk, as soon as each
-        chunk can be decoded: the way diffusers' VAEs decode in tiles, along time.
+        Decodes latents that arrive piece by piece (from a generator, say) into audio, chunk by chunk, as soon
+        as each chunk can be decoded: the way diffusers' VAEs decode in tiles, along time.
 
-        Each chunk of `decode_chunk_frames` frames is decoded together with `decode_context_frames` frames on each
-        side (where they exist), so the codec sees the signal continue across the chunk's edges; the audio of the
-        first `decode_context_frames` frames of a chunk is crossfaded with the previous chunk's decode of the same
-        frames, which hides the seam a per-chunk decoder (Griffin-Lim's phase, a VAE's receptive field) would leave.
-        A chunk is yielded once `decode_context_frames` frames past its end exist: latency is one chunk plus the
-        context, and memory holds at most a chunk and its context, however long the stream.
+        Each chunk of `decode_chunk_frames` frames is decoded together with `decode_context_frames` frames on
+        each
+        side (where they exist), so the codec sees the signal continue across the chunk's edges; the audio of
+            the
+        first `decode_context_frames` frames of a chunk is crossfaded with the previous chunk's decode of the
+        same frames, which hides the seam a per-chunk decoder (Griffin-Lim's phase, a VAE's receptive field)
+        would leave. A chunk is yielded once `decode_context_frames` frames past its end exist: latency is one
+        chunk plus the context, and memory holds at most a chunk and its context, however long the stream.
 
         Arguments are checked when this is called, not when the first chunk is asked for.
 
         Args:
-            latents (iterable of `torch.Tensor` of shape `[B, t, latent_dim]`): consecutive pieces of the latents,
-                any number of frames `t >= 1` each (one frame at a time from a generator, or one whole tensor).
+            latents (iterable of `torch.Tensor` of shape `[B, t, latent_dim]`): consecutive pieces of the
+                latents, any number of frames `t >= 1` each (one frame at a time from a generator, or one
+                whole tensor).
             decode_chunk_frames (`int`, defaults to 64): frames per chunk.
-            decode_context_frames (`int`, defaults to 4): frames of context on each side, and the crossfade length.
+            decode_context_frames (`int`, defaults to 4): frames of context on each side, and the crossfade
+                length.
 
-        Yields:
-            `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32: the last chunk may be
-            shorter. Concatenated along the last axis they are the whole audio.
+        Yields: `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32: the last
+            chunk may be shorter. Concatenated along the last axis they are the whole audio.
         """
         check_decode_chunking(decode_chunk_frames, decode_context_frames)
         return self._decode_stream(iter(latents), decode_chunk_frames, decode_context_frames)
 
-    def _decode_stream(self, pieces: Iterator[torch.Tensor], chunk: int, context: int) -> Iterator[torch.Tensor]:
+    def _decode_stream(self, pieces: Iterator[torch.Tensor], chunk: int, context: int):
         hop = self.hop_length
-        pending, offset = [], 0  # pieces not yet needed by any chunk; `pending` starts at frame number `offset`
+        # `pending`: the pieces some chunk still needs, starting at frame number `offset`.
+        pending, offset = [], 0
         available = 0  # frames received so far
-        start, previous_tail = 0, None  # first frame of the next chunk; the audio the next chunk fades in from
+        # The first frame of the next chunk, and the audio the next chunk fades in from.
+        start, previous_tail = 0, None
 
         def decode_chunk(end: int, last: int) -> torch.Tensor:
-            """Decodes frames [start, end) with context, frames [first, last) in all; drops what is no longer needed."""
+            """Decodes frames [start, end) with context, frames [first, last) in all; drops what is no longer
+            needed."""
             nonlocal pending, offset, start, previous_tail
             first = max(0, start - context)
             frames = pending[0] if len(pending) == 1 else torch.cat(pending, dim=1)
@@ -298,9 +225,76 @@ class AudioAutoencoderMixin:
             end = min(start + chunk, available)
             yield decode_chunk(end, min(end + context, available))
 
+    def decode_stream_beside(
+        self,
+        latents: Iterable[torch.Tensor],
+        decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
+        decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+    ) -> Iterator[torch.Tensor]:
+        """
+        `decode_stream` on a second thread, beside whatever makes `latents`: while the caller's iterator
+        computes the next pieces (a generation loop, say), the chunks already complete are decoded, so the
+        wall time is about the slower of the two stages rather than their sum. The chunks are
+        `decode_stream`'s, each yielded as soon as it is decoded and the caller's iterator hands over its next
+        piece (or ends).
+
+        The decoding thread runs torch with the caller's `torch.get_num_threads()`; an error in it is raised
+        here. Stopping early (closing the iterator) stops the thread without decoding the rest.
+
+        Args:
+            latents (iterable of `torch.Tensor` of shape `[B, t, latent_dim]`): consecutive pieces, as
+                `decode_stream`.
+            decode_chunk_frames (`int`, defaults to 64): frames per chunk.
+            decode_context_frames (`int`, defaults to 4): frames of context on each side, and the crossfade
+                length.
+
+        Yields: `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32, as
+            `decode_stream`.
+        """
+        check_decode_chunking(decode_chunk_frames, decode_context_frames)
+        return self._decode_stream_beside(iter(latents), decode_chunk_frames, decode_context_frames)
+
+    def _decode_stream_beside(self, pieces: Iterator[torch.Tensor], chunk: int, context: int):
+        inbox, outbox, stopped = queue.SimpleQueue(), queue.SimpleQueue(), threading.Event()
+
+        def received() -> Iterator[torch.Tensor]:
+            while (piece := inbox.get()) is not _END_OF_STREAM:
+                yield piece
+            if stopped.is_set():
+                raise _StreamClosed  # leave `_decode_stream` without decoding the frames still held
+
+        def decode() -> None:
+            try:
+                for audio in self._decode_stream(received(), chunk, context):
+                    outbox.put(audio)
+                outbox.put(_END_OF_STREAM)
+            except _StreamClosed:
+                pass
+            except BaseException as error:  # raised in the caller's thread, by `take`
+                outbox.put(error)
+
+        def take(audio):
+            if isinstance(audio, BaseException):
+                raise audio
+            return audio
+
+        threading.Thread(target=decode, name="cam_hf-decode", daemon=True).start()
+        try:
+            for piece in pieces:
+                inbox.put(piece)
+                while not outbox.empty():
+                    yield take(outbox.get())
+            inbox.put(_END_OF_STREAM)
+            while (audio := outbox.get()) is not _END_OF_STREAM:
+                yield take(audio)
+        finally:
+            stopped.set()
+            inbox.put(_END_OF_STREAM)
+
     def prepare_audio(self, audio: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """
-        Check audio and bring it to this autoencoder's channel count and sample rate, as float32 on its device.
+        Check audio and bring it to this autoencoder's channel count and sample rate, as float32 on its
+        device.
 
         Raises:
             `ValueError`: not a real floating-point waveform (see `check_audio`), wrong number of dimensions,
@@ -332,8 +326,8 @@ class AudioAutoencoderMixin:
         return audio.to(device=self.device, dtype=torch.float32).contiguous()
 
     def check_audio_channels(self, channels: int) -> None:
-        """Raises `ValueError` unless audio with `channels` channels can be encoded: this autoencoder's count, or
-        mono <-> stereo (converted, see the class docstring)."""
+        """Raises `ValueError` unless audio with `channels` channels can be encoded: this autoencoder's count,
+        or mono <-> stereo (converted, see the class docstring)."""
         if channels != self.audio_channels and {channels, self.audio_channels} != {1, 2}:
             raise ValueError(
                 f"audio has {channels} channels but this autoencoder takes {self.audio_channels}; only "
@@ -354,7 +348,8 @@ class AudioAutoencoderMixin:
         if not torch.isfinite(latents).all():
             raise ValueError("latents contain NaN or infinite values: the generator diverged upstream.")
 
-    # ---- latent statistics -------------------------------------------------------------------------------------
+    # ---- latent statistics
+    # -------------------------------------------------------------------------------------
 
     def _latent_statistics(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         mean, std = self.config.latents_mean, self.config.latents_std
@@ -375,7 +370,8 @@ class AudioAutoencoderMixin:
         return latents if statistics is None else latents * statistics[1] + statistics[0]
 
     def _iterate_audio(self, audio: torch.Tensor | Iterable[torch.Tensor], sample_rate: int | None):
-        """Yield checked audio batches from one tensor `[B, C, N]` or an iterable of `[B, C, N]` / `[C, N]`."""
+        """Yield checked audio batches from one tensor `[B, C, N]` or an iterable of `[B, C, N]` / `[C,
+        N]`."""
         batches = [audio] if isinstance(audio, torch.Tensor | np.ndarray) else audio
         for batch in batches:
             batch = torch.as_tensor(batch)
@@ -386,13 +382,15 @@ class AudioAutoencoderMixin:
         self, audio: torch.Tensor | Iterable[torch.Tensor], sample_rate: int | None = None
     ) -> None:
         """
-        Compute the per-channel mean and standard deviation of the raw latents of `audio` and store them in the
+        Compute the per-channel mean and standard deviation of the raw latents of `audio` and store them in
+        the
         config (`latents_mean`, `latents_std`), so that `encode` returns ~unit-scale latents from now on and
         `save_pretrained` keeps the statistics.
 
         Args:
-            audio (`torch.Tensor` of shape `[B, C, N]`, or an iterable of such tensors or of `[C, N]` tensors):
-                representative audio; a few minutes is plenty. Statistics are pooled over every frame of every item.
+            audio (`torch.Tensor` of shape `[B, C, N]`, or an iterable of such tensors or of `[C, N]`
+                tensors): representative audio; a few minutes is plenty. Statistics are pooled over every
+                frame of every item.
             sample_rate (`int`, *optional*): the rate of `audio` when it is not `self.sample_rate`.
         """
         count, total, total_sq = 0, 0.0, 0.0

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from datasets import Audio, DatasetDict, Features, Value
 
+from ..utils.audio import resample_audio
 from .build import ClipDatasetBuild, map_in_workers
-from .clips import assign_split, cut_clips, encode_flac, resample
+from .clips import assign_split, cut_clips, encode_flac
 from .summary import BuildSummary
 
 # "user/name" or "name": what a Hub dataset id looks like (a path that does not exist is reported as missing).
@@ -113,7 +114,7 @@ def _clips_of(task: tuple) -> tuple[str, list[dict] | None, str | None, int]:
         return piece, None, "silent (every sample is zero)", 0
     try:
         audio = audio.mean(axis=1) if config.mono or channels == 1 else audio
-        audio = resample(audio, rate, config.sample_rate)
+        audio = resample_audio(audio, rate, config.sample_rate, axis=0)
         clips, dropped = cut_clips(
             audio, config.sample_rate, config.clip_seconds, config.max_silence, config.max_clips_per_file, config.normalize
         )

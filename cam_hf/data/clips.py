@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from math import gcd
 
 import numpy as np
 
@@ -94,16 +93,6 @@ def cut_clips(
         if max_clips is not None and len(clips) >= max_clips:
             break
     return clips, dropped
-
-
-def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling (scipy) along the first axis; deterministic and needs no system library."""
-    if orig_rate == target_rate:
-        return audio
-    from scipy.signal import resample_poly
-
-    g = gcd(int(orig_rate), int(target_rate))
-    return resample_poly(audio, target_rate // g, orig_rate // g, axis=0).astype(np.float32)
 
 
 def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
