@@ -355,7 +355,9 @@ class CAMModel(CAMPreTrainedModel):
                 f"`latents` must have shape (batch_size, num_frames, {self.config.latent_dim}), got "
                 f"{tuple(latents.shape)}. Encode audio with an autoencoder whose latent_dim matches the Backbone's."
             )
-        if not torch.isfinite(latents).all():
+        # The checks that read tensor values (and so wait for a GPU) run once per sequence, when it starts: a cached
+        # step carries frames the caller generated from checked ones, and checking each would cost a sync per frame.
+        if starts_sequence and not torch.isfinite(latents).all():
             raise ValueError("`latents` contain NaN or inf values; check the autoencoder output or the data.")
         if not starts_sequence and latents.shape[1] == 0:
             raise ValueError("`latents` holds no frame: with a non-empty cache, pass at least one new frame.")
@@ -390,7 +392,7 @@ class CAMModel(CAMPreTrainedModel):
                     f"`instrument_ids` must be a LongTensor of shape ({latents.shape[0]},), one id per sequence, got "
                     f"{instrument_ids.dtype} of shape {tuple(instrument_ids.shape)}."
                 )
-            if ((instrument_ids < 0) | (instrument_ids > self.config.no_instrument_id)).any():
+            if starts_sequence and ((instrument_ids < 0) | (instrument_ids > self.config.no_instrument_id)).any():
                 raise ValueError(
                     f"`instrument_ids` must be in [0, {self.config.no_instrument_id}] ({self.config.num_instruments} "
                     f"instruments, then 'no instrument'), got {instrument_ids.tolist()}."
