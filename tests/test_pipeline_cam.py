@@ -1,6 +1,10 @@
 import gc
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -17,6 +21,7 @@ from cam_hf.autoencoders.base import crossfade
 from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
 
 from .conftest import seeded, tiny_config
+from .test_autoencoders import TINY_OOBLECK
 
 LATENT_DIM = 32  # the tiny mel codec's
 
@@ -290,6 +295,28 @@ def test_save_load_reproduces_audio(pipe, tmp_path):
     np.testing.assert_array_equal(
         loaded(num_frames=6, num_inference_steps=2, generator=seeded()).audios, expected
     )
+
+
+def test_import_is_lazy_and_loading_imports_what_the_index_names(tmp_path):
+    # `import cam_hf` imports no stack; `CAMPipeline.from_pretrained` imports the cam_hf modules `model_index.json`
+    # names, here an Oobleck autoencoder, which importing the pipeline does not import.
+    from cam_hf import OobleckAutoencoder
+
+    random_pipeline(autoencoder=OobleckAutoencoder(vae_config=TINY_OOBLECK)).save_pretrained(tmp_path)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import cam_hf
+        assert "torch" not in sys.modules, "import cam_hf imported torch"
+        from cam_hf import CAMPipeline
+        assert "cam_hf.autoencoders.oobleck" not in sys.modules
+        print(type(CAMPipeline.from_pretrained({str(tmp_path)!r}).autoencoder).__name__)
+        """
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("OobleckAutoencoder")
 
 
 @pytest.fixture
