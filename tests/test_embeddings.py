@@ -139,10 +139,8 @@ def test_latent_embedding_is_the_autoencoders_encoding():
     expected = autoencoder.encode(torch.from_numpy(audio)[None, None])[0].numpy()
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
     assert embedding.embedding_dim == 32 and embedding.hop_seconds == pytest.approx(128 / 8000)
-    assert (
-        not embedding.describe()["comparable_with_published_fad"]
-        and "not comparable" in embedding.describe()["note"]
-    )
+    description = embedding.describe()
+    assert not description["comparable_with_published_fad"] and "not comparable" in description["note"]
     with pytest.raises(ValueError, match="autoencoder"):
         load_embedding("latent")
 
@@ -199,11 +197,8 @@ def test_vggish_loads_torchvggish_weights_in_their_format(tmp_path):
 
 def test_clap_loads_a_transformers_checkpoint(tmp_path):
     embedding = load_embedding(f"clap:{save_tiny_clap(tmp_path / 'clap')}")
-    assert (
-        isinstance(embedding, ClapEmbedding)
-        and embedding.sample_rate == 8000
-        and embedding.embedding_dim == 4
-    )
+    assert isinstance(embedding, ClapEmbedding)
+    assert embedding.sample_rate == 8000 and embedding.embedding_dim == 4
     vectors = embedding.embed([sine(440, 2.5, 8000), sine(440, 0.5, 8000)], 8000)
     assert [v.shape for v in vectors] == [(3, 4), (1, 4)]  # 1 s chunks, the last one padded
     np.testing.assert_allclose(np.linalg.norm(vectors[0], axis=1), 1.0, rtol=1e-5)

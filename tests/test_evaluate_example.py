@@ -67,34 +67,17 @@ def reference(reference_dir) -> ReferenceAudio:
 
 
 def config(**overrides) -> EvaluationConfig:
-    settings = dict(
-        num_samples=10,
-        seed_sets=2,
-        batch_size=10,
-        num_inference_steps=[1],
-        window_frames=8,
-        contexts=3,
-        modes=["unconditional"],
-    )
+    settings = dict(num_samples=10, seed_sets=2, batch_size=10, num_inference_steps=[1], window_frames=8,
+                    contexts=3, modes=["unconditional"])
     return EvaluationConfig(**{**settings, **overrides})
 
 
 def test_two_models_a_k_inf_sweep_and_every_figure(models, reference, tmp_path):
     clap = save_tiny_clap(tmp_path / "clap")
-    results = evaluate_models(
-        models,
-        reference,
-        ["latent", "latent:2", f"clap:{clap}"],
-        config(
-            inference_noise=[0.0, 0.1],
-            modes=["unconditional", "continuation"],
-            prompt_frames=2,
-            batch_size=5,
-            codec_floor=True,
-        ),
-        model_names=["a", "b"],
-        log=None,
-    )
+    settings = config(inference_noise=[0.0, 0.1], modes=["unconditional", "continuation"], prompt_frames=2,
+                      batch_size=5, codec_floor=True)
+    results = evaluate_models(models, reference, ["latent", "latent:2", f"clap:{clap}"], settings,
+                              model_names=["a", "b"], log=None)
     assert len(results["runs"]) == 2 * 2 * 2  # models x k_inf x modes
     assert {(r["model_name"], r["inference_noise"], r["mode"]) for r in results["runs"]} == {
         (m, k, mode) for m in "ab" for k in (0.0, 0.1) for mode in ("unconditional", "continuation")
@@ -129,33 +112,23 @@ def test_two_models_a_k_inf_sweep_and_every_figure(models, reference, tmp_path):
     assert (tmp_path / "out" / "fad_by_position.png").stat().st_size > 10_000
     assert not (tmp_path / "out" / "fad_by_instrument.png").exists()
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert (
-        "| model | k_inf | steps | mode | whole | floor | first window | last window | window floor |"
-        in summary
-    )
+    assert "| model | k_inf | steps | mode | whole | floor | first window | last window |" in summary
     assert "| a | 0.1 | 1 | continuation |" in summary
 
 
 def test_a_step_sweep_runs_on_the_same_seeds_and_latent_embeddings_decode_nothing(models, reference):
     sweep = evaluate_models(models[:1], reference, ["latent:2"], config(num_inference_steps=[1, 2]), log=None)
     assert [run["num_inference_steps"] for run in sweep["runs"]] == [1, 2]
-    assert all(
-        run["timings"]["decoded_samples"] == 0 and run["timings"]["decode_s"] == 0 for run in sweep["runs"]
-    )
+    assert all(run["timings"]["decoded_samples"] == run["timings"]["decode_s"] == 0 for run in sweep["runs"])
     alone = evaluate_models(models[:1], reference, ["latent:2"], config(num_inference_steps=[2]), log=None)
+    one_step, two_steps = (run["fad"]["latent:2"]["whole"]["values"] for run in sweep["runs"])
     # Sample j is seeded seed + j in every run: the 2-step run of the sweep is the 2-step run alone.
-    assert alone["runs"][0]["fad"]["latent:2"]["whole"]["values"] == pytest.approx(
-        sweep["runs"][1]["fad"]["latent:2"]["whole"]["values"], rel=1e-6
-    )
-    assert (
-        sweep["runs"][0]["fad"]["latent:2"]["whole"]["values"]
-        != sweep["runs"][1]["fad"]["latent:2"]["whole"]["values"]
-    )
+    assert alone["runs"][0]["fad"]["latent:2"]["whole"]["values"] == pytest.approx(two_steps, rel=1e-6)
+    assert one_step != two_steps
     rows = markdown_summary(sweep).splitlines()
     name = Path(models[0]).name
-    assert (
-        sum(row.startswith(f"| {name} | 0.02 | 2 | unconditional |") for row in rows) == 2
-    )  # FAD and drift tables
+    # A row in the FAD table and one in the drift table.
+    assert sum(row.startswith(f"| {name} | 0.02 | 2 | unconditional |") for row in rows) == 2
 
 
 def test_each_instrument_against_its_own_real_clips(tmp_path):
@@ -171,30 +144,17 @@ def test_each_instrument_against_its_own_real_clips(tmp_path):
                               log=None)
     assert [run["instrument"] for run in results["runs"]] == [None, "flute", "violin"]
     flute, violin = reference.subset("flute"), reference.subset("violin")
-    assert (
-        flute.description["num_clips"] == violin.description["num_clips"] == 6
-        and reference.labels.count(None) == 1
-    )
+    assert flute.description["num_clips"] == violin.description["num_clips"] == 6
+    assert reference.labels.count(None) == 1 and results["runs"][1]["reference"] == flute.description
     whole, by_flute, by_violin = (run["fad"]["latent"] for run in results["runs"])
     # Each instrument's floor is drawn from its own held-out clips, against its own reference statistics.
-    assert (
-        len(
-            {
-                whole["whole"]["floor"]["fad"],
-                by_flute["whole"]["floor"]["fad"],
-                by_violin["whole"]["floor"]["fad"],
-            }
-        )
-        == 3
-    )
-    assert all(figures["fad_ratio"] > 0 for figures in (by_flute, by_violin))
+    floors = {figures["whole"]["floor"]["fad"] for figures in (whole, by_flute, by_violin)}
+    assert len(floors) == 3 and all(figures["fad_ratio"] > 0 for figures in (by_flute, by_violin))
     paths = write_results(results, str(tmp_path / "out"))
     assert (tmp_path / "out" / "fad_by_instrument.png").stat().st_size > 10_000 and len(paths) == 4
     summary = markdown_summary(results)
-    assert (
-        "| model | instrument | k_inf | steps | mode |" in summary
-        and "| model | none | 0.02 | 1 |" in summary
-    )
+    assert "| model | instrument | k_inf | steps | mode |" in summary
+    assert "| model | none | 0.02 | 1 |" in summary and "| model | violin | 0.02 | 1 |" in summary
     with pytest.raises(ValueError, match="'cello' is not one the model was trained on"):
         evaluate_models([model], reference, ["latent"], config(instruments=["cello"]), log=None)
     plain = save_model(tmp_path / "plain", 0)
@@ -215,9 +175,8 @@ def test_a_saved_dataset_split_and_its_instrument_column(models, tmp_path):
     DatasetDict({"test": split, "train": split}).save_to_disk(tmp_path / "dataset")
     reference = ReferenceAudio.load(str(tmp_path / "dataset"), "test", label_column="instrument_name")
     assert reference.labels == INSTRUMENTS * 4 and reference.description["split"] == "test"
-    results = evaluate_models(
-        models[:1], reference, ["latent"], config(window_frames=4, seed_sets=1, num_samples=9), log=None
-    )
+    settings = config(window_frames=4, seed_sets=1, num_samples=9)
+    results = evaluate_models(models[:1], reference, ["latent"], settings, log=None)
     assert results["reference"]["num_clips"] == 8
     with pytest.raises(ValueError, match="no split 'validation'"):
         ReferenceAudio.load(str(tmp_path / "dataset"), "validation")
@@ -261,10 +220,8 @@ def test_pitch_figures_per_window_beside_real_windows(models, reference, tmp_pat
     write_results(results, str(tmp_path))
     assert (tmp_path / "fad_by_position.png").stat().st_size > 10_000
     summary = (tmp_path / "summary.md").read_text()
-    assert (
-        "pitch changes / s, first -> last" in summary
-        and "real pitch changes / s (range over real sets)" in summary
-    )
+    assert "pitch changes / s, first -> last" in summary
+    assert "real pitch changes / s (range over real sets)" in summary
 
 
 def test_the_command_line_writes_relative_paths_only(models, reference_dir, tmp_path):

@@ -248,11 +248,8 @@ def test_reference_audio_from_a_folder_and_its_errors(tmp_path):
     sf.write(tmp_path / "sub" / "b.flac", np.ones(1600, dtype=np.float32) * 0.1, 16000)
     (tmp_path / "notes.txt").write_text("not audio")
     clips, rates, names = load_reference_audio(str(tmp_path))
-    assert (
-        names == ["a.wav", "sub/b.flac"]
-        and rates == [8000, 16000]
-        and [c.shape for c in clips] == [(800,), (1600,)]
-    )
+    assert names == ["a.wav", "sub/b.flac"] and rates == [8000, 16000]
+    assert [c.shape for c in clips] == [(800,), (1600,)]
     assert len(load_reference_audio(str(tmp_path), max_clips=1)[0]) == 1
     with pytest.raises(ValueError, match="not a folder"):
         load_reference_audio(str(tmp_path / "missing"))

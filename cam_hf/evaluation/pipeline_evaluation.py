@@ -370,7 +370,7 @@ def evaluate_run(context: RunContext, setting: RunSetting, config: EvaluationCon
     Returns:
         `dict`: the run's setting, its `windows` (bounds, latent drift, pitch figures), `fad` per embedding
         (`per_window`, `whole`, `fad_acc`, `fad_ratio`, `fad_slope_per_context`), `real_pitch` with the pitch
-        track, and `timings`.
+        track, `reference` (the instrument's clips) for an instrument run, and `timings`.
     """
     pipe, layout = context.pipe, context.layout
     reference = context.reference_for(setting)
@@ -397,6 +397,8 @@ def evaluate_run(context: RunContext, setting: RunSetting, config: EvaluationCon
         "timings": generated.timings,
         "fad": {},
     }
+    if setting.instrument is not None:
+        run["reference"] = reference.description  # the instrument's clips
     real_latents = reference.latent_windows(LatentEmbedding(pipe.autoencoder), context.autoencoder_key,
                                             layout.window_frames).reference
     drift = latent_window_statistics(generated.latents, layout.bounds, real_latents.mean,
