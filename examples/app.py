@@ -306,14 +306,15 @@ class CAMApp:
         steps = _number("num_inference_steps", num_inference_steps, 1, MAX_STEPS)
         if steps != int(steps) or seed != int(seed):
             raise ValueError(f"num_inference_steps and seed must be whole numbers, got {steps:g}, {seed:g}.")
+        guidance_scale = _number("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE_SCALE)
+        inference_noise = _number("k_inf (inference_noise)", inference_noise, 0.0, 1.0)
         prompt, prompt_rate, source = self._read_prompt(prompt_audio, test_melody)
         if prompt is not None:  # at the model's rate and channels: what is continued, heard and drawn
             prompt = self.pipe.autoencoder.prepare_audio(torch.from_numpy(prompt)[None], prompt_rate)
             prompt = prompt[0].numpy()
         return GenerationRequest(
             instrument=None if instrument == ANY_INSTRUMENT else instrument, seconds=seconds,
-            guidance_scale=_number("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE_SCALE),
-            seed=int(seed), inference_noise=_number("k_inf (inference_noise)", inference_noise, 0.0, 1.0),
+            guidance_scale=guidance_scale, seed=int(seed), inference_noise=inference_noise,
             num_inference_steps=int(steps), prompt=prompt, source=source,
         )
 
@@ -431,7 +432,7 @@ def build_demo(app: CAMApp, model: str) -> gr.Blocks:
         gr.Examples(rows, [instrument, seconds, guidance, test_melody], label="examples")
         figures = model_card_figures(model)
         if figures:
-            with gr.Accordion("model card: key figures", open=False):
+            with gr.Accordion("model card: key figures", open=True):
                 gr.Markdown(figures)
         inputs = [instrument, seconds, guidance, randomize, seed, k_inf, steps, test_melody, prompt_audio]
         outputs = [streamed, wav, spectrogram, seed, status]

@@ -176,6 +176,7 @@ def bad_files(tmp_path_factory):
     (folder / "truncated.wav").write_bytes(data[: len(data) // 2])
     sf.write(folder / "silence.wav", np.zeros(rate, np.float32), rate)
     sf.write(folder / "long.wav", np.tile(tone, 3), rate)  # 6 s, over the 4 s limit
+    sf.write(folder / "surround.wav", np.stack([tone] * 3, axis=1), rate)
     return folder
 
 
@@ -185,6 +186,7 @@ BAD_UPLOADS = {
     "truncated.wav": "'truncated.wav' is truncated",
     "silence.wav": "'silence.wav' is silent",
     "long.wav": "'long.wav' lasts 6.0 s, longer than this server's limit of 4 s",
+    "surround.wav": "audio has 3 channels but this autoencoder takes 1; only mono <-> stereo is converted",
 }
 
 
