@@ -286,8 +286,8 @@ def browser():
     (.ci/run) installs it, so this test always runs there."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.fail("The browser test needs chromium: `apt-get install chromium` (Debian; .ci/run and "
-                    "`make app` do it). Playwright drives it: `playwright install` is not needed.")
+        pytest.fail("The browser test needs chromium: `apt-get install chromium` (Debian's; .ci/run installs "
+                    "it). Playwright drives it: `playwright install` is not needed.")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
