@@ -119,7 +119,11 @@ class BuiltInMelodies:
         with self._lock:
             if name not in self._rendered:
                 seconds = MELODY_PROMPT_SECONDS
-                rendering = render_test_melody(self.pipe, name, seconds, seconds + 1.0)
+                try:
+                    rendering = render_test_melody(self.pipe, name, seconds, seconds + 1.0)
+                except ImportError as error:
+                    raise ValueError(f"Rendering a test melody needs tinysoundfont (`make install`): "
+                                     f"{error}.") from None
                 melody, rate = rendering.melody, rendering.sample_rate
                 self._rendered[name] = (rendering.audio[None, : int(seconds * rate)], rate,
                                         f"{melody.piece} ({melody.part_name}, {rendering.instrument.name})")
@@ -429,7 +433,8 @@ def build_demo(app: CAMApp, model: str) -> gr.Blocks:
                 for name, length, scale in (("violin", 20, 1.0), ("flute", 30, 2.0), ("cello", 15, 3.0))
                 if name in app.instruments]
         rows += [[ANY_INSTRUMENT, min(20, app.max_seconds), 1.0, melody] for melody in app.melodies.names[:2]]
-        gr.Examples(rows, [instrument, seconds, guidance, test_melody], label="examples")
+        if rows:
+            gr.Examples(rows, [instrument, seconds, guidance, test_melody], label="examples")
         figures = model_card_figures(model)
         if figures:
             with gr.Accordion("model card: key figures", open=True):
