@@ -1,4 +1,5 @@
-"""The dataset card (`README.md` in the Hugging Face Hub's format) written beside every built dataset."""
+"""The dataset cards (`README.md` in the Hugging Face Hub's format) written beside every built audio dataset and every
+latent dataset."""
 
 from __future__ import annotations
 
@@ -27,7 +28,12 @@ CORPUS_LICENCE = (
 
 
 def _size_category(n: int) -> str:
-    for limit, name in [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")]:
+    for limit, name in [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ]:
         if n < limit:
             return name
     return "1M<n<10M"
@@ -39,12 +45,15 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def make_card(dataset: DatasetDict, summary: BuildSummary | dict, pretty_name: str | None = None) -> DatasetCard:
+def make_card(
+    dataset: DatasetDict, summary: BuildSummary | dict, pretty_name: str | None = None
+) -> DatasetCard:
     """Write the card of a built dataset from its splits and its build summary.
 
     Args:
         dataset (`datasets.DatasetDict`): the built dataset.
-        summary (`BuildSummary` or `dict`): the build's counts and options (a `dict` as in `build_summary.json`).
+        summary (`BuildSummary` or `dict`): the build's counts and options (a `dict` as in
+            `build_summary.json`).
         pretty_name (`str`, *optional*): the title.
 
     Returns:
@@ -54,7 +63,11 @@ def make_card(dataset: DatasetDict, summary: BuildSummary | dict, pretty_name: s
     options = data["options"]
     total = sum(len(split) for split in dataset.values())
     corpus = data["kind"] == "music21 corpus"
-    pretty_name = pretty_name or ("cam_hf single-instrument music (music21 corpus, SoundFont-rendered)" if corpus else "cam_hf audio clips")
+    pretty_name = pretty_name or (
+        "cam_hf single-instrument music (music21 corpus, SoundFont-rendered)"
+        if corpus
+        else "cam_hf audio clips"
+    )
     card_data = DatasetCardData(
         pretty_name=pretty_name,
         license="other",
@@ -63,13 +76,22 @@ def make_card(dataset: DatasetDict, summary: BuildSummary | dict, pretty_name: s
         tags=["audio", "music", "single-instrument"] + (["synthetic", "midi", "music21"] if corpus else []),
     )
     split_rows = [
-        (name, len(split), f"{data['hours_per_split'].get(name, 0):.2f}", data["pieces_per_split"].get(name, 0))
+        (
+            name,
+            len(split),
+            f"{data['hours_per_split'].get(name, 0):.2f}",
+            data["pieces_per_split"].get(name, 0),
+        )
         for name, split in dataset.items()
     ]
     sections = [f"# {pretty_name}", ""]
     if corpus:
-        soundfonts = sorted({sf for split in dataset.values() for sf in set(split["soundfont"])}) or [os.path.basename(str(options.get("soundfont")))]
-        renderers = sorted({r for split in dataset.values() for r in set(split["renderer"])}) or [options.get("renderer")]
+        soundfonts = sorted({sf for split in dataset.values() for sf in set(split["soundfont"])}) or [
+            os.path.basename(str(options.get("soundfont")))
+        ]
+        renderers = sorted({r for split in dataset.values() for r in set(split["renderer"])}) or [
+            options.get("renderer")
+        ]
         sections += [
             "Fixed-length clips of single instruments playing real melodies: the monophonic lines of the `music21` corpus "
             "(folk-tune collections, the single voices of Bach chorales and of Renaissance polyphony, ...) rendered one "
@@ -116,7 +138,11 @@ def make_card(dataset: DatasetDict, summary: BuildSummary | dict, pretty_name: s
         programs = sorted(set().union(*per_split.values()))
         names = {i.program: i.name for i in INSTRUMENTS.values()}
         rows = [
-            (f"{p} {names.get(p, '')}", *(per_split[name][p] for name in dataset), sum(c[p] for c in per_split.values()))
+            (
+                f"{p} {names.get(p, '')}",
+                *(per_split[name][p] for name in dataset),
+                sum(c[p] for c in per_split.values()),
+            )
             for p in programs
         ]
         sections += [_table(("instrument (GM program)", *dataset.keys(), "total"), rows), ""]
@@ -143,7 +169,9 @@ def make_card(dataset: DatasetDict, summary: BuildSummary | dict, pretty_name: s
     ]
     if corpus:
         sections += [f"- Scores: {CORPUS_LICENCE}"]
-        sections += [f"- SoundFont: {SOUNDFONT_LICENCES.get(sf, sf + ': see its own licence.')}" for sf in soundfonts]
+        sections += [
+            f"- SoundFont: {SOUNDFONT_LICENCES.get(sf, sf + ': see its own licence.')}" for sf in soundfonts
+        ]
     else:
         sections += ["- The audio keeps the licence of its source files."]
     return DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(sections) + "\n")
@@ -153,4 +181,51 @@ def write_card(output_dir: str, dataset: DatasetDict, summary: BuildSummary | di
     """Save the card as `output_dir/README.md` and return its path."""
     path = os.path.join(output_dir, "README.md")
     make_card(dataset, summary).save(path)
+    return path
+
+
+def make_latent_card(summary: dict, dataset_dir: str) -> DatasetCard:
+    """The card of a latent dataset, from its encoding summary (`summarize_encoding`).
+
+    Args:
+        summary (`dict`): the encoding's summary, as in `encode_summary.json`.
+        dataset_dir (`str`): the audio dataset encoded (only its folder name is written).
+
+    Returns:
+        `huggingface_hub.DatasetCard`
+    """
+    codec, options = summary["autoencoder"], summary["options"]
+    name = os.path.basename(os.path.abspath(dataset_dir))
+    rows = [
+        (split, s["clips"], s["frames"], f"{s['hours']:.2f}", s["skipped"])
+        for split, s in summary["splits"].items()
+    ]
+    text = f"""# Latents of {name}
+
+Clips of the audio dataset `{name}` encoded by `cam_hf`'s {codec["class"]} (`python
+examples/encode_dataset.py`): one row per clip, `latents` of shape `[num_frames, {codec["latent_dim"]}]`
+({options["dtype"]}, {codec["frame_rate"]:.2f} frames per second of {codec["sample_rate"]} Hz audio), with the
+clip's metadata. The fitted autoencoder is in `autoencoder/` (statistics {options["statistics"]};
+normalisation {options["latent_normalization"]}): decode latents with it, train and generate with it.
+
+{_table(("split", "clips", "frames", "hours", "skipped"), rows)}
+
+```python
+from cam_hf.data import load_latent_dataset
+
+dataset, autoencoder = load_latent_dataset(PATH)
+latents = dataset["train"].with_format("torch")[0]["latents"]   # [T, D]
+audio = autoencoder.decode(latents[None])                         # [1, channels, T * hop_length]
+```
+
+The audio keeps the licence of its source dataset (see its card).
+"""
+    card_data = DatasetCardData(license="other", tags=["audio", "music", "latents", "cam_hf"])
+    return DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}")
+
+
+def write_latent_card(output_dir: str, summary: dict, dataset_dir: str) -> str:
+    """Save the card of a latent dataset as `output_dir/README.md` and return its path."""
+    path = os.path.join(output_dir, "README.md")
+    make_latent_card(summary, dataset_dir).save(path)
     return path

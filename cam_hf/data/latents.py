@@ -1,16 +1,18 @@
 """Latent datasets: an audio `DatasetDict` encoded once, by a CAM autoencoder, into the latents the model trains on.
 
     audio DatasetDict (save_to_disk)
-      --fit the autoencoder's statistics (the mel codec's PCA) on a sample of the TRAIN split--> OUT/autoencoder
-      --decode and encode in batches, `shard_size` clips per task (worker processes)--> OUT/_shards/{split}/NNNNN.arrow
-      --every shard done--> one DatasetDict saved in OUT (save_to_disk), encode_summary.json, README.md
+      --fit the autoencoder's statistics (the mel codec's PCA) on a sample of the TRAIN split-->
+      OUT/autoencoder --decode and encode in batches, `shard_size` clips per task (worker processes)-->
+      OUT/_shards/{split}/NNNNN.arrow --every shard done--> one DatasetDict saved in OUT (save_to_disk),
+      encode_summary.json, README.md
 
-Resumable at any point: every file is written under a temporary name and renamed into place, a shard counts as done
-only once its record (`NNNNN.json`, written after its data) exists, and everything random is seeded. A run killed
-anywhere and started again with the same options skips the finished shards and gives the same dataset, byte for
-byte, as a run never interrupted. A clip that fails to decode or to encode is skipped, listed in
-`encode_summary.json` with its reason and printed; the options are kept in `encode_options.json` so that a second
-run with other options refuses the folder instead of mixing two encodings.
+Resumable at any point: every file is written under a temporary name and renamed into place, a shard counts as
+done
+only once its record (`NNNNN.json`, written after its data) exists, and everything random is seeded. A run
+killed anywhere and started again with the same options skips the finished shards and gives the same dataset,
+byte for byte, as a run never interrupted. A clip that fails to decode or to encode is skipped, listed in
+`encode_summary.json` with its reason and printed; the options are kept in `encode_options.json` so that a
+second run with other options refuses the folder instead of mixing two encodings.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ from ..autoencoders import (
     OobleckAutoencoder,
 )
 from .build import map_in_workers
+from .card import write_latent_card
 from .clips import decode_audio
+from .summary import ENCODE_SUMMARY_FILE, render_encoding_summary, summarize_encoding
 
-# The autoencoders `encode_audio_dataset` builds by name, and where their pretrained weights come from by default.
+# The autoencoders `encode_audio_dataset` builds by name, and where their pretrained weights come from by
+# default.
 AUTOENCODERS = {
     "mel": MelAutoencoder,
     "music2latent": Music2LatentAutoencoder,
@@ -57,12 +62,13 @@ LATENT_NORMALIZATIONS = ("per_channel", "global")
 ADDED_COLUMNS = ("latents", "num_frames", "source_index")
 
 OPTIONS_FILE = "encode_options.json"
-SUMMARY_FILE = "encode_summary.json"
+SUMMARY_FILE = ENCODE_SUMMARY_FILE
 AUTOENCODER_DIR = "autoencoder"
 SHARDS_DIR = "_shards"
 
 
-# ---- small helpers ---------------------------------------------------------------------------------------------
+# ---- small helpers
+# ---------------------------------------------------------------------------------------------
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -84,7 +90,9 @@ def _as_channels_first(audio: np.ndarray) -> torch.Tensor:
 
 def is_latent_dataset(path: str) -> bool:
     """Whether `path` holds a finished latent dataset (as written by `encode_audio_dataset`)."""
-    return os.path.isfile(os.path.join(path, SUMMARY_FILE)) and os.path.isdir(os.path.join(path, AUTOENCODER_DIR))
+    return os.path.isfile(os.path.join(path, SUMMARY_FILE)) and os.path.isdir(
+        os.path.join(path, AUTOENCODER_DIR)
+    )
 
 
 def _load_audio_dataset(dataset_dir: str, audio_column: str) -> DatasetDict:
@@ -105,17 +113,22 @@ def _load_audio_dataset(dataset_dir: str, audio_column: str) -> DatasetDict:
             )
         clash = set(ADDED_COLUMNS) & set(split.column_names)
         if clash:
-            raise ValueError(f"Split {name!r} of {dataset_dir!r} already has columns {sorted(clash)}, which encoding adds.")
+            raise ValueError(
+                f"Split {name!r} of {dataset_dir!r} already has columns {sorted(clash)}, which encoding adds."
+            )
     return dataset
 
 
-# ---- the autoencoder -------------------------------------------------------------------------------------------
+# ---- the autoencoder
+# -------------------------------------------------------------------------------------------
 
 
 def _saved_by_cam_hf(path: str | None, cls: type) -> bool:
     """Whether `path` is a folder that `cls.save_pretrained` wrote (a fitted codec, e.g. a pipeline's `autoencoder`)."""
     config = os.path.join(path or "", "config.json")
-    return path is not None and os.path.isfile(config) and _read_json(config).get("_class_name") == cls.__name__
+    return (
+        path is not None and os.path.isfile(config) and _read_json(config).get("_class_name") == cls.__name__
+    )
 
 
 def load_autoencoder(name: str, path: str | None = None) -> AudioAutoencoderMixin:
@@ -124,11 +137,11 @@ def load_autoencoder(name: str, path: str | None = None) -> AudioAutoencoderMixi
 
     Args:
         name (`str`): `"mel"` (weight-free, the default codec), `"music2latent"`, `"oobleck"` or `"encodec"`.
-        path (`str`, *optional*): a folder written by the autoencoder's `save_pretrained` (a fitted codec, e.g. a
-            trained pipeline's `autoencoder` subfolder: its statistics are kept), or pretrained weights in their
-            own format: `music2latent.pt` (or its folder), a Stable Audio folder with a `vae` subfolder or an
-            `AutoencoderOobleck` folder, an `EncodecModel` folder; a Hub id works when online. Default: the
-            released weights' Hub id (`DEFAULT_WEIGHTS`); none for the mel codec.
+        path (`str`, *optional*): a folder written by the autoencoder's `save_pretrained` (a fitted codec,
+            e.g. a trained pipeline's `autoencoder` subfolder: its statistics are kept), or pretrained weights
+            in their own format: `music2latent.pt` (or its folder), a Stable Audio folder with a `vae`
+            subfolder or an `AutoencoderOobleck` folder, an `EncodecModel` folder; a Hub id works when online.
+            Default: the released weights' Hub id (`DEFAULT_WEIGHTS`); none for the mel codec.
 
     Returns:
         `AudioAutoencoderMixin`: the autoencoder, on CPU, in eval mode.
@@ -174,12 +187,17 @@ def _config_fingerprint(autoencoder: AudioAutoencoderMixin) -> str:
 
 
 def _fit_sample(
-    audio: Dataset, autoencoder: AudioAutoencoderMixin, audio_column: str, fit_seconds: float, seed: int, batch_size: int
+    audio: Dataset,
+    autoencoder: AudioAutoencoderMixin,
+    audio_column: str,
+    fit_seconds: float,
+    seed: int,
+    batch_size: int,
 ) -> Iterator[torch.Tensor]:
     """Batches of train clips in a seeded random order, at the codec's rate and channels, until `fit_seconds`.
 
-    Clips of other lengths or rates than their batch neighbours start a new batch; clips that fail to decode are
-    left out here (the encoding pass lists them).
+    Clips of other lengths or rates than their batch neighbours start a new batch; clips that fail to decode
+    are left out here (the encoding pass lists them).
     """
     order = np.random.default_rng(seed).permutation(len(audio))
     seconds, batch = 0.0, []
@@ -205,7 +223,9 @@ def _fit_sample(
 
 def _check_normalization(autoencoder: AudioAutoencoderMixin, normalization: str) -> None:
     if normalization not in LATENT_NORMALIZATIONS:
-        raise ValueError(f"latent_normalization must be one of {LATENT_NORMALIZATIONS}, got {normalization!r}.")
+        raise ValueError(
+            f"latent_normalization must be one of {LATENT_NORMALIZATIONS}, got {normalization!r}."
+        )
     if normalization != "per_channel" and not _takes_normalization(autoencoder):
         raise ValueError(
             f"latent_normalization={normalization!r} needs an autoencoder whose fit_latent_statistics takes "
@@ -218,14 +238,26 @@ def _takes_normalization(autoencoder: AudioAutoencoderMixin) -> bool:
     return "normalization" in inspect.signature(autoencoder.fit_latent_statistics).parameters
 
 
-def _fit_statistics(autoencoder, train: Dataset, audio_column: str, fit_seconds: float, seed: int, batch_size: int, normalization: str) -> None:
+def _fit_statistics(
+    autoencoder,
+    train: Dataset,
+    audio_column: str,
+    fit_seconds: float,
+    seed: int,
+    batch_size: int,
+    normalization: str,
+) -> None:
     kwargs = {"normalization": normalization} if _takes_normalization(autoencoder) else {}
-    autoencoder.fit_latent_statistics(_fit_sample(train, autoencoder, audio_column, fit_seconds, seed, batch_size), **kwargs)
+    autoencoder.fit_latent_statistics(
+        _fit_sample(train, autoencoder, audio_column, fit_seconds, seed, batch_size), **kwargs
+    )
 
 
-# ---- one shard: decode, encode, write ----------------------------------------------------------------------------
+# ---- one shard: decode, encode, write
+# ----------------------------------------------------------------------------
 
-# What each process has loaded, keyed by (dataset_dir, output_dir): the audio dataset and the fitted autoencoder.
+# What each process has loaded, keyed by (dataset_dir, output_dir): the audio dataset and the fitted
+# autoencoder.
 _LOADED: dict = {}
 
 
@@ -233,7 +265,9 @@ def _loaded(task: dict) -> tuple[DatasetDict, AudioAutoencoderMixin]:
     key = (task["dataset_dir"], task["output_dir"])
     if key not in _LOADED:  # a worker process: load once, from disk
         torch.set_num_threads(task["threads"])
-        autoencoder = task["autoencoder_class"].from_pretrained(os.path.join(task["output_dir"], AUTOENCODER_DIR))
+        autoencoder = task["autoencoder_class"].from_pretrained(
+            os.path.join(task["output_dir"], AUTOENCODER_DIR)
+        )
         _LOADED[key] = (_load_audio_dataset(task["dataset_dir"], task["audio_column"]), autoencoder.eval())
     return _LOADED[key]
 
@@ -271,12 +305,19 @@ def _encode_shard(task: dict) -> dict:
     features = task["features"]
     np_dtype = np.dtype(task["dtype"])
     started = time.perf_counter()
-    record = {"rows": task["stop"] - task["start"], "clips": 0, "frames": 0, "audio_seconds": 0.0, "skips": []}
+    record = {
+        "rows": task["stop"] - task["start"],
+        "clips": 0,
+        "frames": 0,
+        "audio_seconds": 0.0,
+        "skips": [],
+    }
     writer = ArrowWriter(features=features, path=task["path"] + ".tmp")
     for batch_start in range(task["start"], task["stop"], task["batch_size"]):
         rows = split[batch_start : min(batch_start + task["batch_size"], task["stop"])]
         metadata = [name for name in rows if name != task["audio_column"]]
-        # Group the batch's clips by shape and rate (a built dataset has one; users' datasets may not), in order.
+        # Group the batch's clips by shape and rate (a built dataset has one; users' datasets may not), in
+        # order.
         groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
         for offset, value in enumerate(rows[task["audio_column"]]):
             index = batch_start + offset
@@ -285,7 +326,9 @@ def _encode_shard(task: dict) -> dict:
                 clip = _as_channels_first(clip)
             except Exception as err:  # an undecodable clip is skipped and listed, never fatal
                 where = (value or {}).get("path") or ""
-                record["skips"].append({"index": index, "where": where, "reason": f"decode error: {type(err).__name__}: {err}"})
+                record["skips"].append(
+                    {"index": index, "where": where, "reason": f"decode error: {type(err).__name__}: {err}"}
+                )
                 continue
             groups.setdefault((rate, *clip.shape), []).append((offset, clip))
         encoded = {}
@@ -301,7 +344,9 @@ def _encode_shard(task: dict) -> dict:
                 record["skips"].append({"index": index, "where": where, "reason": result})
                 continue
             row = {name: rows[name][offset] for name in metadata}
-            row.update(latents=result.numpy().astype(np_dtype), num_frames=result.shape[0], source_index=index)
+            row.update(
+                latents=result.numpy().astype(np_dtype), num_frames=result.shape[0], source_index=index
+            )
             writer.write(features.encode_example(row))
             record["clips"] += 1
             record["frames"] += result.shape[0]
@@ -314,7 +359,8 @@ def _encode_shard(task: dict) -> dict:
     return record
 
 
-# ---- the whole encoding --------------------------------------------------------------------------------------------
+# ---- the whole encoding
+# --------------------------------------------------------------------------------------------
 
 
 def encode_audio_dataset(
@@ -335,39 +381,44 @@ def encode_audio_dataset(
 ) -> DatasetDict:
     """
     Encode an audio dataset into a latent dataset of the same splits, saved at `output_dir` with the fitted
-    autoencoder beside it (`output_dir/autoencoder`, `save_pretrained`). Resumes an interrupted run; returns at
-    once when `output_dir` already holds this encoding.
+    autoencoder beside it (`output_dir/autoencoder`, `save_pretrained`). Resumes an interrupted run; returns
+    at once when `output_dir` already holds this encoding.
 
     Args:
-        dataset_dir (`str`): an audio `DatasetDict` saved with `save_to_disk` (the built-in dataset, or one made from
-            your audio by `examples/make_dataset.py`); a single saved `Dataset` counts as the train split.
-        output_dir (`str`): where the latent dataset goes; absent, empty, or holding an unfinished run of the same
-            options (then resumed).
+        dataset_dir (`str`): an audio `DatasetDict` saved with `save_to_disk` (the built-in dataset, or one
+            made from your audio by `examples/make_dataset.py`); a single saved `Dataset` counts as the train
+            split.
+        output_dir (`str`): where the latent dataset goes; absent, empty, or holding an unfinished run of the
+            same options (then resumed).
         autoencoder (`str` or `AudioAutoencoderMixin`): `"mel"` (default, weight-free), `"music2latent"`,
-            `"oobleck"`, `"encodec"` (see `load_autoencoder`), or an autoencoder object (a `ModelMixin` whose class
-            `from_pretrained` can load in worker processes). An object is fitted as a copy: yours is left as it was;
-            `load_latent_dataset` returns the fitted one.
+            `"oobleck"`, `"encodec"` (see `load_autoencoder`), or an autoencoder object (a `ModelMixin` whose
+            class `from_pretrained` can load in worker processes). An object is fitted as a copy: yours is
+            left as it was; `load_latent_dataset` returns the fitted one.
         autoencoder_path (`str`, *optional*): weights for a named autoencoder (see `load_autoencoder`).
-        batch_size (`int`): clips encoded together. On CPU, 4: larger batches compute no faster there, and their
-            buffers (tens of MB) are mapped fresh from the system at every batch (measured with the mel codec on 10 s
-            clips: 16 costs ~35% more CPU time per clip, all of it in page faults). Raise it for a GPU.
+        batch_size (`int`): clips encoded together. On CPU, 4: larger batches compute no faster there, and
+            their buffers (tens of MB) are mapped fresh from the system at every batch (measured with the mel
+            codec on 10 s clips: 16 costs ~35% more CPU time per clip, all of it in page faults). Raise it for
+            a GPU.
         fit_seconds (`float`): seconds of train audio, drawn at random with `seed`, to fit the statistics on.
-        latent_normalization (`str`): `"per_channel"` (each latent component to unit variance) or `"global"` (one
-            scale for all components; the mel codec only): see `MelAutoencoder.fit_latent_statistics`.
-        refit_statistics (`bool`): fit the statistics even when the autoencoder has them already (one loaded from
-            a `save_pretrained` folder keeps its own by default, so fine-tuning data use the model's codec).
-        dtype (`str`): `"float16"` (default: measured to cost nothing in reconstruction, `docs/training.md`) or
-            `"float32"`: how latents are stored.
+        latent_normalization (`str`): `"per_channel"` (each latent component to unit variance) or `"global"`
+            (one scale for all components; the mel codec only): see `MelAutoencoder.fit_latent_statistics`.
+        refit_statistics (`bool`): fit the statistics even when the autoencoder has them already (one loaded
+            from a `save_pretrained` folder keeps its own by default, so fine-tuning data use the model's
+            codec).
+        dtype (`str`): `"float16"` (default: measured to cost nothing in reconstruction, `docs/training.md`)
+            or `"float32"`: how latents are stored.
         seed (`int`): seeds the sample the statistics are fitted on.
-        num_workers (`int`): worker processes that decode and encode shards (on CPU); 1 encodes in this process,
-            on the autoencoder's device.
+        num_workers (`int`): worker processes that decode and encode shards (on CPU); 1 encodes in this
+            process, on the autoencoder's device.
         shard_size (`int`): clips per shard, the unit of work and of resumption.
-        audio_column (`str`): the audio column (an `Audio(decode=False)` column or `{"bytes", "path"}` values).
+        audio_column (`str`): the audio column (an `Audio(decode=False)` column or `{"bytes", "path"}`
+            values).
         progress (`bool`): show a progress bar and print the summary.
 
     Returns:
-        `datasets.DatasetDict`: per split, one row per encoded clip: `latents` (`[T, D]`; `with_format("torch")`
-        gives float32 tensors), `num_frames` (`T`), `source_index` (the clip's row in the audio split) and every
+        `datasets.DatasetDict`: per split, one row per encoded clip: `latents` (`[T, D]`;
+        `with_format("torch")` gives float32 tensors), `num_frames` (`T`), `source_index` (the clip's row in
+        the audio split) and every
         metadata column of the audio dataset (`piece`, `instrument_name`, ...).
     """
     started = time.perf_counter()
@@ -384,7 +435,9 @@ def encode_audio_dataset(
         autoencoder = load_autoencoder(autoencoder, autoencoder_path)
     else:
         if not isinstance(autoencoder, AudioAutoencoderMixin):
-            raise ValueError(f"autoencoder must be a name or an AudioAutoencoderMixin, got {type(autoencoder).__name__}.")
+            raise ValueError(
+                f"autoencoder must be a name or an AudioAutoencoderMixin, got {type(autoencoder).__name__}."
+            )
         autoencoder_name = type(autoencoder).__name__
     fit = refit_statistics or not _has_statistics(autoencoder)
     if fit:
@@ -395,11 +448,15 @@ def encode_audio_dataset(
                 "pass an autoencoder with fitted statistics (autoencoder_path) or a dataset with a train split."
             )
     options = {
-        "source": {name: {"num_rows": len(split), "fingerprint": split._fingerprint} for name, split in audio.items()},
+        "source": {
+            name: {"num_rows": len(split), "fingerprint": split._fingerprint} for name, split in audio.items()
+        },
         "autoencoder": autoencoder_name,
         "autoencoder_path": autoencoder_path,
         "autoencoder_config": _config_fingerprint(autoencoder),
-        "statistics": f"fitted on {fit_seconds:g} s of train audio, seed {seed}" if fit else "kept from the autoencoder",
+        "statistics": f"fitted on {fit_seconds:g} s of train audio, seed {seed}"
+        if fit
+        else "kept from the autoencoder",
         "latent_normalization": latent_normalization if fit else None,
         "dtype": dtype,
         "batch_size": batch_size,
@@ -412,9 +469,10 @@ def encode_audio_dataset(
         if progress:
             print(f"{output_dir} already holds this encoding of {dataset_dir}: nothing to do.")
         return DatasetDict.load_from_disk(output_dir)
-    _write_json(os.path.join(output_dir, OPTIONS_FILE), {**options, "dataset_dir": os.path.abspath(dataset_dir)})
+    _write_json(os.path.join(output_dir, OPTIONS_FILE), {**options, "dataset_dir": dataset_dir})
 
-    # 1. The codec: fitted on TRAIN audio only, saved before any latent is written (workers load it from there).
+    # 1. The codec: fitted on TRAIN audio only, saved before any latent is written (workers load it from
+    # there).
     codec_dir = os.path.join(output_dir, AUTOENCODER_DIR)
     fit_wall = 0.0
     if os.path.isdir(codec_dir):
@@ -423,7 +481,9 @@ def encode_audio_dataset(
         if fit:
             fit_start = time.perf_counter()
             autoencoder = _copy(autoencoder)  # fitted here, not in the caller's hands
-            _fit_statistics(autoencoder, audio["train"], audio_column, fit_seconds, seed, batch_size, latent_normalization)
+            _fit_statistics(
+                autoencoder, audio["train"], audio_column, fit_seconds, seed, batch_size, latent_normalization
+            )
             fit_wall = time.perf_counter() - fit_start
         shutil.rmtree(codec_dir + ".tmp", ignore_errors=True)
         autoencoder.save_pretrained(codec_dir + ".tmp")
@@ -447,7 +507,9 @@ def encode_audio_dataset(
         _LOADED[(dataset_dir, output_dir)] = (audio, autoencoder)
     total_clips = sum(len(split) for split in audio.values())
     done_clips = sum(record["rows"] for record in records.values())
-    with tqdm(total=total_clips, initial=done_clips, unit="clip", desc="encoding", disable=not progress) as bar:
+    with tqdm(
+        total=total_clips, initial=done_clips, unit="clip", desc="encoding", disable=not progress
+    ) as bar:
         try:
             for task, record in zip(tasks, map_in_workers(_encode_shard, tasks, num_workers), strict=True):
                 records[(task["split"], task["index"])] = record
@@ -457,22 +519,30 @@ def encode_audio_dataset(
 
     # 3. One DatasetDict from the shards, then the summary (its presence marks the folder as finished).
     _assemble(output_dir, audio, records)
-    summary = _summarize(audio, records, options, reused, time.perf_counter() - started, fit_wall, autoencoder)
-    _write_card(output_dir, summary, dataset_dir)
+    summary = summarize_encoding(
+        audio, records, options, reused, time.perf_counter() - started, fit_wall, autoencoder
+    )
+    write_latent_card(output_dir, summary, dataset_dir)
     _write_json(os.path.join(output_dir, SUMMARY_FILE), summary)
     shutil.rmtree(os.path.join(output_dir, SHARDS_DIR), ignore_errors=True)
     if progress:
-        print(render_summary(summary))
+        print(render_encoding_summary(summary))
     return DatasetDict.load_from_disk(output_dir)
 
 
-def _shard_tasks(audio: DatasetDict, latent_dim: int, shard_size: int, shared: dict) -> tuple[list[dict], dict]:
+def _shard_tasks(
+    audio: DatasetDict, latent_dim: int, shard_size: int, shared: dict
+) -> tuple[list[dict], dict]:
     """The shards still to encode (as tasks for `_encode_shard`), and the records of those already done."""
     tasks, records = [], {}
     for name, split in audio.items():
         features = Features(
             {
-                **{column: feature for column, feature in split.features.items() if column != shared["audio_column"]},
+                **{
+                    column: feature
+                    for column, feature in split.features.items()
+                    if column != shared["audio_column"]
+                },
                 "latents": Array2D(shape=(None, latent_dim), dtype=shared["dtype"]),
                 "num_frames": Value("int32"),
                 "source_index": Value("int64"),
@@ -485,7 +555,17 @@ def _shard_tasks(audio: DatasetDict, latent_dim: int, shard_size: int, shared: d
                 records[(name, index)] = _read_json(path[: -len(".arrow")] + ".json")
                 continue
             start, stop = index * shard_size, min((index + 1) * shard_size, len(split))
-            tasks.append({**shared, "split": name, "index": index, "start": start, "stop": stop, "path": path, "features": features})
+            tasks.append(
+                {
+                    **shared,
+                    "split": name,
+                    "index": index,
+                    "start": start,
+                    "stop": stop,
+                    "path": path,
+                    "features": features,
+                }
+            )
     return tasks, records
 
 
@@ -502,7 +582,9 @@ def _prepare_output_dir(output_dir: str, options: dict) -> bool:
             )
         return True
     if os.path.isdir(output_dir) and os.listdir(output_dir):
-        raise ValueError(f"Output directory {output_dir!r} is not empty and holds no encoding: choose a new directory.")
+        raise ValueError(
+            f"Output directory {output_dir!r} is not empty and holds no encoding: choose a new directory."
+        )
     os.makedirs(output_dir, exist_ok=True)
     return False
 
@@ -525,106 +607,10 @@ def _assemble(output_dir: str, audio: DatasetDict, records: dict) -> None:
             continue
         dataset[name] = split
     if not dataset:
-        raise ValueError(f"No clip of {list(audio)} could be encoded: see the skipped clips in {output_dir}/_shards.")
-    dataset.save_to_disk(output_dir)
-
-
-def _summarize(audio, records, options, reused, wall, fit_wall, autoencoder) -> dict:
-    per_split = {}
-    for name in audio:
-        mine = [records[key] for key in sorted(records) if key[0] == name]
-        per_split[name] = {
-            "clips": sum(r["clips"] for r in mine),
-            "frames": sum(r["frames"] for r in mine),
-            "hours": round(sum(r["audio_seconds"] for r in mine) / 3600, 3),
-            "skipped": sum(len(r["skips"]) for r in mine),
-        }
-    skips = [
-        {"split": key[0], **skip} for key in sorted(records) for skip in records[key]["skips"]
-    ]
-    encode_seconds = sum(r["encode_seconds"] for r in records.values())
-    clips = sum(s["clips"] for s in per_split.values())
-    return {
-        "options": options,
-        "autoencoder": {
-            "class": type(autoencoder).__name__,
-            "sample_rate": autoencoder.sample_rate,
-            "latent_dim": autoencoder.latent_dim,
-            "frame_rate": autoencoder.frame_rate,
-        },
-        "splits": per_split,
-        "clips": clips,
-        "frames": sum(s["frames"] for s in per_split.values()),
-        "hours": round(sum(s["hours"] for s in per_split.values()), 3),
-        "skipped": len(skips),
-        "wall_seconds": round(wall, 1),
-        "fit_seconds": round(fit_wall, 1),
-        "shards": len(records),
-        "shards_reused_from_an_earlier_run": reused,
-        "encode_seconds_summed_over_shards": round(encode_seconds, 1),
-        "clips_per_second_of_shard_time": round(clips / encode_seconds, 1) if encode_seconds else None,
-        "skips": skips,
-    }
-
-
-def render_summary(summary: dict, max_listed: int = 20) -> str:
-    """A plain-text report of an `encode_summary.json`: clips, frames and hours per split, time, every skip."""
-    codec = summary["autoencoder"]
-    lines = [
-        f"Encoded with {codec['class']} ({codec['latent_dim']} dims, {codec['frame_rate']:.2f} frames/s, "
-        f"{summary['options']['dtype']}):"
-    ]
-    for name, split in summary["splits"].items():
-        lines.append(
-            f"  {name:<10} {split['clips']:>7} clips  {split['frames']:>9} frames  {split['hours']:8.2f} h  "
-            f"{split['skipped']} skipped"
+        raise ValueError(
+            f"No clip of {list(audio)} could be encoded: see the skipped clips in {output_dir}/_shards."
         )
-    lines.append(
-        f"  total      {summary['clips']:>7} clips  {summary['frames']:>9} frames  {summary['hours']:8.2f} h  "
-        f"in {summary['wall_seconds']:.1f} s (fitting {summary['fit_seconds']:.1f} s; "
-        f"{summary['shards_reused_from_an_earlier_run']} of {summary['shards']} shards from an earlier run)"
-    )
-    if summary["clips_per_second_of_shard_time"]:
-        lines.append(f"  {summary['clips_per_second_of_shard_time']} clips/s per worker (decoding and encoding)")
-    lines.append(f"Skipped {summary['skipped']} clips:")
-    for skip in summary["skips"][:max_listed]:
-        lines.append(f"    {skip['split']}/{skip['index']} {skip['where']}: {skip['reason']}")
-    if summary["skipped"] > max_listed:
-        lines.append(f"    ... and {summary['skipped'] - max_listed} more, all listed in {SUMMARY_FILE}")
-    return "\n".join(lines)
-
-
-def _write_card(output_dir: str, summary: dict, dataset_dir: str) -> None:
-    from huggingface_hub import DatasetCard, DatasetCardData
-
-    codec = summary["autoencoder"]
-    rows = "\n".join(
-        f"| {name} | {s['clips']} | {s['frames']} | {s['hours']:.2f} | {s['skipped']} |" for name, s in summary["splits"].items()
-    )
-    text = f"""# Latents of {os.path.basename(os.path.abspath(dataset_dir))}
-
-Clips of the audio dataset `{os.path.basename(os.path.abspath(dataset_dir))}` encoded by `cam_hf`'s {codec['class']}
-(`python examples/encode_dataset.py`): one row per clip, `latents` of shape `[num_frames, {codec['latent_dim']}]`
-({summary['options']['dtype']}, {codec['frame_rate']:.2f} frames per second of {codec['sample_rate']} Hz audio), with the
-clip's metadata. The fitted autoencoder is in `autoencoder/` (statistics {summary['options']['statistics']};
-normalisation {summary['options']['latent_normalization']}): decode latents with it, train and generate with it.
-
-| split | clips | frames | hours | skipped |
-|---|---|---|---|---|
-{rows}
-
-```python
-from cam_hf.data import load_latent_dataset
-
-dataset, autoencoder = load_latent_dataset(PATH)
-latents = dataset["train"].with_format("torch")[0]["latents"]   # [T, D]
-audio = autoencoder.decode(latents[None])                         # [1, channels, T * hop_length]
-```
-
-The audio keeps the licence of its source dataset (see its card).
-"""
-    card_data = DatasetCardData(license="other", tags=["audio", "music", "latents", "cam_hf"])
-    DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}").save(os.path.join(output_dir, "README.md"))
+    dataset.save_to_disk(output_dir)
 
 
 def load_latent_dataset(path: str) -> tuple[DatasetDict, AudioAutoencoderMixin]:
@@ -635,18 +621,100 @@ def load_latent_dataset(path: str) -> tuple[DatasetDict, AudioAutoencoderMixin]:
         path (`str`): the `output_dir` of `encode_audio_dataset`.
 
     Returns:
-        `tuple`: the `datasets.DatasetDict` (memory-mapped) and the fitted autoencoder (`from_pretrained`, eval mode).
+        `tuple`: the `datasets.DatasetDict` (memory-mapped) and the fitted autoencoder (`from_pretrained`,
+            eval mode).
     """
     if not is_latent_dataset(path):
         unfinished = os.path.isfile(os.path.join(path, OPTIONS_FILE))
         raise ValueError(
             f"{path!r} is not a finished latent dataset"
-            + (": its encoding was interrupted; run examples/encode_dataset.py with the same options to resume it."
-               if unfinished else ": make one with `python examples/encode_dataset.py --dataset_dir AUDIO --output_dir DIR`.")
+            + (
+                ": its encoding was interrupted; run examples/encode_dataset.py with the same options to resume it."
+                if unfinished
+                else ": make one with `python examples/encode_dataset.py --dataset_dir AUDIO --output_dir DIR`."
+            )
         )
     class_name = _read_json(os.path.join(path, AUTOENCODER_DIR, "config.json")).get("_class_name")
     classes = {cls.__name__: cls for cls in AUTOENCODERS.values()}
     if class_name not in classes:
-        raise ValueError(f"{path!r} was encoded with {class_name!r}, not one of {sorted(classes)}: load it with its own class.")
+        raise ValueError(
+            f"{path!r} was encoded with {class_name!r}, not one of {sorted(classes)}: load it with its own class."
+        )
     autoencoder = classes[class_name].from_pretrained(os.path.join(path, AUTOENCODER_DIR)).eval()
     return DatasetDict.load_from_disk(path), autoencoder
+
+
+def load_or_encode_latent_dataset(
+    dataset_dir: str,
+    cache_dir: str | None = None,
+    autoencoder: str | AudioAutoencoderMixin = "mel",
+    autoencoder_path: str | None = None,
+) -> tuple[DatasetDict, AudioAutoencoderMixin, str]:
+    r"""
+    A latent dataset to train on: `dataset_dir` itself when it is one, else the audio dataset `dataset_dir`
+    encoded into `cache_dir` (once: a finished encoding is reused, an interrupted one resumed).
+
+    Args:
+        dataset_dir (`str`): a latent dataset, or an audio `DatasetDict` saved with `save_to_disk`.
+        cache_dir (`str`, *optional*): where an audio dataset is encoded to; needed for one.
+        autoencoder (`str` or `AudioAutoencoderMixin`, defaults to `"mel"`): the codec that encodes an audio
+            dataset (a name for `load_autoencoder`, or a codec, e.g. a pipeline's).
+        autoencoder_path (`str`, *optional*): the weights of a codec given by name.
+
+    Returns:
+        `tuple`: the latent `DatasetDict`, its autoencoder, and the folder they were loaded from.
+    """
+    if not os.path.isdir(dataset_dir):
+        raise ValueError(
+            f"dataset_dir {dataset_dir!r} is not a folder: pass a dataset saved by examples/make_dataset.py or "
+            "examples/encode_dataset.py."
+        )
+    path = dataset_dir
+    if not is_latent_dataset(dataset_dir):
+        if cache_dir is None:
+            raise ValueError(f"{dataset_dir!r} is an audio dataset: pass a cache_dir to encode it into.")
+        encode_audio_dataset(
+            dataset_dir, cache_dir, autoencoder=autoencoder, autoencoder_path=autoencoder_path
+        )
+        path = cache_dir
+    dataset, codec = load_latent_dataset(path)
+    return dataset, codec, path
+
+
+def check_same_autoencoder(
+    dataset_autoencoder: AudioAutoencoderMixin,
+    pipeline_autoencoder: AudioAutoencoderMixin,
+    dataset_path: str,
+    pipeline_path: str,
+) -> None:
+    r"""
+    Raises `ValueError` unless a latent dataset was encoded by a pipeline's own autoencoder (same class,
+    config and weights or statistics): latents of another codec mean nothing to that pipeline's model.
+
+    Args:
+        dataset_autoencoder (`AudioAutoencoderMixin`): the codec a latent dataset carries.
+        pipeline_autoencoder (`AudioAutoencoderMixin`): the pipeline's codec.
+        dataset_path (`str`), pipeline_path (`str`): where they come from, for the message.
+    """
+    ours, theirs = dataset_autoencoder, pipeline_autoencoder
+    config = {k: v for k, v in ours.config.items() if not k.startswith("_")}
+    their_config = {k: v for k, v in theirs.config.items() if not k.startswith("_")}
+    differs = [k for k in sorted(set(config) | set(their_config)) if config.get(k) != their_config.get(k)]
+    state, their_state = ours.state_dict(), theirs.state_dict()
+    if not differs and state.keys() == their_state.keys():
+        differs = [k for k in state if not torch.equal(state[k].cpu().float(), their_state[k].cpu().float())]
+    elif not differs:
+        differs = ["weights"]
+    if type(ours) is not type(theirs) or differs:
+        what = (
+            f"{type(ours).__name__} vs {type(theirs).__name__}"
+            if type(ours) is not type(theirs)
+            else f"they differ in {differs[:5]}"
+        )
+        raise ValueError(
+            f"The dataset {dataset_path!r} was encoded with another autoencoder than the pipeline "
+            f"{pipeline_path!r} ({what}; latent size {ours.latent_dim} vs {theirs.latent_dim}): its latents would "
+            "mean nothing to the model. Encode your audio with the pipeline's own: `python examples/encode_dataset.py "
+            f"--dataset_dir AUDIO --output_dir LATENTS --autoencoder_path {pipeline_path}/autoencoder`, or pass the "
+            "audio dataset itself as --dataset_dir."
+        )
