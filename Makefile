@@ -48,7 +48,7 @@ app: install
 # checkpoint, so the same command continues an interrupted run exactly. TRAIN_NOISE=0 trains the plain AR baseline.
 DATA := data/cam-music21-3k
 LATENTS := $(DATA)-latents
-TRAIN_NOISE ?= 0.5
+TRAIN_NOISE ?= 1.0
 TRAIN_DIR ?= runs/cam-small-k$(TRAIN_NOISE)
 TRAIN_STEPS ?= 20000
 # TRAIN_STOP=N ends the run at step N (checkpoint, pipeline, card) on the schedule of TRAIN_STEPS: the shipped model.
