@@ -1,8 +1,11 @@
-"""examples/train.py: a real run on toy latents, exact resume after SIGKILL, the NaN stop, checkpoints, two processes."""
+"""examples/train.py: a real run on toy latents, exact resume after SIGKILL, the NaN stop, checkpoints (corrupt
+ones, and the earlier layout), two processes; the training data read from memory-mapped Arrow files."""
 
 import json
 import os
+import pickle
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -13,48 +16,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets import Array2D, Dataset, DatasetDict, Features, Value
+from safetensors.torch import load_file, save_file
 
-from cam_hf import CAMPipeline, MelAutoencoder
+from cam_hf import CAMPipeline
+from cam_hf.data import LatentClips, collate_clips, random_crops
+from cam_hf.training_checkpoints import list_checkpoints
+from cam_hf.training_utils import LOG_FILE, data_seed
+
+from .conftest import TOY_MEAN, TOY_STAY, write_toy_latent_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
-import train  # noqa: E402
+import train  # noqa: E402  (the script, for its `main`)
 
-MODES = torch.tensor([[2.0, -1.0], [-2.0, 1.0]])
-STAY = 0.7
-
-
-def toy_sequences(num: int, length: int, generator: torch.Generator) -> torch.Tensor:
-    """Sticky two-mode sequences in 2-D: frames near +-(2, -1) (std 0.3), staying in their mode with probability 0.7."""
-    state = (torch.rand(num, generator=generator) < 0.5).long()
-    frames = []
-    for _ in range(length):
-        frames.append(MODES[state] + 0.3 * torch.randn(num, 2, generator=generator))
-        state = torch.where(torch.rand(num, generator=generator) < STAY, state, 1 - state)
-    return torch.stack(frames, 1)
-
-
-def write_toy_latent_dataset(path: Path, num_train: int = 256, length: int = 24, lengths_vary: bool = False) -> Path:
-    """A latent dataset as `encode_audio_dataset` writes one (DatasetDict + autoencoder + summary), of toy latents."""
-    generator = torch.Generator().manual_seed(0)
-    features = Features({"latents": Array2D(shape=(None, 2), dtype="float16"), "num_frames": Value("int32"),
-                         "instrument_name": Value("string")})
-    splits = {}
-    for name, count in (("train", num_train), ("validation", 8)):
-        sequences = toy_sequences(count, length, generator)
-        sizes = [length - (i % 5 if lengths_vary else 0) for i in range(count)]
-        splits[name] = Dataset.from_dict(
-            {"latents": [s[:n].numpy().astype(np.float16) for s, n in zip(sequences, sizes, strict=True)],
-             "num_frames": sizes, "instrument_name": ["low" if i % 2 else "high" for i in range(count)]},
-            features=features)
-    DatasetDict(splits).save_to_disk(str(path))
-    # A mel codec whose latent is its 2 mel bands: no PCA to fit, so the toy latents decode to (odd) audio.
-    MelAutoencoder(sample_rate=8000, n_fft=64, stft_hop_length=16, n_mels=2, frames_per_latent=1,
-                   latent_dim=2).save_pretrained(str(path / "autoencoder"))
-    (path / "encode_summary.json").write_text("{}")
-    return path
+MODES = torch.stack([TOY_MEAN, -TOY_MEAN])
 
 
 @pytest.fixture(scope="module")
@@ -63,41 +39,84 @@ def toy_dataset(tmp_path_factory) -> Path:
 
 
 def base_args(dataset: Path, output_dir: Path, *extra: str) -> list[str]:
-    return ["--dataset_dir", str(dataset), "--output_dir", str(output_dir), "--preset", "tiny",
-            "--context_frames", "12", "--train_batch_size", "8", "--lr_warmup_steps", "5", "--seed", "3",
-            "--num_validation_prompts", "0", "--num_validation_samples", "0", *extra]
+    return [
+        "--dataset_dir",
+        str(dataset),
+        "--output_dir",
+        str(output_dir),
+        "--preset",
+        "tiny",
+        "--context_frames",
+        "12",
+        "--train_batch_size",
+        "8",
+        "--lr_warmup_steps",
+        "5",
+        "--seed",
+        "3",
+        "--num_validation_prompts",
+        "0",
+        "--num_validation_samples",
+        "0",
+        *extra,
+    ]
 
 
 def read_losses(output_dir: Path) -> dict[int, float]:
-    records = [json.loads(line) for line in (output_dir / train.LOG_FILE).read_text().splitlines()]
+    records = [json.loads(line) for line in (output_dir / LOG_FILE).read_text().splitlines()]
     return {r["step"]: r["loss"] for r in records if "loss" in r}
 
 
 def run_script(args: list[str], **kwargs) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, str(ROOT / "examples" / "train.py"), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "train.py"), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_training_matches_what_generation_does(toy_dataset, tmp_path):
     # The script trains, saves a pipeline, and that pipeline generates the toy's statistics.
     output = tmp_path / "run"
-    summary = train.main(base_args(toy_dataset, output, "--max_train_steps", "400", "--learning_rate", "1e-3",
-                                   "--checkpointing_steps", "400", "--validation_steps", "400"))
+    summary = train.main(
+        base_args(
+            toy_dataset,
+            output,
+            "--max_train_steps",
+            "400",
+            "--learning_rate",
+            "1e-3",
+            "--checkpointing_steps",
+            "400",
+            "--validation_steps",
+            "400",
+        )
+    )
     losses = read_losses(output)
-    assert len(losses) == 400 and np.mean(list(losses.values())[-50:]) < 0.8 * np.mean(list(losses.values())[:20])
+    assert len(losses) == 400 and np.mean(list(losses.values())[-50:]) < 0.8 * np.mean(
+        list(losses.values())[:20]
+    )
     assert summary["steps"] == 400 and summary["final_validation_loss"] != "not measured"
     card = (output / "README.md").read_text()
     assert "examples/train.py" in card and "400" in card and "final training loss" in card
 
     pipe = CAMPipeline.from_pretrained(str(output))
-    frames = pipe(num_frames=10, num_waveforms_per_prompt=300, output_type="latent", num_inference_steps=16,
-                  generator=torch.Generator().manual_seed(0)).audios.float()
+    frames = pipe(
+        num_frames=10,
+        num_waveforms_per_prompt=300,
+        output_type="latent",
+        num_inference_steps=16,
+        generator=torch.Generator().manual_seed(0),
+    ).audios.float()
     distance = torch.cdist(frames.reshape(-1, 2), MODES)
     nearest = distance.argmin(-1).view(300, 10)
     assert (distance.min(-1).values > 1.0).float().mean() < 0.05  # few frames between the modes
     stay = (nearest[:, 1:] == nearest[:, :-1]).float().mean().item()
-    assert abs(stay - STAY) < 0.1
+    assert abs(stay - TOY_STAY) < 0.1
     for mode in range(2):
         members = frames.reshape(-1, 2)[nearest.flatten() == mode]
         torch.testing.assert_close(members.mean(0), MODES[mode], atol=0.25, rtol=0)
@@ -105,15 +124,23 @@ def test_training_matches_what_generation_does(toy_dataset, tmp_path):
 
 def test_resume_after_sigkill_logs_the_same_losses(toy_dataset, tmp_path):
     steps = 24
-    args = ["--max_train_steps", str(steps), "--checkpointing_steps", "4", "--validation_steps", "6",
-            "--dataloader_num_workers", "1"]
+    args = [
+        "--max_train_steps",
+        str(steps),
+        "--checkpointing_steps",
+        "4",
+        "--validation_steps",
+        "6",
+        "--dataloader_num_workers",
+        "1",
+    ]
     # 256 clips / batch 8 = 32 micro-batches an epoch, accumulated by 2: the run crosses an epoch boundary.
     args += ["--gradient_accumulation_steps", "2"]
     reference = run_script(base_args(toy_dataset, tmp_path / "reference", *args))
     killed_dir = tmp_path / "killed"
     victim = run_script(base_args(toy_dataset, killed_dir, *args))
     kill_at = random.Random(os.getpid()).randint(5, steps - 3)
-    log = killed_dir / train.LOG_FILE
+    log = killed_dir / LOG_FILE
     deadline = time.time() + 600
     while time.time() < deadline and victim.poll() is None:
         if log.exists() and len(read_losses(killed_dir)) >= kill_at:
@@ -133,56 +160,134 @@ def test_resume_after_sigkill_logs_the_same_losses(toy_dataset, tmp_path):
 
 
 def test_stop_after_steps_cuts_the_run_and_the_same_command_continues_it(toy_dataset, tmp_path):
-    """A run cut to a budget keeps the LR schedule of the whole run; continued, it logs what an uncut run logs."""
+    """A run cut to a budget keeps the LR schedule of the whole run; continued, it logs what an uncut run
+    logs."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     train.main(base_args(toy_dataset, whole, "--max_train_steps", "8", "--checkpointing_steps", "4"))
-    summary = train.main(base_args(toy_dataset, cut, "--max_train_steps", "8", "--checkpointing_steps", "4",
-                                   "--stop_after_steps", "5"))
+    summary = train.main(
+        base_args(
+            toy_dataset,
+            cut,
+            "--max_train_steps",
+            "8",
+            "--checkpointing_steps",
+            "4",
+            "--stop_after_steps",
+            "5",
+        )
+    )
     assert summary["steps"] == 5 and (cut / "checkpoint-5").is_dir() and (cut / "model_index.json").is_file()
     assert "| optimiser steps | 5 " in (cut / "README.md").read_text()
-    log = [json.loads(line) for line in (cut / train.LOG_FILE).read_text().splitlines()]
-    whole_log = [json.loads(line) for line in (whole / train.LOG_FILE).read_text().splitlines()]
+    log = [json.loads(line) for line in (cut / LOG_FILE).read_text().splitlines()]
+    whole_log = [json.loads(line) for line in (whole / LOG_FILE).read_text().splitlines()]
     assert [r["lr"] for r in log if "lr" in r] == [r["lr"] for r in whole_log if "lr" in r][:5]
-    train.main(base_args(toy_dataset, cut, "--max_train_steps", "8", "--checkpointing_steps", "4",
-                         "--resume_from_checkpoint", "latest"))
+    train.main(
+        base_args(
+            toy_dataset,
+            cut,
+            "--max_train_steps",
+            "8",
+            "--checkpointing_steps",
+            "4",
+            "--resume_from_checkpoint",
+            "latest",
+        )
+    )
     assert read_losses(cut) == pytest.approx(read_losses(whole), rel=1e-5)
     with pytest.raises(ValueError, match="at step 8, past --stop_after_steps/--max_train_steps 5"):
-        train.main(base_args(toy_dataset, cut, "--max_train_steps", "8", "--stop_after_steps", "5",
-                             "--resume_from_checkpoint", "latest"))
+        train.main(
+            base_args(
+                toy_dataset,
+                cut,
+                "--max_train_steps",
+                "8",
+                "--stop_after_steps",
+                "5",
+                "--resume_from_checkpoint",
+                "latest",
+            )
+        )
 
 
 def test_nan_stops_the_run_without_a_checkpoint(toy_dataset, tmp_path):
     output = tmp_path / "diverged"
     # An absurd learning rate, reached by warming up from 0, blows the weights up after a few finite steps.
     with pytest.raises(FloatingPointError, match=r"at step \d+: stopping without saving") as error:
-        train.main(base_args(toy_dataset, output, "--max_train_steps", "50", "--learning_rate", "1e15",
-                             "--lr_warmup_steps", "1000", "--max_grad_norm", "1e30",
-                             "--checkpointing_steps", "2", "--validation_steps", "1000"))
+        train.main(
+            base_args(
+                toy_dataset,
+                output,
+                "--max_train_steps",
+                "50",
+                "--learning_rate",
+                "1e15",
+                "--lr_warmup_steps",
+                "1000",
+                "--max_grad_norm",
+                "1e30",
+                "--checkpointing_steps",
+                "2",
+                "--validation_steps",
+                "1000",
+            )
+        )
     steps = sorted(int(path.name.split("-")[1]) for path in output.glob("checkpoint-*"))
     failed_at = int(str(error.value).split("at step ")[1].split(":")[0])
-    assert steps and max(steps) < failed_at and f"last good checkpoint is {output / f'checkpoint-{max(steps)}'}" in str(
-        error.value)
+    assert (
+        steps
+        and max(steps) < failed_at
+        and f"last good checkpoint is {output / f'checkpoint-{max(steps)}'}" in str(error.value)
+    )
     assert max(read_losses(output)) == failed_at - 1  # the failed step is not logged as a step
     for step in steps:  # every checkpoint written holds finite weights
         weights = torch.load(output / f"checkpoint-{step}" / "optimizer.bin", weights_only=True)
-        assert all(torch.isfinite(v).all() for s in weights["state"].values() for v in s.values()
-                   if isinstance(v, torch.Tensor))
+        assert all(
+            torch.isfinite(v).all()
+            for s in weights["state"].values()
+            for v in s.values()
+            if isinstance(v, torch.Tensor)
+        )
     assert not (output / "model_index.json").exists()
 
 
 def test_a_checkpoint_killed_while_saving_is_ignored_and_the_limit_holds(toy_dataset, tmp_path):
     output = tmp_path / "run"
-    train.main(base_args(toy_dataset, output, "--max_train_steps", "6", "--checkpointing_steps", "2",
-                         "--checkpoints_total_limit", "2", "--validation_steps", "100"))
+    train.main(
+        base_args(
+            toy_dataset,
+            output,
+            "--max_train_steps",
+            "6",
+            "--checkpointing_steps",
+            "2",
+            "--checkpoints_total_limit",
+            "2",
+            "--validation_steps",
+            "100",
+        )
+    )
     assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
     # What a kill during `save_state` leaves: a half-written folder under the temporary name.
     partial = output / "checkpoint-8.tmp"
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"truncated")
-    assert train.list_checkpoints(str(output))[-1][0] == 6
-    summary = train.main(base_args(toy_dataset, output, "--max_train_steps", "8", "--checkpointing_steps", "2",
-                                   "--checkpoints_total_limit", "2", "--validation_steps", "100",
-                                   "--resume_from_checkpoint", "latest"))
+    assert list_checkpoints(str(output))[-1][0] == 6
+    summary = train.main(
+        base_args(
+            toy_dataset,
+            output,
+            "--max_train_steps",
+            "8",
+            "--checkpointing_steps",
+            "2",
+            "--checkpoints_total_limit",
+            "2",
+            "--validation_steps",
+            "100",
+            "--resume_from_checkpoint",
+            "latest",
+        )
+    )
     assert summary["steps"] == 8 and sorted(read_losses(output)) == list(range(1, 9))
     assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8"]
     with pytest.raises(ValueError, match="not a checkpoint folder"):
@@ -191,17 +296,33 @@ def test_a_checkpoint_killed_while_saving_is_ignored_and_the_limit_holds(toy_dat
 
 def test_two_processes_see_different_data_and_end_in_sync(toy_dataset, tmp_path):
     output = tmp_path / "ddp"
-    # The documented CPU launch: Accelerate's `--cpu` alone starts one process (several need MPI), so the shipped
-    # config launches through torchrun and ACCELERATE_USE_CPU keeps Accelerate on the CPU.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(ROOT / "examples" / "accelerate_configs" / "multi_cpu.yaml"),
-               str(ROOT / "examples" / "train.py"),
-               *base_args(toy_dataset, output, "--max_train_steps", "6", "--checkpointing_steps", "3",
-                          "--validation_steps", "100", "--use_ema")]
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), ACCELERATE_USE_CPU="1")
+    # The documented CPU launch: Accelerate's `--cpu` alone starts one process (several need MPI), so the
+    # shipped config launches through torchrun and ACCELERATE_USE_CPU keeps Accelerate on the CPU.
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "examples" / "accelerate_configs" / "multi_cpu.yaml"),
+        str(ROOT / "examples" / "train.py"),
+        *base_args(
+            toy_dataset,
+            output,
+            "--max_train_steps",
+            "6",
+            "--checkpointing_steps",
+            "3",
+            "--validation_steps",
+            "100",
+            "--use_ema",
+        ),
+    ]
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), ACCELERATE_USE_CPU="1"
+    )
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    records = [json.loads(line) for line in (output / train.LOG_FILE).read_text().splitlines()]
+    records = [json.loads(line) for line in (output / LOG_FILE).read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert len(steps) == 6
     for record in steps:  # batch 8 per process, gathered: two disjoint halves
@@ -216,31 +337,55 @@ def test_two_processes_see_different_data_and_end_in_sync(toy_dataset, tmp_path)
 def test_crops_fit_the_context_begin_anywhere_and_mask_padding():
     latents = torch.arange(3 * 20, dtype=torch.float16).view(3, 20, 1).expand(3, 20, 2).clone()
     lengths = torch.tensor([20, 7, 12])
-    crops, mask = train.random_crops(latents, lengths, 10, 0.0, torch.Generator().manual_seed(0))
+    crops, mask = random_crops(latents, lengths, 10, 0.0, torch.Generator().manual_seed(0))
     assert crops.shape == (3, 10, 2) and mask.sum(1).tolist() == [10, 7, 10]
     assert crops[1, 7:].abs().sum() == 0 and torch.equal(crops[1, :7, 0], latents[1, :7, 0].float())
     for row in range(3):  # consecutive frames of the clip
         real = crops[row, : mask[row].sum(), 0]
         assert torch.equal(real.diff(), torch.ones(len(real) - 1))
-    _, short_mask = train.random_crops(latents, lengths, 10, 1.0, torch.Generator().manual_seed(1))
+    _, short_mask = random_crops(latents, lengths, 10, 1.0, torch.Generator().manual_seed(1))
     assert (short_mask.sum(1) <= torch.tensor([10, 7, 10])).all() and (short_mask.sum(1) >= 1).all()
 
 
-def test_the_data_order_depends_on_seed_and_epoch_only():
-    sampler = train.EpochPermutation(50, seed=1)
-    first = list(sampler)
-    sampler.set_epoch(1)
-    second = list(sampler)
-    assert sorted(first) == list(range(50)) and first != second
-    sampler.set_epoch(0)
-    assert list(sampler) == first and list(train.EpochPermutation(50, seed=2)) != first
+def test_the_data_order_is_a_permutation_of_seed_and_epoch_that_earlier_runs_used():
+    # Accelerate's seedable sampler, as train.py prepares it, permutes epoch e with randperm seeded by
+    # seed * 1_000_003 + e: the order of every earlier run of the script, so that their checkpoints resume
+    # exactly.
+    from accelerate import Accelerator, DataLoaderConfiguration
+
+    def order(seed: int, epoch: int) -> list[int]:
+        accelerator = Accelerator(
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=data_seed(seed))
+        )
+        loader = accelerator.prepare(torch.utils.data.DataLoader(range(50), batch_size=5, shuffle=True))
+        loader.set_epoch(epoch)
+        return torch.cat(list(loader)).tolist()
+
+    for seed, epoch in ((1, 0), (1, 1), (3, 7)):
+        expected = torch.randperm(
+            50, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        ).tolist()
+        assert order(seed, epoch) == expected
+    assert order(1, 0) != order(1, 1) and order(1, 0) != order(2, 0)
 
 
 def test_clips_of_different_lengths_are_padded_not_truncated(tmp_path):
     dataset = write_toy_latent_dataset(tmp_path / "varying", num_train=32, lengths_vary=True)
-    summary = train.main(base_args(dataset, tmp_path / "run", "--max_train_steps", "3", "--context_frames", "30",
-                                   "--checkpointing_steps", "3", "--validation_steps", "3"))
-    records = [json.loads(line) for line in (tmp_path / "run" / train.LOG_FILE).read_text().splitlines()]
+    summary = train.main(
+        base_args(
+            dataset,
+            tmp_path / "run",
+            "--max_train_steps",
+            "3",
+            "--context_frames",
+            "30",
+            "--checkpointing_steps",
+            "3",
+            "--validation_steps",
+            "3",
+        )
+    )
+    records = [json.loads(line) for line in (tmp_path / "run" / LOG_FILE).read_text().splitlines()]
     by_index = {i: 24 - (i % 5) for i in range(32)}
     for record in records[:3]:
         assert record["frames"] == sum(by_index[i] for i in record["clip_indices"])
@@ -269,27 +414,60 @@ def test_missing_or_foreign_dataset_is_rejected(tmp_path):
         train.main(base_args(write_toy_latent_dataset(tmp_path / "small", num_train=4), tmp_path / "run2"))
 
 
-def test_help_documents_every_setting(capsys):
+def test_help_states_the_defaults_a_run_from_scratch_uses(toy_dataset, tmp_path, capsys):
+    # The noise and Sampler options default to None in argparse (a fine-tuning run takes the pipeline's): the
+    # help states in words what a run from scratch uses. The trained pipeline's configs must say the same.
     with pytest.raises(SystemExit):
         train.parse_args(["--help"])
-    text = capsys.readouterr().out
-    for option in ("--max_training_noise", "--noise_mixing", "--noise_sampling", "--condition_on_noise_level",
-                   "--inference_noise", "--prediction_type", "--time_distribution", "--sampler_width",
-                   "--sampler_blocks", "--sampler_batch_mul", "--mixed_precision", "--gradient_accumulation_steps",
-                   "--gradient_checkpointing", "--use_ema", "--resume_from_checkpoint", "--checkpoints_total_limit",
-                   "--push_to_hub", "--report_to", "max_position_embeddings"):
-        assert option in text
+    text = " ".join(capsys.readouterr().out.split())
+
+    def stated_default(option: str) -> str:
+        section = text[text.rindex(f"--{option} ") :][:400]  # the option's entry, not the usage line
+        return re.search(r"[Dd]efault:? (\w+(?:\.\d+)?)", section).group(1)
+
+    output = tmp_path / "run"
+    train.main(base_args(toy_dataset, output, "--max_train_steps", "1", "--checkpointing_steps", "1"))
+    pipe = CAMPipeline.from_pretrained(str(output))
+    backbone, sampler = pipe.backbone.config, pipe.sampler.config
+    assert float(stated_default("max_training_noise")) == backbone.max_training_noise
+    assert float(stated_default("inference_noise")) == backbone.inference_noise
+    assert stated_default("noise_mixing") == backbone.noise_mixing
+    assert stated_default("noise_sampling") == backbone.noise_sampling
+    assert stated_default("prediction_type") == sampler.prediction_type
+    assert stated_default("time_distribution") == sampler.time_distribution
+    assert stated_default("few_step_objective") == "none" and sampler.few_step_objective is None
 
 
 def test_copying_a_checkpoint_folder_keeps_it_resumable(toy_dataset, tmp_path):
     # A checkpoint is self-contained: copied elsewhere, it resumes by path.
     output = tmp_path / "run"
-    train.main(base_args(toy_dataset, output, "--max_train_steps", "2", "--checkpointing_steps", "2",
-                         "--validation_steps", "100"))
+    train.main(
+        base_args(
+            toy_dataset,
+            output,
+            "--max_train_steps",
+            "2",
+            "--checkpointing_steps",
+            "2",
+            "--validation_steps",
+            "100",
+        )
+    )
     shutil.copytree(output / "checkpoint-2", tmp_path / "copy")
-    summary = train.main(base_args(toy_dataset, tmp_path / "run2", "--max_train_steps", "3",
-                                   "--checkpointing_steps", "3", "--validation_steps", "100",
-                                   "--resume_from_checkpoint", str(tmp_path / "copy")))
+    summary = train.main(
+        base_args(
+            toy_dataset,
+            tmp_path / "run2",
+            "--max_train_steps",
+            "3",
+            "--checkpointing_steps",
+            "3",
+            "--validation_steps",
+            "100",
+            "--resume_from_checkpoint",
+            str(tmp_path / "copy"),
+        )
+    )
     assert summary["steps"] == 3
 
 
@@ -318,21 +496,108 @@ def test_push_to_hub_uploads_the_pipeline_with_its_training_card(toy_dataset, tm
     # Up to the network: the two Hub calls are the only thing replaced.
     monkeypatch.setattr(hub_utils, "create_repo", fake_create_repo)
     monkeypatch.setattr(hub_utils, "upload_folder", fake_upload_folder)
-    train.main(base_args(toy_dataset, tmp_path / "run", "--max_train_steps", "2", "--checkpointing_steps", "2",
-                         "--validation_steps", "2", "--push_to_hub", "--hub_model_id", "org/cam-toy"))
+    train.main(
+        base_args(
+            toy_dataset,
+            tmp_path / "run",
+            "--max_train_steps",
+            "2",
+            "--checkpointing_steps",
+            "2",
+            "--validation_steps",
+            "2",
+            "--push_to_hub",
+            "--hub_model_id",
+            "org/cam-toy",
+        )
+    )
     card = (uploaded / "README.md").read_text()
     assert "org/cam-toy" in card and "examples/train.py" in card and "optimiser steps" in card
     assert not list(uploaded.glob("checkpoint-*"))  # the pipeline only, not the run's checkpoints
     assert CAMPipeline.from_pretrained(str(uploaded)).backbone.config.max_position_embeddings == 13
 
 
-def test_latents_are_read_exactly_from_arrow(toy_dataset):
+def test_clips_are_read_exactly_from_the_memory_mapped_files(toy_dataset, tmp_path):
     from datasets import load_from_disk
 
     split = load_from_disk(str(toy_dataset))["train"]
-    clips = train.read_latents(split)
-    expected = [torch.from_numpy(x) for x in split.with_format("numpy", columns=["latents"])["latents"]]
-    assert len(clips) == len(expected) and all(torch.equal(c, e.half()) for c, e in zip(clips, expected, strict=True))
-    shuffled = split.shuffle(seed=0).select(range(5))
-    order = shuffled._indices.column(0).to_pylist()  # the rows it selected, in its order
-    assert all(torch.equal(c, clips[i]) for c, i in zip(train.read_latents(shuffled), order, strict=True))
+    clips = LatentClips(split, "instrument_name", ["high", "low"])
+    expected = split.with_format("numpy")
+    assert len(clips) == len(split)
+    batch = clips.__getitems__([5, 0, 17])  # a DataLoader's fetch: one gather
+    for item, index in zip(batch, [5, 0, 17], strict=True):
+        assert item["index"] == index and item["latents"].dtype == torch.float16
+        assert torch.equal(item["latents"], torch.from_numpy(expected[index]["latents"]).half())
+        assert item["instrument_id"] == ["high", "low"].index(expected[index]["instrument_name"])
+    # A view (shuffled, selected) is read in its own order.
+    view = split.shuffle(seed=0).select(range(5))
+    for i, item in enumerate(LatentClips(view).__getitems__(list(range(5)))):
+        assert torch.equal(item["latents"], torch.from_numpy(view.with_format("numpy")[i]["latents"]).half())
+    assert clips.num_frames() == sum(split["num_frames"])
+    # Nothing is held but a reference to the files: the object a DataLoader worker receives is small.
+    big = write_toy_latent_dataset(tmp_path / "big", num_train=4096, length=64)
+    big_clips = LatentClips(load_from_disk(str(big))["train"])
+    assert len(pickle.dumps(big_clips)) < 20_000 < 4096 * 64 * 2 * 2
+    batch = collate_clips(big_clips.__getitems__([1, 2]))
+    assert batch["latents"].shape == (2, 64, 2) and batch["lengths"].tolist() == [64, 64]
+    with pytest.raises(ValueError, match=r"\['low'\] are not among"):
+        LatentClips(split, "instrument_name", ["high"])
+
+
+def resume_losses(dataset: Path, output_dir: Path, *extra: str) -> dict[int, float]:
+    train.main(base_args(dataset, output_dir, "--validation_steps", "100", *extra))
+    return read_losses(output_dir)
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_newest_whole_one(toy_dataset, tmp_path, caplog):
+    args = ["--checkpointing_steps", "2", "--use_ema"]
+    expected = resume_losses(toy_dataset, tmp_path / "whole", "--max_train_steps", "8", *args)
+    output = tmp_path / "run"
+    resume_losses(toy_dataset, output, "--max_train_steps", "6", *args)
+    weights = output / "checkpoint-6" / "model.safetensors"
+    truncated = weights.read_bytes()[: weights.stat().st_size // 2]  # a copy cut short
+    weights.write_bytes(truncated)
+    with pytest.raises(ValueError, match=r"checkpoint-6/model.safetensors cannot be read.*checkpoint-4"):
+        train.main(
+            base_args(toy_dataset, output, "--resume_from_checkpoint", str(output / "checkpoint-6"), *args)
+        )
+    got = resume_losses(
+        toy_dataset, output, "--max_train_steps", "8", *args, "--resume_from_checkpoint", "latest"
+    )
+    warning = " ".join(record.getMessage() for record in caplog.records if record.levelname == "WARNING")
+    assert "checkpoint-6/model.safetensors cannot be read" in warning and "resuming from" in warning
+    # Resumed from checkpoint-4: the same losses as a run never stopped; the bad checkpoint kept, not deleted.
+    assert got == expected
+    assert (output / "checkpoint-6.corrupt" / "model.safetensors").read_bytes() == truncated
+    assert [step for step, _ in list_checkpoints(str(output))] == [2, 4, 6, 8]
+
+
+def test_a_checkpoint_of_the_earlier_layout_resumes_exactly(toy_dataset, tmp_path):
+    # Checkpoints written before the EMA was registered with Accelerate hold it as ema.safetensors, with its
+    # step count in training_state.json. Build one from a checkpoint of today's layout, as that code wrote it.
+    args = ["--checkpointing_steps", "2", "--use_ema", "--ema_decay", "0.9"]
+    expected = resume_losses(toy_dataset, tmp_path / "whole", "--max_train_steps", "4", *args)
+    output = tmp_path / "run"
+    resume_losses(toy_dataset, output, "--max_train_steps", "2", *args)
+    checkpoint = output / "checkpoint-2"
+    ema = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)
+    (checkpoint / "custom_checkpoint_0.pkl").unlink()
+    save_file(
+        {f"shadow.{i}": p.contiguous() for i, p in enumerate(ema["shadow_params"])},
+        checkpoint / "ema.safetensors",
+    )
+    state = {"step": 2, "ema": {"optimization_step": ema["optimization_step"], "decay": ema["decay"]}}
+    (checkpoint / "training_state.json").write_text(json.dumps(state))
+    assert (
+        resume_losses(
+            toy_dataset, output, "--max_train_steps", "4", *args, "--resume_from_checkpoint", "latest"
+        )
+        == expected
+    )
+    # The EMA went on from the restored one: the saved (EMA) weights are those of the run never stopped.
+    for name in ("backbone", "sampler"):
+        ours = load_file(next((output / name).glob("*.safetensors")))
+        theirs = load_file(next((tmp_path / "whole" / name).glob("*.safetensors")))
+        assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+    # And the run's next checkpoint is of today's layout.
+    assert (output / "checkpoint-4" / "custom_checkpoint_0.pkl").is_file()

@@ -4,7 +4,7 @@ from scipy import stats
 
 from cam_hf import CAMForTraining, CAMModel, CAMSampler, default_scheduler, mix_noise, sample_next_frame
 
-from .conftest import tiny_config
+from .conftest import TOY_MEAN, TOY_STAY, TOY_STD, tiny_config, toy_sequences
 
 
 def make_trainer(latent_dim=64, **config_overrides) -> CAMForTraining:
@@ -16,7 +16,9 @@ def make_trainer(latent_dim=64, **config_overrides) -> CAMForTraining:
 
 def capture_backbone_inputs(trainer: CAMForTraining) -> list[torch.Tensor]:
     seen = []
-    trainer.backbone.input_proj.register_forward_hook(lambda module, args, output: seen.append(args[0].detach()))
+    trainer.backbone.input_proj.register_forward_hook(
+        lambda module, args, output: seen.append(args[0].detach())
+    )
     return seen
 
 
@@ -36,10 +38,12 @@ def test_noise_levels_per_sequence_are_constant_within_a_sequence():
     assert stats.kstest(levels[:, 0].numpy(), stats.uniform(0, 0.8).cdf).pvalue > 1e-3
 
 
-@pytest.mark.parametrize("mixing, expected_std", [("linear", lambda k: k), ("variance_preserving", lambda k: k.sqrt())])
+@pytest.mark.parametrize(
+    "mixing, expected_std", [("linear", lambda k: k), ("variance_preserving", lambda k: k.sqrt())]
+)
 def test_backbone_sees_inputs_mixed_with_the_drawn_noise(mixing, expected_std):
-    # On zero latents the Backbone's input frame is k * eps (or sqrt(k) * eps): its spread over the 64 channels
-    # estimates the noise actually applied to that frame.
+    # On zero latents the Backbone's input frame is k * eps (or sqrt(k) * eps): its spread over the 64
+    # channels estimates the noise actually applied to that frame.
     trainer = make_trainer(max_training_noise=0.5, noise_mixing=mixing)
     seen = capture_backbone_inputs(trainer)
     output = trainer(torch.zeros(8, 20, 64), generator=torch.Generator().manual_seed(0))
@@ -97,26 +101,13 @@ def test_bad_inputs_raise():
         CAMForTraining(CAMModel(tiny_config()), CAMSampler(latent_dim=4, condition_dim=32))
 
 
-# A toy sequence distribution with a known answer: each frame is one of two Gaussian modes at +-MEAN with std STD;
-# the first mode is a fair coin, then each frame stays in its predecessor's mode with probability STAY.
-MEAN, STD, STAY = torch.tensor([2.0, -1.0]), 0.3, 0.7
-
-
-def toy_sequences(num: int, num_frames: int, generator: torch.Generator) -> torch.Tensor:
-    mode = torch.where(torch.rand(num, generator=generator) < 0.5, 1.0, -1.0)
-    frames = []
-    for t in range(num_frames):
-        if t > 0:
-            mode = torch.where(torch.rand(num, generator=generator) < STAY, mode, -mode)
-        frames.append(mode[:, None] * MEAN + STD * torch.randn(num, 2, generator=generator))
-    return torch.stack(frames, 1)
-
-
 @pytest.fixture(scope="module")
 def toy_run():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    backbone = CAMModel(tiny_config(latent_dim=2, hidden_size=64, intermediate_size=128, num_key_value_heads=4))
+    backbone = CAMModel(
+        tiny_config(latent_dim=2, hidden_size=64, intermediate_size=128, num_key_value_heads=4)
+    )
     sampler = CAMSampler(latent_dim=2, condition_dim=64, width=128, num_blocks=3)
     trainer = CAMForTraining(backbone, sampler)  # default noise augmentation: k_t ~ U(0, 0.5) per frame
     optimizer = torch.optim.AdamW(trainer.parameters(), lr=2e-3)
@@ -139,7 +130,9 @@ def toy_run():
             frames.append(frame)
             noise = torch.randn(frame.shape, generator=generator)
             fed_back = mix_noise(frame, noise, torch.tensor(backbone.config.inference_noise))
-            condition = backbone(fed_back[:, None], cache=output.cache, use_cache=True).last_hidden_state[:, -1]
+            condition = backbone(fed_back[:, None], cache=output.cache, use_cache=True).last_hidden_state[
+                :, -1
+            ]
     return losses, torch.stack(frames, 1)
 
 
@@ -151,16 +144,16 @@ def test_toy_loss_goes_down(toy_run):
 
 def test_toy_generations_match_the_distribution(toy_run):
     _, frames = toy_run
-    position = frames @ MEAN / MEAN.dot(MEAN)  # +1 and -1 at the two modes
+    position = frames @ TOY_MEAN / TOY_MEAN.dot(TOY_MEAN)  # +1 and -1 at the two modes
     mode = position.sign()
     assert (position.abs() < 0.5).float().mean() < 0.03  # hardly anything between the modes
     assert abs((mode[:, 0] > 0).float().mean() - 0.5) < 0.1  # the first frame's coin is fair
     stay = (mode[:, 1:] == mode[:, :-1]).float().mean()
-    assert abs(stay - STAY) < 0.05, stay  # transitions in the right proportion
+    assert abs(stay - TOY_STAY) < 0.05, stay  # transitions in the right proportion
     for sign in (1.0, -1.0):
         members = frames[mode == sign]
-        torch.testing.assert_close(members.mean(0), sign * MEAN, rtol=0, atol=0.15)
-        assert ((members.std(0) - STD).abs() < 0.3 * STD).all(), members.std(0)
+        torch.testing.assert_close(members.mean(0), sign * TOY_MEAN, rtol=0, atol=0.15)
+        assert ((members.std(0) - TOY_STD).abs() < 0.3 * TOY_STD).all(), members.std(0)
 
 
 def test_instrument_label_dropout_rate_and_eval_mode():
