@@ -3,8 +3,8 @@
     check the output folder -> run tasks in a worker pool -> stream rows to the writer, counting them in the
     summary -> save the DatasetDict, `build_summary.json` and the card -> print the summary
 
-Each source (`build_from_corpus.py`, `build_from_audio.py`) supplies only its options, its columns, its tasks and
-what a task's result adds to the dataset.
+Each source (`build_from_corpus.py`, `build_from_audio.py`) supplies only its options, its columns, its tasks
+and what a task's result adds to the dataset.
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ from .writer import ClipWriter
 def check_output_dir(output_dir: str) -> None:
     """Refuse a non-empty `output_dir` (a build never mixes its files with others'); create it if absent."""
     if os.path.isdir(output_dir) and os.listdir(output_dir):
-        raise ValueError(f"Output directory {output_dir!r} is not empty: choose a new directory or empty it first.")
+        raise ValueError(
+            f"Output directory {output_dir!r} is not empty: choose a new directory or empty it first."
+        )
     os.makedirs(output_dir, exist_ok=True)
 
 
 def map_in_workers(function: Callable, tasks: Iterable, num_workers: int) -> Iterator:
     """`map(function, tasks)`, in `num_workers` worker processes when more than 1, results in task order.
 
-    Workers are spawned, not forked: the parent holds pyarrow (and torch) threads, which fork does not copy safely.
-    The pool is closed when the results are exhausted, or when the caller stops early or fails.
+    Workers are spawned, not forked: the parent holds pyarrow (and torch) threads, which fork does not copy
+    safely. The pool is closed when the results are exhausted, or when the caller stops early or fails.
     """
     if num_workers <= 1:
         yield from map(function, tasks)
@@ -71,7 +73,8 @@ class ClipDatasetBuild:
         self.summary.add_clip(row)
 
     def finish(self, options: dict, progress: bool) -> DatasetDict:
-        """Save the dataset, `build_summary.json` (with `options`) and the card; print the summary if `progress`.
+        """Save the dataset, `build_summary.json` (with `options`) and the card; print the summary if
+        `progress`.
 
         Returns:
             `datasets.DatasetDict`: the saved dataset, memory-mapped from `output_dir`.

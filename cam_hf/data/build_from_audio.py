@@ -59,9 +59,14 @@ class AudioBuildConfig:
             raise ValueError(f"clip_seconds must be > 0, got {self.clip_seconds}.")
         if self.sample_rate < 8000:
             raise ValueError(f"sample_rate must be at least 8000 Hz, got {self.sample_rate}.")
-        if not (0 <= self.validation_fraction and 0 <= self.test_fraction and self.validation_fraction + self.test_fraction < 1):
+        if not (
+            0 <= self.validation_fraction
+            and 0 <= self.test_fraction
+            and self.validation_fraction + self.test_fraction < 1
+        ):
             raise ValueError(
-                f"validation_fraction + test_fraction must be in [0, 1), got {self.validation_fraction} + {self.test_fraction}."
+                f"validation_fraction + test_fraction must be in [0, 1), got {self.validation_fraction} + "
+                f"{self.test_fraction}."
             )
 
 
@@ -92,7 +97,11 @@ def _read(source) -> tuple[np.ndarray, int]:
     if isinstance(source, bytes | bytearray) and len(source) == 0:
         raise ValueError("empty file (0 bytes)")
     try:
-        audio, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes | bytearray) else source, dtype="float32", always_2d=True)
+        audio, rate = sf.read(
+            io.BytesIO(source) if isinstance(source, bytes | bytearray) else source,
+            dtype="float32",
+            always_2d=True,
+        )
     except Exception as err:  # libsndfile's errors (corrupt, truncated, not audio) have various types
         raise ValueError(f"unreadable: {type(err).__name__}: {str(err).strip()[:200]}") from None
     if audio.shape[0] == 0:
@@ -116,7 +125,12 @@ def _clips_of(task: tuple) -> tuple[str, list[dict] | None, str | None, int]:
         audio = audio.mean(axis=1) if config.mono or channels == 1 else audio
         audio = resample_audio(audio, rate, config.sample_rate, axis=0)
         clips, dropped = cut_clips(
-            audio, config.sample_rate, config.clip_seconds, config.max_silence, config.max_clips_per_file, config.normalize
+            audio,
+            config.sample_rate,
+            config.clip_seconds,
+            config.max_silence,
+            config.max_clips_per_file,
+            config.normalize,
         )
     except Exception as err:  # one odd file must not stop the build
         return piece, None, f"processing error: {type(err).__name__}: {err}", 0
@@ -154,7 +168,9 @@ def _folder_tasks(audio_dir: str, config: AudioBuildConfig, summary) -> list[tup
             path = os.path.join(root, name)
             rel = os.path.relpath(path, audio_dir)
             if not name.lower().endswith(AUDIO_EXTENSIONS):
-                summary.skips.append((rel, f"not an audio file: extension {os.path.splitext(name)[1] or '(none)'!r}"))
+                summary.skips.append(
+                    (rel, f"not an audio file: extension {os.path.splitext(name)[1] or '(none)'!r}")
+                )
                 continue
             tasks.append((rel, path, config))
     return tasks
@@ -176,12 +192,15 @@ def _dataset_tasks(source, config: AudioBuildConfig) -> tuple[int, Iterator[tupl
     for _, split in splits:
         if config.audio_column not in split.column_names:
             raise ValueError(
-                f"Column {config.audio_column!r} not in the dataset (columns: {split.column_names}): pass audio_column=."
+                f"Column {config.audio_column!r} not in the dataset (columns: {split.column_names}): pass "
+                "audio_column=."
             )
 
     def tasks():
         for split_name, split in splits:
-            audio = split.cast_column(config.audio_column, Audio(decode=False)).select_columns([config.audio_column])
+            audio = split.cast_column(config.audio_column, Audio(decode=False)).select_columns(
+                [config.audio_column]
+            )
             for index, row in enumerate(audio):
                 value = row[config.audio_column] or {}
                 name = value.get("path") or f"{index}"
@@ -192,14 +211,19 @@ def _dataset_tasks(source, config: AudioBuildConfig) -> tuple[int, Iterator[tupl
 
 
 def build_audio_dataset(
-    source, output_dir: str, config: AudioBuildConfig | None = None, num_workers: int = 1, progress: bool = True
+    source,
+    output_dir: str,
+    config: AudioBuildConfig | None = None,
+    num_workers: int = 1,
+    progress: bool = True,
 ) -> DatasetDict:
-    """Build a clip dataset from users' audio and save it to `output_dir` (with `README.md` and `build_summary.json`).
+    """Build a clip dataset from users' audio and save it to `output_dir` (with `README.md` and
+    `build_summary.json`).
 
     Args:
-        source (`str`, `datasets.Dataset` or `datasets.DatasetDict`): a folder of audio files (wav, flac, ogg, mp3,
-            aiff; any sample rate and channel count; searched recursively), a dataset saved with `save_to_disk`,
-            a Hub dataset id (needs network), or a dataset object, with an audio column.
+        source (`str`, `datasets.Dataset` or `datasets.DatasetDict`): a folder of audio files (wav, flac, ogg,
+            mp3, aiff; any sample rate and channel count; searched recursively), a dataset saved with
+            `save_to_disk`, a Hub dataset id (needs network), or a dataset object, with an audio column.
         output_dir (`str`): destination; must be empty or absent.
         config (`AudioBuildConfig`, *optional*): the options.
         num_workers (`int`): worker processes decoding and cutting files.
@@ -213,9 +237,14 @@ def build_audio_dataset(
     config = config or AudioBuildConfig()
     config.validate()
     if isinstance(source, str) and not os.path.exists(source) and not _HUB_ID.match(source):
-        raise ValueError(f"Audio folder {source!r} does not exist: pass a folder of audio files, a saved dataset or a Hub id.")
+        raise ValueError(
+            f"Audio folder {source!r} does not exist: pass a folder of audio files, a saved dataset or a Hub "
+            "id."
+        )
     from_folder = isinstance(source, str) and os.path.isdir(source)
-    is_saved = from_folder and any(os.path.isfile(os.path.join(source, f)) for f in ("dataset_dict.json", "state.json"))
+    is_saved = from_folder and any(
+        os.path.isfile(os.path.join(source, f)) for f in ("dataset_dict.json", "state.json")
+    )
     summary = BuildSummary(kind="an audio folder" if from_folder and not is_saved else "a datasets dataset")
     if from_folder and not is_saved:
         folder_tasks = _folder_tasks(source, config, summary)
@@ -224,7 +253,9 @@ def build_audio_dataset(
         num_tasks, tasks = _dataset_tasks(source, config)
     build = ClipDatasetBuild(output_dir, audio_features(config.sample_rate), summary)
 
-    for piece, rows, reason, dropped in tqdm(map_in_workers(_clips_of, tasks, num_workers), total=num_tasks, disable=not progress, desc="files"):
+    for piece, rows, reason, dropped in tqdm(
+        map_in_workers(_clips_of, tasks, num_workers), total=num_tasks, disable=not progress, desc="files"
+    ):
         summary.counts["clips dropped: mostly silent"] += dropped
         if rows is None:
             summary.skips.append((piece, reason))
@@ -232,5 +263,7 @@ def build_audio_dataset(
         summary.counts["files with clips"] += 1
         for row in rows:
             build.write(row)
-    summary.counts["files listed"] = num_tasks + sum(r.startswith("not an audio file") for _, r in summary.skips)
+    summary.counts["files listed"] = num_tasks + sum(
+        r.startswith("not an audio file") for _, r in summary.skips
+    )
     return build.finish(asdict(config) | {"num_workers": num_workers}, progress)

@@ -1,8 +1,10 @@
-"""Build the built-in single-instrument dataset: music21 melodies rendered one General MIDI instrument at a time.
+"""Build the built-in single-instrument dataset: music21 melodies rendered one General MIDI instrument at a
+time.
 
     corpus pieces --parse (one file per task, in worker processes)--> monophonic melodies
       --tempo, instrument, octave transposition--> notes in seconds --SoundFont--> audio
-      --trim, cut, drop silent, normalise--> 10 s clips --FLAC--> Arrow, split by piece --> DatasetDict on disk
+      --trim, cut, drop silent, normalise--> 10 s clips --FLAC--> Arrow, split by piece --> DatasetDict on
+      disk
 
 Everything random is drawn from generators seeded by `(seed, piece, part)`, and results are written in task
 order, so the same options give byte-identical audio and metadata whatever the number of workers.
@@ -90,9 +92,14 @@ class CorpusBuildConfig:
                 f"instruments_per_melody and max_clips_per_melody must be >= 1, "
                 f"got {self.instruments_per_melody} and {self.max_clips_per_melody}."
             )
-        if not (0 <= self.validation_fraction and 0 <= self.test_fraction and self.validation_fraction + self.test_fraction < 1):
+        if not (
+            0 <= self.validation_fraction
+            and 0 <= self.test_fraction
+            and self.validation_fraction + self.test_fraction < 1
+        ):
             raise ValueError(
-                f"validation_fraction + test_fraction must be in [0, 1), got {self.validation_fraction} + {self.test_fraction}."
+                f"validation_fraction + test_fraction must be in [0, 1), got {self.validation_fraction} + "
+                f"{self.test_fraction}."
             )
         self._resolved_instruments = resolve_instruments(self.instruments)
 
@@ -145,7 +152,8 @@ class RenderedMelody:
         instrument (`Instrument`): who played it.
         tempo_bpm (`float`): quarter notes per minute.
         transpose (`int`): semitones the melody was shifted by to fit the instrument's range (whole octaves).
-        audio (`np.ndarray` of shape `(samples,)`): float32 mono audio at `sample_rate`, from the first note on.
+        audio (`np.ndarray` of shape `(samples,)`): float32 mono audio at `sample_rate`, from the first note
+            on.
         sample_rate (`int`): in Hz.
         renderer (`str`), soundfont (`str`): what synthesised it.
     """
@@ -160,9 +168,12 @@ class RenderedMelody:
     soundfont: str
 
 
-def render_melody(melody: Melody, config: CorpusBuildConfig, max_seconds: float | None = None) -> list[RenderedMelody]:
-    """Render a melody the way the built-in dataset does: same instruments, tempo, transposition and velocities for
-    the same `config.seed`, so a piece of the test split sounds here as it does in the dataset's clips.
+def render_melody(
+    melody: Melody, config: CorpusBuildConfig, max_seconds: float | None = None
+) -> list[RenderedMelody]:
+    """Render a melody the way the built-in dataset does: same instruments, tempo, transposition and
+    velocities for the same `config.seed`, so a piece of the test split sounds here as it does in the
+    dataset's clips.
 
     Args:
         melody (`Melody`): from `cam_hf.data.corpus.extract_melodies`.
@@ -177,11 +188,15 @@ def render_melody(melody: Melody, config: CorpusBuildConfig, max_seconds: float 
         config.validate()
     rng = np.random.default_rng(stable_seed(config.seed, melody.piece, melody.part_index))
     instruments = config._resolved_instruments
-    chosen = rng.choice(len(instruments), size=min(config.instruments_per_melody, len(instruments)), replace=False)
+    chosen = rng.choice(
+        len(instruments), size=min(config.instruments_per_melody, len(instruments)), replace=False
+    )
     renderer = _renderer(config)
-    # Time starts at the first note (a voice entering late would otherwise render rests), and only what can become
-    # kept clips is rendered by default, plus one clip of slack for silent stretches.
-    horizon = (config.max_clips_per_melody + 1) * config.clip_seconds + 2.0 if max_seconds is None else max_seconds
+    # Time starts at the first note (a voice entering late would otherwise render rests), and only what can
+    # become kept clips is rendered by default, plus one clip of slack for silent stretches.
+    horizon = (
+        (config.max_clips_per_melody + 1) * config.clip_seconds + 2.0 if max_seconds is None else max_seconds
+    )
     first = melody.notes[0][0]
     rendered = []
     for inst_index in chosen:
@@ -192,7 +207,9 @@ def render_melody(melody: Melody, config: CorpusBuildConfig, max_seconds: float 
             tempo = round(float(rng.uniform(config.min_tempo, config.max_tempo)), 1)
         shift = octave_shift_into_range([n[2] for n in melody.notes], instrument) if config.transpose else 0
         seconds_per_quarter = 60.0 / tempo
-        velocities = np.clip(np.array([n[3] for n in melody.notes]) + rng.integers(-8, 9, len(melody.notes)), 30, 127)
+        velocities = np.clip(
+            np.array([n[3] for n in melody.notes]) + rng.integers(-8, 9, len(melody.notes)), 30, 127
+        )
         notes = [
             Note(
                 (offset - first) * seconds_per_quarter,
@@ -204,8 +221,11 @@ def render_melody(melody: Melody, config: CorpusBuildConfig, max_seconds: float 
             if (offset - first) * seconds_per_quarter < horizon
         ]
         audio = renderer.render(notes, instrument.program)
-        rendered.append(RenderedMelody(melody, instrument, tempo, shift, audio, config.sample_rate, renderer.name,
-                                       renderer.soundfont))
+        rendered.append(
+            RenderedMelody(
+                melody, instrument, tempo, shift, audio, config.sample_rate, renderer.name, renderer.soundfont
+            )
+        )
     return rendered
 
 
@@ -223,7 +243,9 @@ def split_pieces(config: CorpusBuildConfig, split: str) -> list[PieceRef]:
     ]
 
 
-def _render_melody(melody: Melody, config: CorpusBuildConfig, clip_dir: str, split: str) -> tuple[list[dict], float, int]:
+def _render_melody(
+    melody: Melody, config: CorpusBuildConfig, clip_dir: str, split: str
+) -> tuple[list[dict], float, int]:
     """Render one melody with its instruments and write its clips as FLAC files under `clip_dir`.
 
     Returns:
@@ -336,20 +358,26 @@ def build_corpus_dataset(
     """
     from tqdm.auto import tqdm
 
-    config = dataclasses.replace(config) if config is not None else CorpusBuildConfig()  # a copy: resolved below
+    config = (
+        dataclasses.replace(config) if config is not None else CorpusBuildConfig()
+    )  # a copy: resolved below
     config.validate()
     # Fail early and clearly if the renderer cannot start, rather than skipping every melody.
     renderer = make_renderer(config.renderer, config.sample_rate, config.soundfont)
     config.renderer, config.soundfont = renderer.name, renderer.soundfont_path
 
-    build = ClipDatasetBuild(output_dir, corpus_features(config.sample_rate), BuildSummary(kind="music21 corpus"))
+    build = ClipDatasetBuild(
+        output_dir, corpus_features(config.sample_rate), BuildSummary(kind="music21 corpus")
+    )
     clip_root = tempfile.mkdtemp(prefix="clips_", dir=build.writer.tmp_dir)
     tasks = _tasks(config, clip_root)
     build.summary.counts["pieces listed"] = sum(len(t[1]) for t in tasks)
     build.summary.counts["score files"] = len(tasks)
 
     results = map_in_workers(_build_file, tasks, num_workers)
-    for task, (rows, skips, counts) in tqdm(zip(tasks, results, strict=True), total=len(tasks), disable=not progress, desc="scores"):
+    for task, (rows, skips, counts) in tqdm(
+        zip(tasks, results, strict=True), total=len(tasks), disable=not progress, desc="scores"
+    ):
         for row in rows:
             # A new dict, not `row` updated in place: `rows` would otherwise keep every clip's bytes of
             # a 300-tune collection in memory until the loop ends.
@@ -358,5 +386,7 @@ def build_corpus_dataset(
         build.summary.skips.extend(skips)
         build.summary.counts.update(counts)
         shutil.rmtree(task[3], ignore_errors=True)
-    options = {k: v for k, v in asdict(config).items() if not k.startswith("_")} | {"num_workers": num_workers}
+    options = {k: v for k, v in asdict(config).items() if not k.startswith("_")} | {
+        "num_workers": num_workers
+    }
     return build.finish(options, progress)

@@ -1,5 +1,5 @@
-"""The dataset cards (`README.md` in the Hugging Face Hub's format) written beside every built audio dataset and every
-latent dataset."""
+"""The dataset cards (`README.md` in the Hugging Face Hub's format) written beside every built audio dataset
+and every latent dataset."""
 
 from __future__ import annotations
 
@@ -14,16 +14,17 @@ from .instruments import INSTRUMENTS
 from .summary import BuildSummary
 
 SOUNDFONT_LICENCES = {
-    "TimGM6mb.sf2": "TimGM6mb by Tim Brechbill, shipped inside the `pretty_midi` wheel (MIT package); the SoundFont "
-    "itself is distributed under the GPL-2.0 (as with MuseScore 1.x, which made it its default).",
+    "TimGM6mb.sf2": "TimGM6mb by Tim Brechbill, shipped inside the `pretty_midi` wheel (MIT package); the "
+    "SoundFont itself is distributed under the GPL-2.0 (as with MuseScore 1.x, which made it its default).",
     "FluidR3_GM.sf2": "FluidR3_GM by Frank Wen, MIT licence (Debian package `fluid-soundfont-gm`).",
 }
 
 CORPUS_LICENCE = (
-    "The scores come from the corpus shipped with `music21` (BSD-3-Clause software). Per `music21/corpus/license.txt`, "
-    "the encodings are distributed with the permission of their encoders and are believed to be out of copyright in "
-    "the United States or licensed for use; some may not be used commercially, see the licences embedded in "
-    "individual files and directories (e.g. the Essen folk songs, Ryan's Mammoth Collection, O'Neill's 1850)."
+    "The scores come from the corpus shipped with `music21` (BSD-3-Clause software). Per "
+    "`music21/corpus/license.txt`, the encodings are distributed with the permission of their encoders and "
+    "are believed to be out of copyright in the United States or licensed for use; some may not be used "
+    "commercially, see the licences embedded in individual files and directories (e.g. the Essen folk songs, "
+    "Ryan's Mammoth Collection, O'Neill's 1850)."
 )
 
 
@@ -92,40 +93,49 @@ def make_card(
         renderers = sorted({r for split in dataset.values() for r in set(split["renderer"])}) or [
             options.get("renderer")
         ]
+        transposition = "not transposed"
+        if options.get("transpose"):
+            transposition = "transposed by octaves into the instrument's range"
         sections += [
-            "Fixed-length clips of single instruments playing real melodies: the monophonic lines of the `music21` corpus "
-            "(folk-tune collections, the single voices of Bach chorales and of Renaissance polyphony, ...) rendered one "
-            "General MIDI instrument at a time with a SoundFont. Built offline by `cam_hf` "
-            "(`python examples/make_dataset.py`) as training data for Continuous Autoregressive Models (arXiv 2411.18447).",
+            "Fixed-length clips of single instruments playing real melodies: the monophonic lines of the "
+            "`music21` corpus (folk-tune collections, the single voices of Bach chorales and of Renaissance "
+            "polyphony, ...) rendered one General MIDI instrument at a time with a SoundFont. Built offline "
+            "by `cam_hf` (`python examples/make_dataset.py`) as training data for Continuous Autoregressive "
+            "Models (arXiv 2411.18447).",
             "",
             "## How it was made",
             "",
-            f"- Melodies: every part of every piece with at least {options.get('min_notes')} notes; parts with chords or "
-            f"overlapping notes {'reduced to their top line' if options.get('polyphony') == 'reduce' else 'skipped'} "
-            "(column `reduced_to_top_line`). Repeats are not expanded.",
-            f"- Tempo: the score's metronome mark when within {options.get('min_tempo'):g}-{options.get('max_tempo'):g} "
-            "quarter notes per minute, else drawn uniformly from that range (column `tempo_bpm`).",
-            f"- Instruments: {options.get('instruments_per_melody')} per melody, drawn from the selection below; melodies "
-            f"{'transposed by octaves into the instrument' + chr(39) + 's range' if options.get('transpose') else 'not transposed'} "
-            "(column `transpose`, semitones).",
-            f"- Rendering: {', '.join(map(str, renderers))} with {', '.join(soundfonts)} at {options.get('sample_rate')} Hz, mono.",
+            f"- Melodies: every part of every piece with at least {options.get('min_notes')} notes; parts "
+            "with chords or overlapping notes "
+            f"{'reduced to their top line' if options.get('polyphony') == 'reduce' else 'skipped'} (column "
+            "`reduced_to_top_line`). Repeats are not expanded.",
+            "- Tempo: the score's metronome mark when within "
+            f"{options.get('min_tempo'):g}-{options.get('max_tempo'):g} quarter notes per minute, else drawn "
+            "uniformly from that range (column `tempo_bpm`).",
+            f"- Instruments: {options.get('instruments_per_melody')} per melody, drawn from the selection "
+            f"below; melodies {transposition} (column `transpose`, semitones).",
+            f"- Rendering: {', '.join(map(str, renderers))} with {', '.join(soundfonts)} at "
+            f"{options.get('sample_rate')} Hz, mono.",
         ]
     else:
         sections += [
-            f"Fixed-length clips cut from {data['kind']} by `cam_hf` (`python examples/make_dataset.py --audio_dir ...`).",
+            f"Fixed-length clips cut from {data['kind']} by `cam_hf` (`python examples/make_dataset.py "
+            "--audio_dir ...`).",
             "",
             "## How it was made",
             "",
-            f"- Audio resampled to {options.get('sample_rate')} Hz, {'mono' if options.get('mono', True) else 'channels kept'}.",
+            f"- Audio resampled to {options.get('sample_rate')} Hz, "
+            f"{'mono' if options.get('mono', True) else 'channels kept'}.",
         ]
     sections += [
-        f"- Clips: {options.get('clip_seconds'):g} s, consecutive, after trimming leading and trailing silence (frames more "
-        f"than {SILENCE_BELOW_DB:g} dB under the recording's 95th-percentile level); clips with more than "
-        f"{100 * options.get('max_silence', 0.5):g}% silent 50 ms frames dropped "
+        f"- Clips: {options.get('clip_seconds'):g} s, consecutive, after trimming leading and trailing "
+        f"silence (frames more than {SILENCE_BELOW_DB:g} dB under the recording's 95th-percentile level); "
+        f"clips with more than {100 * options.get('max_silence', 0.5):g}% silent 50 ms frames dropped "
         f"({data['counts'].get('clips dropped: mostly silent', 0)} here).",
-        f"- Loudness: each clip scaled to {TARGET_RMS_DBFS:g} dBFS RMS, peaks capped at {PEAK_CEILING_DBFS:g} dBFS; "
-        "stored as 16-bit FLAC bytes in an `Audio(decode=False)` column.",
-        f"- Splits by piece (no piece is in two splits), from a hash of the piece name and seed {options.get('seed')}.",
+        f"- Loudness: each clip scaled to {TARGET_RMS_DBFS:g} dBFS RMS, peaks capped at "
+        f"{PEAK_CEILING_DBFS:g} dBFS; stored as 16-bit FLAC bytes in an `Audio(decode=False)` column.",
+        "- Splits by piece (no piece is in two splits), from a hash of the piece name and seed "
+        f"{options.get('seed')}.",
         "",
         "## Contents",
         "",
@@ -161,7 +171,8 @@ def make_card(
         "from cam_hf.data import decode_audio",
         "",
         "ds = load_from_disk(PATH)",
-        "audio, sample_rate = decode_audio(ds['train'][0]['audio'])  # soundfile: no torchcodec or ffmpeg needed",
+        "audio, sample_rate = decode_audio(ds['train'][0]['audio'])  # soundfile: no torchcodec or ffmpeg "
+        "needed",
         "```",
         "",
         "## Licences",

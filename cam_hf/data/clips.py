@@ -24,7 +24,11 @@ def _frame_rms_db(audio: np.ndarray, frame: int) -> np.ndarray:
     mono = audio if audio.ndim == 1 else audio.mean(axis=1)
     n = len(mono) // frame
     if n == 0:
-        return np.full(1, -np.inf) if len(mono) == 0 else np.array([20 * np.log10(np.sqrt(np.mean(mono**2)) + 1e-12)])
+        return (
+            np.full(1, -np.inf)
+            if len(mono) == 0
+            else np.array([20 * np.log10(np.sqrt(np.mean(mono**2)) + 1e-12)])
+        )
     frames = mono[: n * frame].reshape(n, frame).astype(np.float64)
     return 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-12)
 
@@ -111,7 +115,8 @@ def decode_audio(audio: dict) -> tuple[np.ndarray, int]:
         audio (`dict`): `{"bytes": ..., "path": ...}` as stored in the dataset.
 
     Returns:
-        `tuple[np.ndarray, int]`: float32 audio (`[samples]` if mono, else `[samples, channels]`) and its sample rate.
+        `tuple[np.ndarray, int]`: float32 audio (`[samples]` if mono, else `[samples, channels]`) and its
+            sample rate.
     """
     import soundfile as sf
 

@@ -1,9 +1,9 @@
 """Monophonic melodies from the scores that ship with `music21` (its corpus, no download).
 
-A *piece* is one tune of a folk-song collection (an `.abc` opus holds many), or one score file (a Bach chorale,
-a Palestrina movement, ...). Every part of a piece is a candidate melody: the single voices of chorales and of
-Renaissance polyphony are melodies in their own right. A part with chords or overlapping notes is not
-monophonic: it is reduced to its top line (or skipped, if asked), and counted either way.
+A *piece* is one tune of a folk-song collection (an `.abc` opus holds many), or one score file (a Bach
+chorale, a Palestrina movement, ...). Every part of a piece is a candidate melody: the single voices of
+chorales and of Renaissance polyphony are melodies in their own right. A part with chords or overlapping notes
+is not monophonic: it is reduced to its top line (or skipped, if asked), and counted either way.
 """
 
 from __future__ import annotations
@@ -23,14 +23,16 @@ _ABC_TUNE = re.compile(rb"^X:\s*(\d+)", re.MULTILINE)
 
 @dataclass(frozen=True)
 class PieceRef:
-    """Where a piece lives: a score file and, for a collection of tunes, the tune's number (ABC `X:` field)."""
+    """Where a piece lives: a score file and, for a collection of tunes, the tune's number (ABC `X:`
+    field)."""
 
     path: str
     number: int | None = None
 
     @property
     def name(self) -> str:
-        """Stable identifier: the path relative to the music21 corpus, plus `#number` for a tune of a collection."""
+        """Stable identifier: the path relative to the music21 corpus, plus `#number` for a tune of a
+        collection."""
         root = corpus_root()
         rel = os.path.relpath(self.path, root) if self.path.startswith(root + os.sep) else self.path
         return rel if self.number is None else f"{rel}#{self.number}"
@@ -43,7 +45,8 @@ class Melody:
     Args:
         piece (`str`): the piece's identifier (see `PieceRef.name`).
         part_index (`int`), part_name (`str`): which part of the piece the line comes from.
-        notes (`list[tuple[float, float, int, int]]`): `(offset, duration, midi_pitch, velocity)`, in quarter notes.
+        notes (`list[tuple[float, float, int, int]]`): `(offset, duration, midi_pitch, velocity)`, in quarter
+            notes.
         tempo_bpm (`float`, *optional*): the first metronome mark of the score, in quarter notes per minute.
         reduced (`bool`): whether chords or overlaps were reduced to the top line.
     """
@@ -100,13 +103,15 @@ def list_pieces(sources: list[str] | None = None, max_pieces: int | None = None)
                 "give a glob relative to the music21 corpus, such as 'bach/*', or a score file's path."
             )
         if not sources:
-            matches = [m for m in matches if os.path.relpath(m, root).split(os.sep)[0] not in EXCLUDED_COLLECTIONS]
+            matches = [
+                m for m in matches if os.path.relpath(m, root).split(os.sep)[0] not in EXCLUDED_COLLECTIONS
+            ]
         files.extend(matches)
     files = list(dict.fromkeys(files))  # drop duplicates, keep order
 
-    # Interleave the collections in proportion to their size (piece i of a collection of n sits at (i + 0.5) / n),
-    # so that the first N pieces are a stratified sample of the whole: mostly folk tunes, some chorales and
-    # polyphony, now and then a long classical score (slow to parse).
+    # Interleave the collections in proportion to their size (piece i of a collection of n sits at (i + 0.5) /
+    # n), so that the first N pieces are a stratified sample of the whole: mostly folk tunes, some chorales
+    # and polyphony, now and then a long classical score (slow to parse).
     by_collection: dict[str, list[PieceRef]] = {}
     for path in files:
         rel = os.path.relpath(path, root)
@@ -152,8 +157,11 @@ def _scores_by_number(path: str, numbers: list[int | None]) -> dict[int | None, 
     return found
 
 
-def _top_line(events: list[tuple[float, float, int, int]]) -> tuple[list[tuple[float, float, int, int]], bool]:
-    """Reduce possibly overlapping `(offset, duration, pitch, velocity)` events to the highest sounding line."""
+def _top_line(
+    events: list[tuple[float, float, int, int]],
+) -> tuple[list[tuple[float, float, int, int]], bool]:
+    """Reduce possibly overlapping `(offset, duration, pitch, velocity)` events to the highest sounding
+    line."""
     events = sorted(events, key=lambda e: (e[0], -e[2]))
     line: list[list[float]] = []
     reduced = False
@@ -175,7 +183,8 @@ def _top_line(events: list[tuple[float, float, int, int]]) -> tuple[list[tuple[f
 
 
 def _part_events(part) -> tuple[list[tuple[float, float, int, int]], bool, bool]:
-    """Notes of a part as `(offset, duration, pitch, velocity)`; also whether it had chords and unpitched notes."""
+    """Notes of a part as `(offset, duration, pitch, velocity)`; also whether it had chords and unpitched
+    notes."""
     from music21 import chord, note
 
     events, had_chord, had_unpitched = [], False, False
@@ -222,7 +231,8 @@ def extract_melodies(
     Args:
         path (`str`): the score file.
         numbers (`list[int | None]`): tune numbers to take from a collection, or `[None]` for a single score.
-        polyphony (`str`): `"reduce"` keeps the top line of a part with chords/overlaps, `"skip"` drops the part.
+        polyphony (`str`): `"reduce"` keeps the top line of a part with chords/overlaps, `"skip"` drops the
+            part.
         min_notes (`int`): parts with fewer notes are skipped (incipits, fragments).
 
     Returns:
@@ -247,11 +257,17 @@ def extract_melodies(
             parts = list(score.parts) or [score]
             tempo_bpm = _first_tempo(score)
             for index, part in enumerate(parts):
-                part_name = (part.partName or f"part {index}").strip() if hasattr(part, "partName") else f"part {index}"
+                part_name = (
+                    (part.partName or f"part {index}").strip()
+                    if hasattr(part, "partName")
+                    else f"part {index}"
+                )
                 where = f"{ref.name}/{part_name}"
                 events, had_chord, had_unpitched = _part_events(part)
                 if len(events) < min_notes:
-                    reason = "unpitched part" if had_unpitched and not events else f"fewer than {min_notes} notes"
+                    reason = (
+                        "unpitched part" if had_unpitched and not events else f"fewer than {min_notes} notes"
+                    )
                     skips.append((where, reason))
                     counts[f"parts skipped: {reason}"] += 1
                     continue

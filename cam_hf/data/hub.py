@@ -10,11 +10,14 @@ from datasets import DatasetDict, load_from_disk
 from huggingface_hub import DatasetCard, HfApi
 
 
-def export_for_hub(dataset: DatasetDict, card: DatasetCard, folder: str, max_shard_size: int = 500 * 2**20) -> str:
+def export_for_hub(
+    dataset: DatasetDict, card: DatasetCard, folder: str, max_shard_size: int = 500 * 2**20
+) -> str:
     """Write the files a Hub dataset repository holds: `data/{split}-XXXXX-of-XXXXX.parquet` and `README.md`.
 
     The card's metadata gets a `configs` entry naming the shards of each split, which is how the Hub and
-    `load_dataset(repo_id)` find the splits; the Parquet files carry the features (the `Audio` column included).
+    `load_dataset(repo_id)` find the splits; the Parquet files carry the features (the `Audio` column
+    included).
 
     Args:
         dataset (`datasets.DatasetDict`): the dataset to export.
@@ -40,7 +43,11 @@ def export_for_hub(dataset: DatasetDict, card: DatasetCard, folder: str, max_sha
 
 
 def push_to_hub(
-    dataset_dir: str, repo_id: str, private: bool = False, token: str | None = None, commit_message: str | None = None
+    dataset_dir: str,
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
 ) -> str:
     """Upload a dataset built by `cam_hf.data` (a `save_to_disk` folder with its `README.md`) to the Hub.
 

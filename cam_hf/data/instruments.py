@@ -78,7 +78,9 @@ def resolve_instruments(specs: list[str | int] | None) -> list[Instrument]:
             inst = by_name[key]
         else:
             known = ", ".join(f"{i.program} ({i.name})" for i in INSTRUMENTS.values())
-            raise ValueError(f"Unknown instrument {spec!r}. Use a General MIDI program or name among: {known}.")
+            raise ValueError(
+                f"Unknown instrument {spec!r}. Use a General MIDI program or name among: {known}."
+            )
         if inst not in chosen:
             chosen.append(inst)
     return chosen

@@ -1,4 +1,5 @@
-"""Latent datasets: an audio `DatasetDict` encoded once, by a CAM autoencoder, into the latents the model trains on.
+"""Latent datasets: an audio `DatasetDict` encoded once, by a CAM autoencoder, into the latents the model
+trains on.
 
     audio DatasetDict (save_to_disk)
       --fit the autoencoder's statistics (the mel codec's PCA) on a sample of the TRAIN split-->
@@ -72,7 +73,8 @@ SHARDS_DIR = "_shards"
 
 
 def _write_json(path: str, data: dict) -> None:
-    """Write JSON under a temporary name and rename it into place: a kill leaves the old file or the new, whole."""
+    """Write JSON under a temporary name and rename it into place: a kill leaves the old file or the new,
+    whole."""
     with open(path + ".tmp", "w") as f:
         json.dump(data, f, indent=1)
     os.replace(path + ".tmp", path)
@@ -99,8 +101,9 @@ def _load_audio_dataset(dataset_dir: str, audio_column: str) -> DatasetDict:
     saved = any(os.path.isfile(os.path.join(dataset_dir, f)) for f in ("dataset_dict.json", "state.json"))
     if not saved:
         raise ValueError(
-            f"dataset_dir {dataset_dir!r} is not a dataset saved with `save_to_disk`: build one with "
-            "`python examples/make_dataset.py --output_dir DIR` (the built-in dataset or --audio_dir for your own audio)."
+            f"dataset_dir {dataset_dir!r} is not a dataset saved with `save_to_disk`: build one with `python "
+            "examples/make_dataset.py --output_dir DIR` (the built-in dataset or --audio_dir for your own "
+            "audio)."
         )
     dataset = load_from_disk(dataset_dir)
     if isinstance(dataset, Dataset):  # a single split: treated as the training data
@@ -108,8 +111,8 @@ def _load_audio_dataset(dataset_dir: str, audio_column: str) -> DatasetDict:
     for name, split in dataset.items():
         if audio_column not in split.column_names:
             raise ValueError(
-                f"Split {name!r} of {dataset_dir!r} has no column {audio_column!r} (columns: {split.column_names}): "
-                "pass audio_column= (--audio_column) naming the audio column."
+                f"Split {name!r} of {dataset_dir!r} has no column {audio_column!r} (columns: "
+                f"{split.column_names}): pass audio_column= (--audio_column) naming the audio column."
             )
         clash = set(ADDED_COLUMNS) & set(split.column_names)
         if clash:
@@ -124,7 +127,8 @@ def _load_audio_dataset(dataset_dir: str, audio_column: str) -> DatasetDict:
 
 
 def _saved_by_cam_hf(path: str | None, cls: type) -> bool:
-    """Whether `path` is a folder that `cls.save_pretrained` wrote (a fitted codec, e.g. a pipeline's `autoencoder`)."""
+    """Whether `path` is a folder that `cls.save_pretrained` wrote (a fitted codec, e.g. a pipeline's
+    `autoencoder`)."""
     config = os.path.join(path or "", "config.json")
     return (
         path is not None and os.path.isfile(config) and _read_json(config).get("_class_name") == cls.__name__
@@ -154,8 +158,9 @@ def load_autoencoder(name: str, path: str | None = None) -> AudioAutoencoderMixi
     elif name == "mel":
         if path is not None:
             raise ValueError(
-                f"autoencoder_path {path!r} is not a folder saved by MelAutoencoder.save_pretrained (its config.json "
-                "names another class or is missing): pass a fitted mel codec's folder, or no path for a new one."
+                f"autoencoder_path {path!r} is not a folder saved by MelAutoencoder.save_pretrained (its "
+                "config.json names another class or is missing): pass a fitted mel codec's folder, or no "
+                "path for a new one."
             )
         model = MelAutoencoder()
     elif name == "music2latent":
@@ -174,7 +179,8 @@ def _has_statistics(autoencoder: AudioAutoencoderMixin) -> bool:
 
 
 def _copy(autoencoder: AudioAutoencoderMixin) -> AudioAutoencoderMixin:
-    """A copy with the same config and weights (`copy.deepcopy` refuses modules with weight norm, as Oobleck's)."""
+    """A copy with the same config and weights (`copy.deepcopy` refuses modules with weight norm, as
+    Oobleck's)."""
     clone = type(autoencoder).from_config(autoencoder.config)
     clone.load_state_dict(autoencoder.state_dict())
     return clone.to(autoencoder.device).eval()
@@ -229,8 +235,8 @@ def _check_normalization(autoencoder: AudioAutoencoderMixin, normalization: str)
     if normalization != "per_channel" and not _takes_normalization(autoencoder):
         raise ValueError(
             f"latent_normalization={normalization!r} needs an autoencoder whose fit_latent_statistics takes "
-            f"`normalization` (MelAutoencoder does); {type(autoencoder).__name__} fits per-channel statistics only: "
-            "use latent_normalization='per_channel'."
+            f"`normalization` (MelAutoencoder does); {type(autoencoder).__name__} fits per-channel "
+            "statistics only: use latent_normalization='per_channel'."
         )
 
 
@@ -295,7 +301,8 @@ def _encode_batch(autoencoder, clips: list[torch.Tensor], rate: int) -> list[tor
 
 
 def _encode_shard(task: dict) -> dict:
-    """Encode rows `[start, stop)` of one split into `_shards/{split}/{index}.arrow` and record it in `{index}.json`.
+    """Encode rows `[start, stop)` of one split into `_shards/{split}/{index}.arrow` and record it in
+    `{index}.json`.
 
     Returns:
         `dict`: the shard's record (counts, seconds, skips), as saved.
@@ -444,8 +451,9 @@ def encode_audio_dataset(
         _check_normalization(autoencoder, latent_normalization)
         if "train" not in audio:
             raise ValueError(
-                f"{dataset_dir!r} has no train split (splits: {list(audio)}) to fit the autoencoder's statistics on: "
-                "pass an autoencoder with fitted statistics (autoencoder_path) or a dataset with a train split."
+                f"{dataset_dir!r} has no train split (splits: {list(audio)}) to fit the autoencoder's "
+                "statistics on: pass an autoencoder with fitted statistics (autoencoder_path) or a dataset "
+                "with a train split."
             )
     options = {
         "source": {
@@ -570,15 +578,16 @@ def _shard_tasks(
 
 
 def _prepare_output_dir(output_dir: str, options: dict) -> bool:
-    """Create `output_dir`, or check that it holds a run of the same `options`. Returns whether it holds one."""
+    """Create `output_dir`, or check that it holds a run of the same `options`. Returns whether it holds
+    one."""
     options_path = os.path.join(output_dir, OPTIONS_FILE)
     if os.path.isfile(options_path):
         previous = {k: v for k, v in _read_json(options_path).items() if k != "dataset_dir"}
         if previous != options:
             changed = sorted(k for k in set(previous) | set(options) if previous.get(k) != options.get(k))
             raise ValueError(
-                f"{output_dir!r} holds an encoding with other options or of another dataset (differing: {changed}): "
-                "pass a new output_dir, or the same options to resume it."
+                f"{output_dir!r} holds an encoding with other options or of another dataset (differing: "
+                f"{changed}): pass a new output_dir, or the same options to resume it."
             )
         return True
     if os.path.isdir(output_dir) and os.listdir(output_dir):
@@ -629,16 +638,19 @@ def load_latent_dataset(path: str) -> tuple[DatasetDict, AudioAutoencoderMixin]:
         raise ValueError(
             f"{path!r} is not a finished latent dataset"
             + (
-                ": its encoding was interrupted; run examples/encode_dataset.py with the same options to resume it."
+                ": its encoding was interrupted; run examples/encode_dataset.py with the same options to "
+                "resume it."
                 if unfinished
-                else ": make one with `python examples/encode_dataset.py --dataset_dir AUDIO --output_dir DIR`."
+                else ": make one with `python examples/encode_dataset.py --dataset_dir AUDIO --output_dir "
+                "DIR`."
             )
         )
     class_name = _read_json(os.path.join(path, AUTOENCODER_DIR, "config.json")).get("_class_name")
     classes = {cls.__name__: cls for cls in AUTOENCODERS.values()}
     if class_name not in classes:
         raise ValueError(
-            f"{path!r} was encoded with {class_name!r}, not one of {sorted(classes)}: load it with its own class."
+            f"{path!r} was encoded with {class_name!r}, not one of {sorted(classes)}: load it with its own "
+            "class."
         )
     autoencoder = classes[class_name].from_pretrained(os.path.join(path, AUTOENCODER_DIR)).eval()
     return DatasetDict.load_from_disk(path), autoencoder
@@ -666,8 +678,8 @@ def load_or_encode_latent_dataset(
     """
     if not os.path.isdir(dataset_dir):
         raise ValueError(
-            f"dataset_dir {dataset_dir!r} is not a folder: pass a dataset saved by examples/make_dataset.py or "
-            "examples/encode_dataset.py."
+            f"dataset_dir {dataset_dir!r} is not a folder: pass a dataset saved by examples/make_dataset.py "
+            "or examples/encode_dataset.py."
         )
     path = dataset_dir
     if not is_latent_dataset(dataset_dir):
@@ -713,8 +725,8 @@ def check_same_autoencoder(
         )
         raise ValueError(
             f"The dataset {dataset_path!r} was encoded with another autoencoder than the pipeline "
-            f"{pipeline_path!r} ({what}; latent size {ours.latent_dim} vs {theirs.latent_dim}): its latents would "
-            "mean nothing to the model. Encode your audio with the pipeline's own: `python examples/encode_dataset.py "
-            f"--dataset_dir AUDIO --output_dir LATENTS --autoencoder_path {pipeline_path}/autoencoder`, or pass the "
-            "audio dataset itself as --dataset_dir."
+            f"{pipeline_path!r} ({what}; latent size {ours.latent_dim} vs {theirs.latent_dim}): its latents "
+            "would mean nothing to the model. Encode your audio with the pipeline's own: `python "
+            "examples/encode_dataset.py --dataset_dir AUDIO --output_dir LATENTS --autoencoder_path "
+            f"{pipeline_path}/autoencoder`, or pass the audio dataset itself as --dataset_dir."
         )

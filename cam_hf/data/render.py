@@ -90,7 +90,9 @@ class TinySoundFontRenderer:
         cursor = 0
         for sample, is_on, pitch, velocity in events + [(total, -1, 0, 0)]:
             if sample > cursor:
-                out[cursor:sample] = np.frombuffer(synth.generate(sample - cursor), dtype=np.float32).reshape(-1, 2)
+                out[cursor:sample] = np.frombuffer(synth.generate(sample - cursor), dtype=np.float32).reshape(
+                    -1, 2
+                )
                 cursor = sample
             if is_on == 1:
                 synth.noteon(0, pitch, velocity)
@@ -113,7 +115,10 @@ class FluidSynthRenderer:
     def __init__(self, sample_rate: int, soundfont: str | None = None):
         executable = shutil.which("fluidsynth")
         if executable is None:
-            raise ValueError("The `fluidsynth` command is not installed: `apt-get install fluidsynth`, or use tinysoundfont.")
+            raise ValueError(
+                "The `fluidsynth` command is not installed: `apt-get install fluidsynth`, or use "
+                "tinysoundfont."
+            )
         soundfont = soundfont or next((p for p in DEBIAN_SOUNDFONTS if os.path.isfile(p)), None)
         if soundfont is None or not os.path.isfile(soundfont):
             raise ValueError(
@@ -143,9 +148,26 @@ class FluidSynthRenderer:
             midi.write(midi_path)
             # -ni: no shell, no MIDI input; reverb and chorus off keep the rendering dry and deterministic.
             subprocess.run(
-                [self.executable, "-ni", "-q", "-R", "0", "-C", "0", "-r", str(self.sample_rate),
-                 "-F", wav_path, "-T", "wav", self.soundfont_path, midi_path],
-                check=True, capture_output=True, timeout=300,
+                [
+                    self.executable,
+                    "-ni",
+                    "-q",
+                    "-R",
+                    "0",
+                    "-C",
+                    "0",
+                    "-r",
+                    str(self.sample_rate),
+                    "-F",
+                    wav_path,
+                    "-T",
+                    "wav",
+                    self.soundfont_path,
+                    midi_path,
+                ],
+                check=True,
+                capture_output=True,
+                timeout=300,
             )
             audio, _ = sf.read(wav_path, dtype="float32", always_2d=True)
         return audio.mean(axis=1)
@@ -166,7 +188,9 @@ def make_renderer(renderer: str, sample_rate: int, soundfont: str | None = None)
     if soundfont is not None and not os.path.isfile(soundfont):
         raise ValueError(f"SoundFont {soundfont!r} does not exist: pass the path of an .sf2 file.")
     if renderer == "auto":
-        has_fluidsynth = shutil.which("fluidsynth") and (soundfont or any(map(os.path.isfile, DEBIAN_SOUNDFONTS)))
+        has_fluidsynth = shutil.which("fluidsynth") and (
+            soundfont or any(map(os.path.isfile, DEBIAN_SOUNDFONTS))
+        )
         renderer = "fluidsynth" if has_fluidsynth else "tinysoundfont"
     if renderer == "tinysoundfont":
         return TinySoundFontRenderer(sample_rate, soundfont)

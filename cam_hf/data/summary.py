@@ -1,5 +1,5 @@
-"""What a dataset build made and what it skipped (`build_summary.json`), and what an encoding into latents made and
-skipped (`encode_summary.json`): both printed at the end and saved beside the dataset."""
+"""What a dataset build made and what it skipped (`build_summary.json`), and what an encoding into latents
+made and skipped (`encode_summary.json`): both printed at the end and saved beside the dataset."""
 
 from __future__ import annotations
 
@@ -151,7 +151,8 @@ def summarize_encoding(
 
 
 def render_encoding_summary(summary: dict, max_listed: int = 20) -> str:
-    """A plain-text report of an `encode_summary.json`: clips, frames and hours per split, time, every skip."""
+    """A plain-text report of an `encode_summary.json`: clips, frames and hours per split, time, every
+    skip."""
     codec = summary["autoencoder"]
     lines = [
         f"Encoded with {codec['class']} ({codec['latent_dim']} dims, {codec['frame_rate']:.2f} frames/s, "
@@ -163,9 +164,10 @@ def render_encoding_summary(summary: dict, max_listed: int = 20) -> str:
             f"{split['skipped']} skipped"
         )
     lines.append(
-        f"  total      {summary['clips']:>7} clips  {summary['frames']:>9} frames  {summary['hours']:8.2f} h  "
-        f"in {summary['wall_seconds']:.1f} s (fitting {summary['fit_seconds']:.1f} s; "
-        f"{summary['shards_reused_from_an_earlier_run']} of {summary['shards']} shards from an earlier run)"
+        f"  total      {summary['clips']:>7} clips  {summary['frames']:>9} frames  "
+        f"{summary['hours']:8.2f} h  in {summary['wall_seconds']:.1f} s "
+        f"(fitting {summary['fit_seconds']:.1f} s; {summary['shards_reused_from_an_earlier_run']} of "
+        f"{summary['shards']} shards from an earlier run)"
     )
     if summary["clips_per_second_of_shard_time"]:
         lines.append(

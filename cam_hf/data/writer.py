@@ -35,7 +35,9 @@ class ClipWriter:
         os.makedirs(self.tmp_dir, exist_ok=True)
         self._writers = {
             split: ArrowWriter(
-                features=features, path=os.path.join(self.tmp_dir, f"{split}.arrow"), writer_batch_size=writer_batch_size
+                features=features,
+                path=os.path.join(self.tmp_dir, f"{split}.arrow"),
+                writer_batch_size=writer_batch_size,
             )
             for split in SPLITS
         }
@@ -58,9 +60,13 @@ class ClipWriter:
                 staged[split] = Dataset.from_file(os.path.join(self.tmp_dir, f"{split}.arrow"))
             else:
                 # datasets 5.2 saves an empty split that `load_from_disk` cannot read back: leave it out.
-                logger.warning(f"Split {split!r} is empty (too few pieces for its fraction): it is not saved.")
+                logger.warning(
+                    f"Split {split!r} is empty (too few pieces for its fraction): it is not saved."
+                )
         if not staged:
-            raise ValueError(f"No clip was made: nothing to save in {self.output_dir!r} (see the skipped items).")
+            raise ValueError(
+                f"No clip was made: nothing to save in {self.output_dir!r} (see the skipped items)."
+            )
         staged.save_to_disk(self.output_dir, max_shard_size=max_shard_size)
         del staged
         shutil.rmtree(self.tmp_dir)
