@@ -27,7 +27,7 @@ from .autoencoders.base import (
 )
 from .hub_utils import PipelineSharingMixin
 from .modeling_cam import CAMModel, mix_noise
-from .sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler, sample_next_frame
+from .sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler, FrameSampler
 from .utils import checks
 from .utils.checks import MAX_AUDIO_LENGTH_IN_S, MAX_FRAME_RATE, MAX_GUIDANCE_SCALE, OUTPUT_TYPES
 
@@ -70,9 +70,9 @@ class SlidingWindow:
         self.frames, self.length, self.cache = None, 0, None
 
     def start(self, frames: torch.Tensor) -> torch.Tensor:
-        """Fills the window behind the start vector with the last of `frames` `(batch_size, num_frames,
-        latent_dim)` (a prompt as fed; `num_frames` may be 0) and returns the Backbone's output at the last
-        position, z."""
+        """Fills the window behind the start vector with the last of `frames`
+        `(batch_size, num_frames, latent_dim)` (a prompt as fed; `num_frames` may be 0) and returns the
+        Backbone's output at the last position, z."""
         batch_size, _, latent_dim = frames.shape
         self.frames = frames.new_empty(batch_size, self.context_frames, latent_dim)
         return self._refill(frames[:, -(self.context_frames - self.context_shift) :])
@@ -182,8 +182,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
     def interrupt(self) -> bool:
         return getattr(self, "_interrupt", False)
 
-    # ---- inputs
-    # ----------------------------------------------------------------------------------------------
+    # ---- inputs --------------------------------------------------------------------------------------------
 
     def encode_prompt(
         self,
@@ -209,7 +208,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             num_waveforms_per_prompt (`int`, defaults to 1): copies of each prompt.
             device (`torch.device`, *optional*): where to put the latents; the execution device by default.
 
-        Returns: `torch.Tensor` of shape `(batch_size * num_waveforms_per_prompt, num_frames, latent_dim)`, or
+        Returns:
+            `torch.Tensor` of shape `(batch_size * num_waveforms_per_prompt, num_frames, latent_dim)`, or
             `None` without a prompt.
         """
         owner = self.backbone.config if self.backbone is not None else self.autoencoder
@@ -248,8 +248,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         ids = [config.instrument_id(name if isinstance(name, str) else int(name)) for name in instruments]
         return torch.tensor(ids, dtype=torch.long, device=self._execution_device)
 
-    # ---- generation
-    # ------------------------------------------------------------------------------------------
+    # ---- generation ----------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def generate_frames(
@@ -293,19 +292,19 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         # z_0.
         fed = mix_noise(prompt, randn_tensor(prompt.shape, generator, device, dtype), k_inf, mixing)
         condition = window.start(torch.cat([fed, fed]) if guided else fed)
+        draw = FrameSampler(self.sampler, self.scheduler, num_inference_steps, device=device)
         # What is fed back, allocated once; with guidance both halves of the window read the same frame.
         fed = torch.empty(condition.shape[0], prompt.shape[-1], device=device, dtype=dtype)
         with self.progress_bar(total=num_frames) as progress_bar:
             for index in range(num_frames):
                 if self.interrupt:
                     break
-                # Draw frame t+1 from the Sampler's flow, conditioned on z_t (guided by the unconditional
-                # z_t).
-                frame = sample_next_frame(
-                    self.sampler, self.scheduler, condition[:batch_size], num_inference_steps, generator,
-                    unconditional_condition=condition[batch_size:] if guided else None,
-                    guidance_scale=self.guidance_scale if guided else 1.0,
-                )
+                # Draw frame t+1 from the Sampler's flow, given z_t (guided by the unconditional z_t).
+                if guided:
+                    unconditional = condition[batch_size:]
+                    frame = draw(condition[:batch_size], generator, None, unconditional, self.guidance_scale)
+                else:
+                    frame = draw(condition, generator)
                 # The callback may replace the new frame (only it: the earlier ones were fed back and
                 # yielded).
                 if callback_on_step_end is not None:
@@ -401,31 +400,32 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
                 waveform (then each waveform is reproducible on its own, whatever batch it is in).
             output_type (`str`, defaults to `"np"`): `"np"`, `"pt"`, or `"latent"` (the frames, not decoded).
             return_dict (`bool`, defaults to `True`): return an `AudioPipelineOutput` instead of a tuple.
-            callback_on_step_end (`Callable`, *optional*): called after each FRAME as `callback(pipe,
-                frame_index, frame_index, callback_kwargs)`, where `callback_kwargs["latents"]` is the new
-                frame, shape `(batch_size, 1, latent_dim)`. It returns a dict; a `"latents"` entry of that
-                shape replaces the frame (what is fed back and output). Earlier frames cannot be changed: they
-                were already fed back and yielded. `pipe._interrupt = True` stops after the current frame;
-                `pipe.num_timesteps` is the number of frames of the call.
+            callback_on_step_end (`Callable`, *optional*): called after each FRAME as
+                `callback(pipe, frame_index, frame_index, callback_kwargs)`, where
+                `callback_kwargs["latents"]` is the new frame, shape `(batch_size, 1, latent_dim)`. It returns
+                a dict; a `"latents"` entry of that shape replaces the frame (what is fed back and output).
+                Earlier frames cannot be changed: they were already fed back and yielded.
+                `pipe._interrupt = True` stops after the current frame; `pipe.num_timesteps` is the number of
+                frames of the call.
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*): among `_callback_tensor_inputs`.
             context_shift (`int`, *optional*): frames dropped from the sliding window once the Backbone's
-                context is
-                full (default: half the context).
+                context is full (default: half the context).
             decode_chunk_frames (`int`, defaults to 64): frames decoded at a time (also the streaming chunk).
             decode_context_frames (`int`, defaults to 4): frames of context decoded on each side of a chunk,
                 and the length of the crossfade between chunks (see the autoencoder's `decode_stream`).
             instrument (`str`, `int` or a list of them, *optional*): for a Backbone trained with instrument
                 conditioning (`backbone.config.instrument_names`), the instrument to generate, by name or id:
-                    one for
-                every waveform, or a list with one per waveform. `None` generates without an instrument.
+                one for every waveform, or a list with one per waveform. `None` generates without an
+                instrument.
             guidance_scale (`float`, defaults to 1.0): classifier-free guidance weight w with `instrument`:
                 each Sampler step predicts u + w (c - u) from the conditional (c) and the unconditional (u)
                 prediction. 1 is no guidance (no extra cost); larger values follow the instrument more
                 closely; guidance runs the Backbone and the Sampler on twice the batch.
 
-        Returns: [`~diffusers.pipelines.AudioPipelineOutput`] with `audios` of shape `(batch_size, channels,
-            samples)` (or latents `(batch_size, num_frames, latent_dim)` for `output_type="latent"`), or a
-            tuple.
+        Returns:
+            [`~diffusers.pipelines.AudioPipelineOutput`] with `audios` of shape
+            `(batch_size, channels, samples)` (or latents `(batch_size, num_frames, latent_dim)` for
+            `output_type="latent"`), or a tuple.
         """
         if not isinstance(return_dict, bool):
             raise ValueError(f"`return_dict` must be True or False, got {return_dict!r}.")
@@ -474,8 +474,9 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         The arguments are checked, an audio prompt encoded and `pipe.guidance_scale` set when `stream` is
         called: bad input raises here, not at the first chunk.
 
-        Returns: An iterator of `np.ndarray` or `torch.Tensor` of shape `(batch_size, channels,
-            chunk_samples)`, or latents `(batch_size, chunk_frames, latent_dim)` for `output_type="latent"`.
+        Returns:
+            An iterator of `np.ndarray` or `torch.Tensor` of shape `(batch_size, channels, chunk_samples)`, or
+            latents `(batch_size, chunk_frames, latent_dim)` for `output_type="latent"`.
         """
         if isinstance(callback_on_step_end, PipelineCallback | MultiPipelineCallbacks):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
@@ -538,15 +539,13 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             yield chunk.cpu().numpy() if output_type == "np" else chunk
         self.maybe_free_model_hooks()
 
-    # ---- loading
-    # ---------------------------------------------------------------------------------------------
+    # ---- loading -------------------------------------------------------------------------------------------
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "CAMPipeline":
         """`DiffusionPipeline.from_pretrained`, after importing the cam_hf modules that `model_index.json`
         names: diffusers finds a component's class only in modules already imported, and cam_hf imports its
-        optional
-        autoencoders (EnCodec, Oobleck, Music2Latent) only when they are used."""
+        optional autoencoders (EnCodec, Oobleck, Music2Latent) only when they are used."""
         location = {key: kwargs[key] for key in LOCATION_KWARGS if key in kwargs}
         index = cls.load_config(pretrained_model_name_or_path, **location)
         for entry in index.values():

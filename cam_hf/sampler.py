@@ -259,14 +259,25 @@ class CAMSampler(ModelMixin, ConfigMixin):
             `list` of `(shift, scale, gate)` for each block, then `(shift, scale)` for the output layer, each of shape
             `(batch_size, width)`.
         """
+        c = self.time_embedding(timestep, step_size) + self.condition_proj(condition)
+        return self.modulations_from(c)
+
+    def time_embedding(self, timestep: torch.Tensor, step_size: torch.Tensor | None = None) -> torch.Tensor:
+        """The part of the AdaLN conditioning c that comes from the flow time (and a shortcut head's step
+        size), of shape `(batch_size, width)`: c is this plus the projected condition. Generation computes it
+        once per call ([`FrameSampler`]), as it does not depend on the Backbone."""
         dtype = self.time_embed[0].weight.dtype
         c = self.time_embed(timestep_embedding(timestep, self.config.time_embedding_dim).to(dtype))
-        c = c + self.condition_proj(condition)
         if self.config.few_step_objective == "shortcut":
             if step_size is None:
                 step_size = torch.zeros_like(timestep)
             step_size = step_size.expand(timestep.shape[0]) if step_size.ndim == 0 else step_size
             c = c + self.step_size_embed(timestep_embedding(step_size, self.config.time_embedding_dim).to(dtype))
+        return c
+
+    def modulations_from(self, c: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """`modulations` given the AdaLN conditioning c `(batch_size, width)` (time embedding plus projected
+        condition)."""
         modulations = [tuple(block.adaln_modulation(c).chunk(3, dim=-1)) for block in self.blocks]
         modulations.append(tuple(self.final_adaln_modulation(c).chunk(2, dim=-1)))
         return modulations
@@ -309,15 +320,19 @@ def sample_next_frame(
     one batch and its prediction becomes u + w (c - u) (w = `guidance_scale`; 1 gives the conditional prediction, 0
     the unconditional one).
 
+    This checks its arguments and prepares the steps at every call; a loop over frames builds one
+    [`FrameSampler`] and calls it, as the pipeline does.
+
     Args:
         sampler ([`CAMSampler`]): the denoiser.
-        scheduler ([`~diffusers.SchedulerMixin`]): the solver; `set_timesteps` is called here for every frame.
+        scheduler ([`~diffusers.SchedulerMixin`]): the solver.
         condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the Backbone outputs z_t.
         num_inference_steps (`int`): number of solver steps.
         generator (`torch.Generator` or a list of `batch_size` of them, *optional*): for the starting noise and the
             noise of a stochastic scheduler's steps (a list draws each row from its own generator, so a row does not
             depend on the batch it is in).
-        noise (`torch.Tensor` of shape `(batch_size, latent_dim)`, *optional*): the starting noise, instead of drawing it.
+        noise (`torch.Tensor` of shape `(batch_size, latent_dim)`, *optional*): the starting noise, instead of
+            drawing it.
         unconditional_condition (`torch.Tensor` of shape `(batch_size, condition_dim)`, *optional*): the Backbone's
             outputs for the same frames without the condition ("no instrument"), for classifier-free guidance.
         guidance_scale (`float`, defaults to 1.0): the guidance weight w, used with `unconditional_condition`.
@@ -331,73 +346,123 @@ def sample_next_frame(
             f"`unconditional_condition` must have the shape of `condition` {tuple(condition.shape)}, got "
             f"{tuple(unconditional_condition.shape)}."
         )
-    shape = (condition.shape[0], sampler.config.latent_dim)
-    guided = unconditional_condition is not None
-    # Guidance runs both conditions as one batch of 2 x batch_size rows: the weights are read once for both.
-    conditions = torch.cat([condition, unconditional_condition]) if guided else condition
-    rows = conditions.shape[0]
-    if noise is None:
-        noise = randn_tensor(shape, generator=generator, device=condition.device, dtype=condition.dtype)
-    if sampler.config.few_step_objective == "shortcut":
-        return _sample_shortcut(sampler, conditions, noise, num_inference_steps, guidance_scale if guided else None)
-    scheduler.set_timesteps(num_inference_steps, device=condition.device)
-    # Flow-matching schedulers have no input scaling and start from unit noise; DDPM-family ones may.
-    scale_input = getattr(scheduler, "scale_model_input", None)
-    # A stochastic scheduler draws its step noise with `randn_tensor`, which takes a list of generators row by row.
-    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    sample = noise * getattr(scheduler, "init_noise_sigma", 1.0)
-    # The flow times stay float32 whatever the Sampler's dtype: in bfloat16, t = 937.5 would become 936.
-    timesteps = scheduler.timesteps.to(device=condition.device, dtype=torch.float32)
-    modulations = None
-    if rows * len(timesteps) <= MAX_PRECOMPUTED_ROWS:
-        # The flow times are known before the loop: compute the sample-independent part of every step in one batched
-        # pass (rows ordered step-major), so that its weights are read once per frame, not once per step. At batch 1
-        # and 16 steps this makes the Sampler several times faster; larger batches reuse weights anyway.
-        batched = sampler.modulations(timesteps.repeat_interleave(rows), conditions.repeat(len(timesteps), 1))
-        modulations = [[m.view(len(timesteps), rows, -1) for m in layer] for layer in batched]
-    for index, timestep in enumerate(scheduler.timesteps):
-        model_input = scale_input(sample, timestep) if scale_input is not None else sample
-        if guided:
-            model_input = torch.cat([model_input, model_input])
-        if modulations is not None:
-            step_modulations = [tuple(m[index] for m in layer) for layer in modulations]
-            model_output = sampler.forward_modulated(model_input, step_modulations)
+    draw = FrameSampler(sampler, scheduler, num_inference_steps, device=condition.device)
+    return draw(condition, generator, noise, unconditional_condition, guidance_scale)
+
+
+class FrameSampler:
+    r"""
+    [`sample_next_frame`] for every frame of a generation, on checked arguments: what is the same at every
+    frame (the flow times and their embedding, the scheduler's set-up, what its `step` takes) is prepared
+    once, here.
+
+    A frame then costs the batched AdaLN modulations of its steps (one pass, see [`CAMSampler.modulations`])
+    and the steps. For a shortcut head (its uniform grid) and for diffusers' deterministic
+    `FlowMatchEulerDiscreteScheduler`, a step is the Euler step x <- x + (sigma_{i+1} - sigma_i) v, computed
+    as that scheduler computes it, with the step sizes fixed for the call: the scheduler is not called per
+    frame or per step. Any other scheduler is set up and stepped as diffusers does, at every frame (multistep
+    solvers keep state across the steps of a frame).
+
+    Args:
+        sampler ([`CAMSampler`]): the denoiser.
+        scheduler ([`~diffusers.SchedulerMixin`]): the solver (see [`sample_next_frame`]).
+        num_inference_steps (`int`): steps per frame.
+        device (`torch.device`, *optional*): where the frames are drawn; the Sampler's device by default.
+    """
+
+    def __init__(
+        self,
+        sampler: CAMSampler,
+        scheduler: SchedulerMixin,
+        num_inference_steps: int,
+        device: torch.device | None = None,
+    ):
+        self.sampler, self.scheduler, self.num_inference_steps = sampler, scheduler, num_inference_steps
+        device = device if device is not None else sampler.device
+        config, step_size, sigmas = sampler.config, None, None
+        if config.few_step_objective == "shortcut":
+            sigmas = torch.linspace(1.0, 0.0, num_inference_steps + 1, device=device, dtype=torch.float32)
+            timesteps = sigmas[:-1] * config.num_train_timesteps
+            step_size = torch.full_like(
+                timesteps, sampler.shortcut_step_size(num_inference_steps) * config.num_train_timesteps
+            )
         else:
-            model_output = sampler(model_input, timesteps[index].expand(rows), conditions)
-        if guided:
-            conditional, unconditional = model_output.chunk(2)
-            model_output = unconditional + guidance_scale * (conditional - unconditional)
-        sample = scheduler.step(model_output, timestep, sample, **step_kwargs).prev_sample
-    return sample
+            scheduler.set_timesteps(num_inference_steps, device=device)
+            # The flow times stay float32 whatever the Sampler's dtype: in bfloat16, t = 937.5 would be 936.
+            timesteps = scheduler.timesteps.to(device=device, dtype=torch.float32)
+            plain_euler = type(scheduler) is FlowMatchEulerDiscreteScheduler
+            if plain_euler and not scheduler.config.stochastic_sampling:
+                sigmas = scheduler.sigmas.to(device=device, dtype=torch.float32)
+        # The Euler steps' sizes sigma_{i+1} - sigma_i (float32, as diffusers computes them); None: the
+        # scheduler steps.
+        self.step_sizes = None if sigmas is None else list((sigmas[1:] - sigmas[:-1]).unbind())
+        with torch.no_grad():
+            self.time_embedding = sampler.time_embedding(timesteps, step_size)
+        # Flow-matching schedulers have no input scaling and start from unit noise; DDPM-family ones may.
+        self.scale_input = getattr(scheduler, "scale_model_input", None)
+        self.init_noise_sigma = getattr(scheduler, "init_noise_sigma", 1.0)
+        # A stochastic scheduler draws its step noise with `randn_tensor`, which takes a list of generators
+        # row by row.
+        self.step_takes_generator = "generator" in inspect.signature(scheduler.step).parameters
 
+    @torch.no_grad()
+    def __call__(
+        self,
+        condition: torch.Tensor,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        noise: torch.Tensor | None = None,
+        unconditional_condition: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Draws the next frames `(batch_size, latent_dim)` given the Backbone outputs `condition`; the
+        arguments are [`sample_next_frame`]'s."""
+        sampler, guided = self.sampler, unconditional_condition is not None
+        if noise is None:
+            shape = (condition.shape[0], sampler.config.latent_dim)
+            noise = randn_tensor(shape, generator=generator, device=condition.device, dtype=condition.dtype)
+        # Guidance runs both conditions as one batch of 2 x batch_size rows: the weights are read once for
+        # both.
+        conditions = torch.cat([condition, unconditional_condition]) if guided else condition
+        steps = self._modulations(conditions)
+        if self.step_sizes is None:
+            self.scheduler.set_timesteps(self.num_inference_steps, device=condition.device)
+            step_kwargs = {"generator": generator} if self.step_takes_generator else {}
+            sample = noise * self.init_noise_sigma
+        else:
+            sample = noise
+        for index in range(self.num_inference_steps):
+            model_input = sample
+            if self.step_sizes is None and self.scale_input is not None:
+                model_input = self.scale_input(sample, self.scheduler.timesteps[index])
+            if guided:
+                model_input = torch.cat([model_input, model_input])
+            modulations = steps[index] if isinstance(steps, list) else steps(index)
+            model_output = sampler.forward_modulated(model_input, modulations)
+            if guided:
+                conditional, unconditional = model_output.chunk(2)
+                model_output = unconditional + guidance_scale * (conditional - unconditional)
+            if self.step_sizes is None:
+                timestep = self.scheduler.timesteps[index]
+                sample = self.scheduler.step(model_output, timestep, sample, **step_kwargs).prev_sample
+            else:
+                # diffusers' Euler step without its bookkeeping: in float32, then back to the model's dtype.
+                sample = (sample.float() + self.step_sizes[index] * model_output).to(model_output.dtype)
+        return sample
 
-def _sample_shortcut(
-    sampler: CAMSampler,
-    conditions: torch.Tensor,
-    noise: torch.Tensor,
-    num_steps: int,
-    guidance_scale: float | None,
-) -> torch.Tensor:
-    """Uniform-grid Euler steps of a shortcut head; `conditions` stacks the unconditional rows under guidance."""
-    num_train_timesteps = sampler.config.num_train_timesteps
-    rows, device = conditions.shape[0], conditions.device
-    sigmas = torch.linspace(1.0, 0.0, num_steps + 1, device=device, dtype=torch.float32)
-    step_size = torch.full(
-        (rows * num_steps,), sampler.shortcut_step_size(num_steps) * num_train_timesteps, device=device
-    )
-    timesteps = (sigmas[:-1] * num_train_timesteps).repeat_interleave(rows)
-    # Every step's AdaLN modulation in one batched pass (rows ordered step-major), as for the flow head.
-    batched = sampler.modulations(timesteps, conditions.repeat(num_steps, 1), step_size)
-    modulations = [[m.view(num_steps, rows, -1) for m in layer] for layer in batched]
-    sample = noise
-    for index in range(num_steps):
-        model_input = torch.cat([sample, sample]) if guidance_scale is not None else sample
-        velocity = sampler.forward_modulated(model_input, [tuple(m[index] for m in layer) for layer in modulations])
-        if guidance_scale is not None:
-            conditional, unconditional = velocity.chunk(2)
-            velocity = unconditional + guidance_scale * (conditional - unconditional)
-        sample = sample + (sigmas[index + 1] - sigmas[index]).to(sample.dtype) * velocity
-    return sample
+    def _modulations(self, conditions: torch.Tensor):
+        """Every step's AdaLN modulations: a list with one entry per step, computed in one batched pass (rows
+        step-major), so that their weights are read once per frame, not once per step; or, when that batch
+        would be larger than `MAX_PRECOMPUTED_ROWS` (a large batch reuses the weights anyway), a function of
+        the step."""
+        sampler, time_embedding = self.sampler, self.time_embedding
+        projected = sampler.condition_proj(conditions)
+        num_steps, rows = time_embedding.shape[0], conditions.shape[0]
+        if num_steps * rows > MAX_PRECOMPUTED_ROWS:
+            return lambda index: sampler.modulations_from(time_embedding[index] + projected)
+        c = (time_embedding[:, None] + projected[None]).flatten(0, 1)
+        batched = sampler.modulations_from(c)
+        layers = [[m.view(num_steps, rows, -1).unbind() for m in layer] for layer in batched]
+        return [[tuple(m[index] for m in layer) for layer in layers] for index in range(num_steps)]
 
 
 def _check_sample_next_frame_inputs(sampler, condition, num_inference_steps, generator, noise) -> None:
@@ -433,4 +498,4 @@ def default_scheduler(sampler: CAMSampler) -> SchedulerMixin:
     )
 
 
-__all__ = ["CAMSampler", "default_scheduler", "sample_next_frame", "timestep_embedding"]
+__all__ = ["CAMSampler", "FrameSampler", "default_scheduler", "sample_next_frame", "timestep_embedding"]

@@ -18,6 +18,7 @@ from diffusers import (
 
 from cam_hf import CAMModel, CAMPipeline, CAMSampler, hub_utils, mix_noise, sample_next_frame
 from cam_hf.autoencoders.base import crossfade
+from cam_hf.sampler import FrameSampler
 from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
 
 from .conftest import seeded, tiny_config
@@ -266,6 +267,23 @@ def test_sliding_window_matches_recomputing_the_window(pipe):
     torch.testing.assert_close(out, torch.stack(frames, 1), rtol=0, atol=1e-4)
 
 
+def test_the_fixed_step_path_takes_diffusers_euler_steps(pipe):
+    # The loop takes FlowMatchEulerDiscreteScheduler's steps itself, with step sizes fixed for the call;
+    # through the scheduler's own `step` (a subclass is stepped by it, as any other scheduler) the frames are
+    # the same.
+    class SteppedEuler(FlowMatchEulerDiscreteScheduler):
+        pass
+
+    stepped = FrameSampler(pipe.sampler, SteppedEuler.from_config(pipe.scheduler.config), 5)
+    fixed = FrameSampler(pipe.sampler, pipe.scheduler, 5)
+    assert stepped.step_sizes is None and len(fixed.step_sizes) == 5
+    condition, unconditional, noise = torch.randn(3, 32), torch.randn(3, 32), torch.randn(3, LATENT_DIM)
+    torch.testing.assert_close(fixed(condition, noise=noise), stepped(condition, noise=noise), rtol=0, atol=0)
+    guided = fixed(condition, noise=noise, unconditional_condition=unconditional, guidance_scale=3.0)
+    expected = stepped(condition, noise=noise, unconditional_condition=unconditional, guidance_scale=3.0)
+    torch.testing.assert_close(guided, expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     "make_scheduler",
     [
@@ -298,8 +316,8 @@ def test_save_load_reproduces_audio(pipe, tmp_path):
 
 
 def test_import_is_lazy_and_loading_imports_what_the_index_names(tmp_path):
-    # `import cam_hf` imports no stack; `CAMPipeline.from_pretrained` imports the cam_hf modules `model_index.json`
-    # names, here an Oobleck autoencoder, which importing the pipeline does not import.
+    # `import cam_hf` imports no stack; `CAMPipeline.from_pretrained` imports the cam_hf modules that
+    # `model_index.json` names, here an Oobleck autoencoder, which importing the pipeline does not import.
     from cam_hf import OobleckAutoencoder
 
     random_pipeline(autoencoder=OobleckAutoencoder(vae_config=TINY_OOBLECK)).save_pretrained(tmp_path)
@@ -314,7 +332,8 @@ def test_import_is_lazy_and_loading_imports_what_the_index_names(tmp_path):
         """
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-c", script]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("OobleckAutoencoder")
 

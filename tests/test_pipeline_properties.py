@@ -1,7 +1,6 @@
 """Property-based tests (hypothesis) over CAMPipeline's public arguments.
 
-* Any bad value of any argument raises `ValueError` naming that argument, before the Backbone, the Sampler or
-    the
+* Any bad value of any argument raises `ValueError` naming that argument, before the Backbone, the Sampler or the
   codec does any work, and `stream` raises it at the call (not at the first chunk).
 * Any valid combination generates finite output of the promised shape, and streaming equals the one-shot call.
 * Decoding does not depend on how the latents arrive (in one piece or in any split).
@@ -63,8 +62,7 @@ def waveform(pipe, frames: int = 4) -> np.ndarray:
     return 0.3 * np.sin(np.arange(frames * pipe.autoencoder.hop_length) * 0.05).astype(np.float32)
 
 
-# ---- bad values, argument by argument
-# -----------------------------------------------------------------------
+# ---- bad values, argument by argument ----------------------------------------------------------------------
 
 NOT_A_NUMBER = st.one_of(st.text(max_size=3), st.complex_numbers(), st.just([1]), st.just(torch.tensor(3)))
 NOT_AN_INTEGER = st.one_of(NOT_A_NUMBER, st.floats(allow_nan=True, allow_infinity=True), st.booleans())
@@ -209,11 +207,10 @@ def test_encode_prompt_and_decode_latents_check_their_arguments(pipe, work, data
     assert work.calls == 0
 
 
-# ---- valid values
-# ------------------------------------------------------------------------------------------- The tiny mel
-# codec cannot decode a single latent frame (128 samples, shorter than its STFT's reflect padding of n_fft / 2
-# = 128): with at least 2 frames and 1 frame of decoding context, every window it decodes has 2 frames or
-# more. (The default codec decodes single frames: 2048 samples per frame against a padding of 512.)
+# ---- valid values ------------------------------------------------------------------------------------------
+# The tiny mel codec cannot decode a single latent frame (128 samples, shorter than its STFT's reflect padding
+# of n_fft / 2 = 128): with at least 2 frames and 1 frame of decoding context, every window it decodes has 2
+# frames or more. (The default codec decodes single frames: 2048 samples per frame against a padding of 512.)
 
 
 @settings(max_examples=10, **PROPERTY_SETTINGS)

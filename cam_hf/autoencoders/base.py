@@ -80,16 +80,15 @@ class AudioAutoencoderMixin:
         raise NotImplementedError
 
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """Checked audio `[B, audio_channels, N]` at `sample_rate`, float32 -> raw latents `[B, T,
-        latent_dim]`."""
+        """Checked audio `[B, audio_channels, N]` at `sample_rate`, float32 -> raw latents
+        `[B, T, latent_dim]`."""
         raise NotImplementedError
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Raw (unnormalised) latents `[B, T, latent_dim]` -> audio `[B, audio_channels, N]`."""
         raise NotImplementedError
 
-    # ---- shared
-    # ----------------------------------------------------------------------------------------------
+    # ---- shared --------------------------------------------------------------------------------------------
 
     @property
     def frame_rate(self) -> float:
@@ -112,7 +111,8 @@ class AudioAutoencoderMixin:
             sample_rate (`int`, *optional*): the rate of `audio`; resampled to `self.sample_rate` when it
                 differs.
 
-        Returns: `torch.Tensor` of shape `[B, T, latent_dim]`, with `T = N // hop_length` (N counted at
+        Returns:
+            `torch.Tensor` of shape `[B, T, latent_dim]`, with `T = N // hop_length` (N counted at
             `sample_rate`; trailing samples short of a whole frame are dropped), normalised with the stored
             statistics.
         """
@@ -168,13 +168,12 @@ class AudioAutoencoderMixin:
         as each chunk can be decoded: the way diffusers' VAEs decode in tiles, along time.
 
         Each chunk of `decode_chunk_frames` frames is decoded together with `decode_context_frames` frames on
-        each
-        side (where they exist), so the codec sees the signal continue across the chunk's edges; the audio of
-            the
-        first `decode_context_frames` frames of a chunk is crossfaded with the previous chunk's decode of the
-        same frames, which hides the seam a per-chunk decoder (Griffin-Lim's phase, a VAE's receptive field)
-        would leave. A chunk is yielded once `decode_context_frames` frames past its end exist: latency is one
-        chunk plus the context, and memory holds at most a chunk and its context, however long the stream.
+        each side (where they exist), so the codec sees the signal continue across the chunk's edges; the
+        audio of the first `decode_context_frames` frames of a chunk is crossfaded with the previous chunk's
+        decode of the same frames, which hides the seam a per-chunk decoder (Griffin-Lim's phase, a VAE's
+        receptive field) would leave. A chunk is yielded once `decode_context_frames` frames past its end
+        exist: latency is one chunk plus the context, and memory holds at most a chunk and its context,
+        however long the stream.
 
         Arguments are checked when this is called, not when the first chunk is asked for.
 
@@ -186,8 +185,9 @@ class AudioAutoencoderMixin:
             decode_context_frames (`int`, defaults to 4): frames of context on each side, and the crossfade
                 length.
 
-        Yields: `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32: the last
-            chunk may be shorter. Concatenated along the last axis they are the whole audio.
+        Yields:
+            `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32: the last chunk
+            may be shorter. Concatenated along the last axis they are the whole audio.
         """
         check_decode_chunking(decode_chunk_frames, decode_context_frames)
         return self._decode_stream(iter(latents), decode_chunk_frames, decode_context_frames)
@@ -248,7 +248,8 @@ class AudioAutoencoderMixin:
             decode_context_frames (`int`, defaults to 4): frames of context on each side, and the crossfade
                 length.
 
-        Yields: `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32, as
+        Yields:
+            `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32, as
             `decode_stream`.
         """
         check_decode_chunking(decode_chunk_frames, decode_context_frames)
@@ -348,8 +349,7 @@ class AudioAutoencoderMixin:
         if not torch.isfinite(latents).all():
             raise ValueError("latents contain NaN or infinite values: the generator diverged upstream.")
 
-    # ---- latent statistics
-    # -------------------------------------------------------------------------------------
+    # ---- latent statistics ---------------------------------------------------------------------------------
 
     def _latent_statistics(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         mean, std = self.config.latents_mean, self.config.latents_std
@@ -370,8 +370,8 @@ class AudioAutoencoderMixin:
         return latents if statistics is None else latents * statistics[1] + statistics[0]
 
     def _iterate_audio(self, audio: torch.Tensor | Iterable[torch.Tensor], sample_rate: int | None):
-        """Yield checked audio batches from one tensor `[B, C, N]` or an iterable of `[B, C, N]` / `[C,
-        N]`."""
+        """Yield checked audio batches from one tensor `[B, C, N]` or an iterable of `[B, C, N]` /
+        `[C, N]`."""
         batches = [audio] if isinstance(audio, torch.Tensor | np.ndarray) else audio
         for batch in batches:
             batch = torch.as_tensor(batch)
@@ -383,9 +383,8 @@ class AudioAutoencoderMixin:
     ) -> None:
         """
         Compute the per-channel mean and standard deviation of the raw latents of `audio` and store them in
-        the
-        config (`latents_mean`, `latents_std`), so that `encode` returns ~unit-scale latents from now on and
-        `save_pretrained` keeps the statistics.
+        the config (`latents_mean`, `latents_std`), so that `encode` returns ~unit-scale latents from now on
+        and `save_pretrained` keeps the statistics.
 
         Args:
             audio (`torch.Tensor` of shape `[B, C, N]`, or an iterable of such tensors or of `[C, N]`

@@ -21,10 +21,10 @@ def resample_audio(
         target_sample_rate (`int`): the wanted rate, in Hz.
         axis (`int`, defaults to -1): the time axis (0 for `[samples, channels]` arrays).
 
-    Returns: The same type as `audio`, with `ceil(N * target / orig)` samples along `axis` (`audio` itself
-        when the rates are equal); a tensor keeps its dtype and device, an array its floating dtype. Not
-        differentiable (it goes through NumPy): resampling belongs to data preparation, not to a training
-        graph.
+    Returns:
+        The same type as `audio`, with `ceil(N * target / orig)` samples along `axis` (`audio` itself when the
+        rates are equal); a tensor keeps its dtype and device, an array its floating dtype. Not differentiable
+        (it goes through NumPy): resampling belongs to data preparation, not to a training graph.
     """
     if orig_sample_rate == target_sample_rate:
         return audio
