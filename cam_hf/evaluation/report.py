@@ -146,9 +146,12 @@ def markdown_summary(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot_real_band(axis, real: dict, color) -> None:
-    axis.axhline(real["mean"], color=color, linestyle="--", linewidth=1, alpha=0.6)
-    axis.axhspan(real["min"], real["max"], color=color, alpha=0.08)
+def _plot_by_position(axis, x: list[float], figures: list[dict], key: str, **style):
+    """A figure per window, its mean over seed sets with bars from the lowest set to the highest."""
+    y = [figure[key] for figure in figures]
+    low = [value - min(figure["values"]) for value, figure in zip(y, figures, strict=True)]
+    high = [max(figure["values"]) - value for value, figure in zip(y, figures, strict=True)]
+    return axis.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, **style)[0].get_color()
 
 
 def plot_fad_by_position(results: dict, path: str) -> None:
@@ -160,66 +163,43 @@ def plot_fad_by_position(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     names = [e["name"] for e in results["embeddings"]]
-    pitch = any("real_pitch" in run for run in results["runs"])
-    rows = len(names) + 2 + 2 * pitch
+    pitch = [("pitch_confidence", "pitch confidence", "CREPE-tiny pitch confidence"),
+             ("pitch_changes_per_s", "pitch changes / s", "pitch changes per second: does the music move?")]
+    pitch = pitch if any("real_pitch" in run for run in results["runs"]) else []
+    rows = len(names) + 2 + len(pitch)
     figure, axes = plt.subplots(rows, 1, figsize=(9, 3.2 * rows), squeeze=False)
     axes = axes[:, 0]
-    fad_axes, latent_axes, pitch_axes = (
-        axes[: len(names)],
-        axes[len(names) : len(names) + 2],
-        axes[len(names) + 2 :],
-    )
+    fad_axes, latent_axes = axes[: len(names)], axes[len(names) : len(names) + 2]
+    pitch_axes = axes[len(names) + 2 :]
     for run in results["runs"]:
         x = [window["centre_contexts"] for window in run["windows"]]
         label = run_label(run)
         color = None
         for axis, name in zip(fad_axes, names, strict=True):
             windows = run["fad"][name]["per_window"]
-            y = [w["fad"] for w in windows]
-            low = [y_i - min(w["values"]) for y_i, w in zip(y, windows, strict=True)]
-            high = [max(w["values"]) - y_i for y_i, w in zip(y, windows, strict=True)]
-            color = axis.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=label)[0].get_color()
-            axis.axhline(
-                np.mean([w["floor"]["fad"] for w in windows]),
-                linestyle="--",
-                linewidth=1,
-                color=color,
-                alpha=0.6,
-            )
-            if "codec_floor" in windows[0]:
-                axis.axhline(np.mean([w["codec_floor"]["fad"] for w in windows]), linestyle=":", linewidth=1,
-                             color=color, alpha=0.6)
-        latent_axes[0].plot(x, [w["latent"]["mean_shift"] for w in run["windows"]], marker="o", color=color,
-                            label=label)
-        latent_axes[1].plot(x, [w["latent"]["std_ratio"] for w in run["windows"]], marker="o", color=color,
-                            label=label)
-        if "real_pitch" in run:
-            for axis, figure_name in zip(
-                pitch_axes, ("pitch_confidence", "pitch_changes_per_s"), strict=True
-            ):
-                axis.plot(
-                    x, [w[figure_name]["mean"] for w in run["windows"]], marker="o", color=color, label=label
-                )
-                _plot_real_band(axis, run["real_pitch"][figure_name], color)
+            color = _plot_by_position(axis, x, windows, "fad", label=label, color=color)
+            for floor, linestyle in (("floor", "--"), ("codec_floor", ":")):
+                if floor in windows[0]:
+                    level = np.mean([w[floor]["fad"] for w in windows])
+                    axis.axhline(level, linestyle=linestyle, linewidth=1, color=color, alpha=0.6)
+        for axis, key in zip(latent_axes, ("mean_shift", "std_ratio"), strict=True):
+            color = axis.plot(x, [w["latent"][key] for w in run["windows"]], marker="o", color=color,
+                              label=label)[0].get_color()
+        for axis, (key, _, _) in zip(pitch_axes, pitch, strict=True):
+            if "real_pitch" in run:
+                _plot_by_position(axis, x, [w[key] for w in run["windows"]], "mean", label=label, color=color)
+                real = run["real_pitch"][key]
+                axis.axhline(real["mean"], color=color, linestyle="--", linewidth=1, alpha=0.6)
+                axis.axhspan(real["min"], real["max"], color=color, alpha=0.08)
     for axis, embedding in zip(fad_axes, results["embeddings"], strict=True):
         note = "" if embedding["comparable_with_published_fad"] else " (not comparable with published FAD)"
         axis.set(ylabel="FAD", title=f"FAD by position, embedding {embedding['name']}{note}\n"
                                         "dashed: real floor; dotted: real audio through the codec")
-    latent_axes[0].set(
-        ylabel="RMS mean shift", title="generated latents: per-dimension mean minus the real mean (RMS)"
-    )
+    latent_axes[0].set(ylabel="RMS mean shift", title="generated latents: per-dimension mean shift (RMS)")
     latent_axes[1].set(ylabel="std / real std", title="generated latents: spread relative to real latents")
     latent_axes[1].axhline(1.0, color="grey", linewidth=1)
-    if pitch:
-        pitch_axes[0].set(
-            ylabel="pitch confidence",
-            title="CREPE-tiny pitch confidence (dashed: real held-out windows; shaded: range over real sets)",
-        )
-        pitch_axes[1].set(
-            ylabel="pitch changes / s",
-            title="does the music still move? Pitch changes per second "
-            "(dashed: real windows; shaded: range over real sets)",
-        )
+    for axis, (_, ylabel, title) in zip(pitch_axes, pitch, strict=True):
+        axis.set(ylabel=ylabel, title=f"{title}\ndashed: real held-out windows; shaded: range over real sets")
     for axis in axes:
         axis.set_xlabel("window centre (Backbone contexts)")
         axis.grid(alpha=0.3)
