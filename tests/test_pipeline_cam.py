@@ -137,8 +137,8 @@ def test_decode_latents_equals_one_shot_and_streaming_latency(pipe):
     # The 7th frame's callback waits until that decoding has started (it never would if it needed the 7th
     # frame).
     decoding_started, waited = threading.Event(), []
-    decode = pipe.autoencoder.decode
-    pipe.autoencoder.decode = lambda latents: decoding_started.set() or decode(latents)
+    decode = pipe.autoencoder._decode_continuing
+    pipe.autoencoder._decode_continuing = lambda *args: decoding_started.set() or decode(*args)
 
     def wait_at_the_seventh_frame(pipeline, index, timestep, callback_kwargs):
         if index == 6:

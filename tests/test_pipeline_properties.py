@@ -34,7 +34,7 @@ class WorkCounter:
         for module in (pipe.backbone, pipe.sampler):
             module.register_forward_pre_hook(self.count)
         codec = pipe.autoencoder
-        for name in ("_encode", "_decode"):
+        for name in ("_encode", "_decode", "_decode_continuing"):
             setattr(codec, name, self.counted(getattr(codec, name)))
 
     def count(self, *args):

@@ -88,6 +88,13 @@ class AudioAutoencoderMixin:
         """Raw (unnormalised) latents `[B, T, latent_dim]` -> audio `[B, audio_channels, N]`."""
         raise NotImplementedError
 
+    def _decode_continuing(self, latents: torch.Tensor, state, keep_from: int) -> tuple[torch.Tensor, object]:
+        """`_decode` of one chunk of a stream (`decode_stream`). `state` is what decoding the previous chunk
+        returned for the frames the two share (`None` for the first chunk); returns the audio and the state for
+        the next chunk, which starts at frame `keep_from` of this one. A codec that carries nothing across chunks
+        (the default) decodes each on its own; the mel codec carries its Griffin-Lim phase."""
+        return self._decode(latents), None
+
     # ---- shared --------------------------------------------------------------------------------------------
 
     @property
@@ -197,23 +204,27 @@ class AudioAutoencoderMixin:
         # `pending`: the pieces some chunk still needs, starting at frame number `offset`.
         pending, offset = [], 0
         available = 0  # frames received so far
-        # The first frame of the next chunk, and the audio the next chunk fades in from.
-        start, previous_tail = 0, None
+        # The first frame of the next chunk, the audio it fades in from, and what the codec carries into it.
+        start, previous_tail, carried = 0, None, None
 
         def decode_chunk(end: int, last: int) -> torch.Tensor:
             """Decodes frames [start, end) with context, frames [first, last) in all; drops what is no longer
             needed."""
-            nonlocal pending, offset, start, previous_tail
-            first = max(0, start - context)
+            nonlocal pending, offset, start, previous_tail, carried
+            # The next chunk starts with its left context, `context` frames before this one ends.
+            first, next_first = max(0, start - context), max(0, end - context)
             frames = pending[0] if len(pending) == 1 else torch.cat(pending, dim=1)
-            audio = self.decode(frames[:, first - offset : last - offset])
+            latents = frames[:, first - offset : last - offset]
+            self._check_latents(latents)
+            with torch.no_grad():
+                raw = self.denormalize_latents(latents.float())
+                audio, carried = self._decode_continuing(raw, carried, next_first - first)
             body = audio[..., (start - first) * hop : (end - first) * hop]
             if previous_tail is not None and previous_tail.shape[-1] > 0:
                 body = crossfade(previous_tail, body)
             previous_tail = audio[..., (end - first) * hop :]
             # Keep only the frames the next chunk's left context needs.
-            keep_from = max(0, end - context)
-            pending, offset, start = [frames[:, keep_from - offset :]], keep_from, end
+            pending, offset, start = [frames[:, next_first - offset :]], next_first, end
             return body
 
         for piece in pieces:

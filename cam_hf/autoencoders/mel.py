@@ -7,8 +7,8 @@ decode: the same steps backwards; the linear magnitude is recovered from the mel
 
 Why stacking + PCA: the Sampler is an MLP flow head that models one frame at a time and does well with ~64-128
 dimensions at ~10-20 frames per second. A single mel frame at a hop coarse enough for that frame rate smears
-transients that Griffin-Lim then cannot recover; stacking eight fine mel frames keeps the fine hop, and PCA folds
-the (highly correlated) stacked vector down to `latent_dim`.
+transients that Griffin-Lim then cannot recover; stacking eight fine mel frames keeps the fine hop, and PCA
+folds the (highly correlated) stacked vector down to `latent_dim`.
 """
 
 from __future__ import annotations
@@ -28,24 +28,27 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     """
     Log-mel codec with frame stacking, an optional PCA projection fitted on data, and Griffin-Lim decoding.
 
-    Latents are `[B, T, latent_dim]` with `T = N // hop_length`, `hop_length = stft_hop_length * frames_per_latent`.
-    Each latent frame holds `frames_per_latent` mel frames of every audio channel, `audio_channels * n_mels *
-    frames_per_latent` values (the "stacked dim"), projected to `latent_dim` by PCA when `latent_dim` is smaller.
-    The PCA is fitted by `fit_latent_statistics` and saved in the weights file (buffers `projection` and
-    `projection_mean`); without it, encoding works only when `latent_dim` equals the stacked dim.
+    Latents are `[B, T, latent_dim]` with `T = N // hop_length`,
+    `hop_length = stft_hop_length * frames_per_latent`. Each latent frame holds `frames_per_latent` mel frames
+    of every audio channel, `audio_channels * n_mels * frames_per_latent` values (the "stacked dim"),
+    projected to `latent_dim` by PCA when `latent_dim` is smaller. The PCA is fitted by
+    `fit_latent_statistics` and saved in the weights file (buffers `projection` and `projection_mean`);
+    without it, encoding works only when `latent_dim` equals the stacked dim.
 
     The buffers stay float32 when the module is cast (e.g. by `pipeline.to(torch.bfloat16)`) or loaded with
     `from_pretrained(dtype=...)`: `torch.stft` has no bfloat16 kernel, and log-mel values near -11 rounded to
-    bfloat16's 8 bits would move latents by whole units. `dtype` reports the precision asked for, as for any other
-    component (`pipe.to(torch.float16)` makes every component report float16); the codec computes in float32
-    whatever it reports, and `encode` and `decode` return float32.
+    bfloat16's 8 bits would move latents by whole units. `dtype` reports the precision asked for, as for any
+    other component (`pipe.to(torch.float16)` makes every component report float16); the codec computes in
+    float32 whatever it reports, and `encode` and `decode` return float32.
 
-    Defaults: 22.05 kHz mono, n_fft 1024, STFT hop 256 (11.6 ms), 80 mels, 8 mel frames per latent -> 2048 samples
-    per latent, 10.77 latent frames per second (Music2Latent's rate), 640 stacked values -> 128 latent dims.
+    Defaults: 22.05 kHz mono, n_fft 1024, STFT hop 256 (11.6 ms), 80 mels, 8 mel frames per latent -> 2048
+    samples per latent, 10.77 latent frames per second (Music2Latent's rate), 640 stacked values -> 128 latent
+    dims.
 
     Args:
-        sample_rate (`int`, defaults to 22050): audio rate in Hz. 22.05 kHz keeps the 80 mel bands where the energy
-            of most music is and halves Griffin-Lim's work against 44.1 kHz; audio at other rates is resampled.
+        sample_rate (`int`, defaults to 22050): audio rate in Hz. 22.05 kHz keeps the 80 mel bands where the
+            energy of most music is and halves Griffin-Lim's work against 44.1 kHz; audio at other rates is
+            resampled.
         audio_channels (`int`, defaults to 1): 1 (mono) or 2 (stereo); channels are coded independently and
             concatenated in each latent frame.
         n_fft (`int`, defaults to 1024): STFT size (Hann window of the same length).
@@ -55,15 +58,20 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         f_max (`float`, *optional*): highest mel frequency in Hz; `sample_rate / 2` when `None`.
         frames_per_latent (`int`, defaults to 8): mel frames stacked into one latent frame.
         latent_dim (`int`, defaults to 128): size of a latent frame; at most the stacked dim.
-        log_floor (`float`, defaults to 1e-5): mel magnitudes are clamped to this before the log (about -100 dB).
-        griffin_lim_iters (`int`, defaults to 32): Griffin-Lim iterations at decode.
-        griffin_lim_momentum (`float`, defaults to 0.99): momentum of fast Griffin-Lim (Perraudin et al., 2013).
-        pca_fitted (`bool`, defaults to `False`): set by `fit_latent_statistics`; not meant to be passed by hand.
+        log_floor (`float`, defaults to 1e-5): mel magnitudes are clamped to this before the log (about -100
+            dB).
+        griffin_lim_iters (`int`, defaults to 16): Griffin-Lim iterations at decode: chosen by measuring the
+            consistency and spectral distance of decoded test clips against the cost (`docs/performance.md`).
+        griffin_lim_momentum (`float`, defaults to 0.99): momentum of fast Griffin-Lim (Perraudin et al.,
+            2013).
+        pca_fitted (`bool`, defaults to `False`): set by `fit_latent_statistics`; not meant to be passed by
+            hand.
         latents_mean (`list[float]`, *optional*): per-channel latent mean, set by `fit_latent_statistics`.
         latents_std (`list[float]`, *optional*): per-channel latent standard deviation, set likewise.
     """
 
-    # diffusers' mechanism for modules kept in float32: `from_pretrained(dtype=...)` loads the fitted PCA in float32.
+    # diffusers' mechanism for modules kept in float32: `from_pretrained(dtype=...)` loads the fitted PCA in
+    # float32.
     _keep_in_fp32_modules = ["projection", "projection_mean"]
 
     @register_to_config
@@ -79,7 +87,7 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         frames_per_latent: int = 8,
         latent_dim: int = 128,
         log_floor: float = 1e-5,
-        griffin_lim_iters: int = 32,
+        griffin_lim_iters: int = 16,
         griffin_lim_momentum: float = 0.99,
         pca_fitted: bool = False,
         latents_mean: list[float] | None = None,
@@ -94,7 +102,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
                 f"({self.stacked_dim}): lower latent_dim or stack more frames."
             )
         mel_basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max)
-        # Derived from the config, so not saved (persistent=False): the weights file holds only the fitted PCA.
+        # Derived from the config, so not saved (persistent=False): the weights file holds only the fitted
+        # PCA.
         self.register_buffer("mel_basis", torch.from_numpy(mel_basis).float(), persistent=False)
         self.register_buffer(
             "mel_inverse", torch.from_numpy(np.linalg.pinv(mel_basis)).float(), persistent=False
@@ -103,8 +112,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         # PCA: latents = (stacked - projection_mean) @ projection. Identity until fitted.
         self.register_buffer("projection", torch.eye(self.stacked_dim, latent_dim, dtype=torch.float32))
         self.register_buffer("projection_mean", torch.zeros(self.stacked_dim, dtype=torch.float32))
-        # The precision asked for, which `dtype` reports: `from_pretrained(dtype=...)` builds the model under that
-        # default dtype, and `_apply` follows every cast.
+        # The precision asked for, which `dtype` reports: `from_pretrained(dtype=...)` builds the model under
+        # that default dtype, and `_apply` follows every cast.
         self._requested_dtype = torch.get_default_dtype()
 
     @property
@@ -114,8 +123,9 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
 
     def _apply(self, fn, recurse=True):
         # `.to(dtype)`, `.half()`, ... go through here: move the buffers wherever asked, but keep them float32
-        # (restored from the float32 originals, since converting back after a cast would keep its rounding), and
-        # remember the dtype asked for: `fn` applied to a tensor of the current dtype tells whether it casts.
+        # (restored from the float32 originals, since converting back after a cast would keep its rounding),
+        # and remember the dtype asked for: `fn` applied to a tensor of the current dtype tells whether it
+        # casts.
         self._requested_dtype = fn(torch.empty(0, dtype=self._requested_dtype)).dtype
         originals = dict(self._buffers)
         super()._apply(fn, recurse)
@@ -124,7 +134,7 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
                 self._buffers[name] = originals[name].to(buffer.device)
         return self
 
-    # ---- interface ---------------------------------------------------------------------------------------------
+    # ---- interface -----------------------------------------------------------------------------------------
 
     @property
     def sample_rate(self) -> int:
@@ -151,7 +161,7 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     def needs_projection(self) -> bool:
         return self.config.latent_dim < self.stacked_dim
 
-    # ---- audio <-> stacked log-mel -----------------------------------------------------------------------------
+    # ---- audio <-> stacked log-mel -------------------------------------------------------------------------
 
     def _stft(self, audio: torch.Tensor) -> torch.Tensor:
         return torch.stft(
@@ -166,14 +176,15 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
         """
         Args:
-            audio (`torch.Tensor` of shape `[B, C, N]`): audio at `sample_rate`, `N` a multiple of `hop_length`.
+            audio (`torch.Tensor` of shape `[B, C, N]`): audio at `sample_rate`, `N` a multiple of
+                `hop_length`.
 
         Returns:
             `torch.Tensor` of shape `[B, C, n_mels, N // stft_hop_length]`: natural-log mel magnitudes.
         """
         batch, channels, length = audio.shape
-        # center=True gives N / hop + 1 frames; the last one starts at the very end of the audio, so it is dropped
-        # to keep exactly stft_hop_length samples per mel frame.
+        # center=True gives N / hop + 1 frames; the last one starts at the very end of the audio, so it is
+        # dropped to keep exactly stft_hop_length samples per mel frame.
         magnitude = self._stft(audio.reshape(batch * channels, length)).abs()[..., :-1]
         mel = torch.matmul(self.mel_basis, magnitude)
         log_mel = mel.clamp(min=self.config.log_floor).log()
@@ -197,23 +208,32 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         frames = audio.shape[-1] // self.hop_length
         return self._stack(self.log_mel(audio[..., : frames * self.hop_length]))
 
-    # ---- encode / decode ---------------------------------------------------------------------------------------
+    # ---- encode / decode -----------------------------------------------------------------------------------
 
     def _check_projection(self) -> None:
         if self.needs_projection and not self.config.pca_fitted:
             raise ValueError(
-                f"latent_dim ({self.latent_dim}) is smaller than the stacked mel dim ({self.stacked_dim}), and no "
-                "PCA projection is fitted yet: call `fit_latent_statistics(audio)` on representative audio first, "
-                f"or build the codec with latent_dim={self.stacked_dim}."
+                f"latent_dim ({self.latent_dim}) is smaller than the stacked mel dim ({self.stacked_dim}), "
+                "and no PCA projection is fitted yet: call `fit_latent_statistics(audio)` on representative "
+                f"audio first, or build the codec with latent_dim={self.stacked_dim}."
             )
 
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
         self._check_projection()
         stacked = self._stacked_features(audio)
-        # `.float()`: `from_pretrained(torch_dtype=...)` may have loaded the PCA in low precision; DSP runs in float32.
+        # `.float()`: `from_pretrained(torch_dtype=...)` may have loaded the PCA in low precision; DSP runs in
+        # float32.
         return torch.matmul(stacked - self.projection_mean.float(), self.projection.float())
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self._decode_continuing(latents, None, latents.shape[1])[0]
+
+    def _decode_continuing(
+        self, latents: torch.Tensor, phase: torch.Tensor | None, keep_from: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_decode` of a chunk of a stream: Griffin-Lim starts the chunk's first STFT frames from the phase
+        the previous chunk reached on the same frames (`phase`), and returns, beside the audio, the phase of
+        the frames from latent frame `keep_from` on, where the next chunk starts."""
         self._check_projection()
         stacked = torch.matmul(latents, self.projection.float().T) + self.projection_mean.float()
         log_mel = self._unstack(stacked)
@@ -221,33 +241,48 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         mel = log_mel.reshape(batch * channels, n_mels, frames).exp()
         # Least-squares inverse of the filterbank; negative values are not magnitudes, so they are clipped.
         magnitude = torch.matmul(self.mel_inverse, mel).clamp(min=0)
-        audio = self.griffin_lim(magnitude, frames * self.config.stft_hop_length)
-        return audio.reshape(batch, channels, -1)
+        audio, angles = self.griffin_lim(magnitude, frames * self.config.stft_hop_length, phase)
+        carried = angles[..., keep_from * self.config.frames_per_latent : frames]
+        return audio.reshape(batch, channels, -1), carried
 
-    def griffin_lim(self, magnitude: torch.Tensor, length: int) -> torch.Tensor:
+    def griffin_lim(
+        self, magnitude: torch.Tensor, length: int, initial_phase: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """
-        Fast Griffin-Lim (librosa's algorithm, on `torch.stft` / `torch.istft`).
+        Fast Griffin-Lim (librosa's algorithm, on `torch.stft` / `torch.istft`), `griffin_lim_iters`
+        iterations with momentum `griffin_lim_momentum`.
+
+        The phase starts random (one fixed draw, so that decoding is deterministic), except on the first
+        frames when `initial_phase` gives them: a chunk of a stream continues from the phase the previous
+        chunk reached on the frames they share, which makes 16 iterations about as consistent as 32 from a
+        random start (`benchmarks/bench_griffin_lim.py`, `docs/performance.md`).
 
         Args:
             magnitude (`torch.Tensor` of shape `[B, n_fft // 2 + 1, frames]`): linear STFT magnitudes.
             length (`int`): output samples, `frames * stft_hop_length`.
+            initial_phase (`torch.Tensor` of shape `[B, n_fft // 2 + 1, n]`, complex, *optional*): unit
+                phasors for the first `n <= frames` frames.
 
         Returns:
-            `torch.Tensor` of shape `[B, length]`.
+            `(audio, phase)`: `torch.Tensor` of shape `[B, length]`, and the final unit phasors
+            `[B, n_fft // 2 + 1, frames + 1]`.
         """
-        # The STFT of `length` samples has one frame more than `magnitude` (encode dropped it): repeat the last.
+        # The STFT of `length` samples has one frame more than `magnitude` (encode dropped it): repeat the
+        # last.
         magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
         istft_kwargs = {
             "n_fft": self.config.n_fft,
             "hop_length": self.config.stft_hop_length,
             "window": self.window,
         }
-        # A fixed seed makes decoding deterministic: the same latents always give the same audio. One phase draw
-        # shared by the whole batch keeps each row's audio independent of the batch it is decoded in.
+        # A fixed seed makes decoding deterministic: the same latents always give the same audio. One phase
+        # draw shared by the whole batch keeps each row's audio independent of the batch it is decoded in.
         generator = torch.Generator(device="cpu").manual_seed(0)
         phase = torch.rand(magnitude.shape[1:], generator=generator).to(magnitude.device) * (2 * torch.pi)
-        phase = phase.expand_as(magnitude)
-        angles = torch.polar(torch.ones_like(magnitude), phase)
+        angles = torch.polar(torch.ones_like(magnitude), phase.expand_as(magnitude))
+        if initial_phase is not None:
+            shared = min(initial_phase.shape[-1], angles.shape[-1])
+            angles[..., :shared] = initial_phase[..., :shared]
         momentum = self.config.griffin_lim_momentum / (1 + self.config.griffin_lim_momentum)
         previous = torch.zeros_like(angles)
         for _ in range(self.config.griffin_lim_iters):
@@ -255,9 +290,9 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
             angles = rebuilt - momentum * previous
             angles = angles / (angles.abs() + 1e-16)
             previous = rebuilt
-        return torch.istft(magnitude * angles, length=length, **istft_kwargs)
+        return torch.istft(magnitude * angles, length=length, **istft_kwargs), angles
 
-    # ---- fitting -----------------------------------------------------------------------------------------------
+    # ---- fitting -------------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def fit_latent_statistics(
@@ -267,23 +302,23 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         normalization: str = "per_channel",
     ) -> None:
         """
-        Fit the codec to data: when `latent_dim` is smaller than the stacked dim, fit the PCA projection (the top
-        `latent_dim` principal axes of the stacked log-mel frames, re-fitted at every call) and store it in the
-        `projection` buffers; then store the latent mean and standard deviation in the config.
+        Fit the codec to data: when `latent_dim` is smaller than the stacked dim, fit the PCA projection (the
+        top `latent_dim` principal axes of the stacked log-mel frames, re-fitted at every call) and store it
+        in the `projection` buffers; then store the latent mean and standard deviation in the config.
 
-        With PCA the statistics follow from the same pass: projected latents have zero mean and variance equal to
-        the PCA eigenvalues. Without PCA this is the generic `AudioAutoencoderMixin.fit_latent_statistics`.
+        With PCA the statistics follow from the same pass: projected latents have zero mean and variance equal
+        to the PCA eigenvalues. Without PCA this is the generic `AudioAutoencoderMixin.fit_latent_statistics`.
 
         Args:
-            audio (`torch.Tensor` of shape `[B, C, N]`, or an iterable of such tensors or of `[C, N]` tensors):
-                representative audio; a few minutes is plenty.
+            audio (`torch.Tensor` of shape `[B, C, N]`, or an iterable of such tensors or of `[C, N]`
+                tensors): representative audio; a few minutes is plenty.
             sample_rate (`int`, *optional*): the rate of `audio` when it is not `self.sample_rate`.
             normalization (`str`, defaults to `"per_channel"`): how `encode` scales the latents.
-                `"per_channel"`: each component to unit variance (with PCA: whitened, so the low-variance tail,
-                mostly noise, is scaled up as much as the top components). `"global"`: one scale for all
-                components, the RMS of their standard deviations, so the latents' total variance is `latent_dim`
-                and the components keep their relative scale (stored as `latent_dim` equal values of
-                `latents_std`). `docs/training.md` and `DESIGN.md` section 1 say which trained better.
+                `"per_channel"`: each component to unit variance (with PCA: whitened, so the low-variance
+                tail, mostly noise, is scaled up as much as the top components). `"global"`: one scale for all
+                components, the RMS of their standard deviations, so the latents' total variance is
+                `latent_dim` and the components keep their relative scale (stored as `latent_dim` equal values
+                of `latents_std`). `docs/training.md` and `DESIGN.md` section 1 say which trained better.
         """
         if normalization not in ("per_channel", "global"):
             raise ValueError(f"normalization must be 'per_channel' or 'global', got {normalization!r}.")
@@ -299,8 +334,9 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
                 outer = outer + stacked.T @ stacked
             if count <= self.latent_dim:
                 raise ValueError(
-                    f"fit_latent_statistics got {count} frames, too few to fit a {self.latent_dim}-dim PCA: pass at "
-                    f"least {self.latent_dim + 1} frames ({(self.latent_dim + 1) / self.frame_rate:.1f} s), ideally minutes."
+                    f"fit_latent_statistics got {count} frames, too few to fit a {self.latent_dim}-dim PCA: "
+                    f"pass at least {self.latent_dim + 1} frames "
+                    f"({(self.latent_dim + 1) / self.frame_rate:.1f} s), ideally minutes."
                 )
             mean = total / count
             covariance = outer / count - torch.outer(mean, mean)

@@ -1,0 +1,123 @@
+"""Griffin-Lim decoding of the mel codec: quality against cost, to choose its iterations and its starting
+phase.
+
+Encodes test clips with a pipeline's mel codec (by default the shipped model's) and decodes them the way a
+pipeline does (`decode_chunked`: chunks of 64 frames with 4 of context), with 32, 16, 8 and 4 iterations, each
+with the phase of every chunk starting at random (as before) or from the phase the previous chunk reached on
+the frames they share (the codec's default). For each setting it prints, averaged over the clips:
+
+  * spectral convergence and log-spectral distance against the original clip (the codec's whole loss: mel
+    bands, PCA, phase), as `cam_hf.autoencoders.metrics.spectral_metrics` computes them;
+  * the inconsistency of the phase alone: ||(|STFT(decoded)| - M)|| / ||M||, M the magnitude the codec
+    decodes;
+  * milliseconds per latent frame, on this thread's CPU clock (what the decoding thread costs) and on the
+    wall.
+
+Old (32 iterations, random start) and new (the codec's defaults) are measured in the same run. Benchmarks
+print figures; they never assert them.
+
+Run: .venv/bin/python benchmarks/bench_griffin_lim.py [--model DIR] [--dataset DIR] [--clips 8] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import time
+
+import numpy as np
+import soundfile as sf
+import torch
+from _common import REPOSITORY, load_average
+
+from cam_hf import CAMPipeline, MelAutoencoder
+from cam_hf.autoencoders.metrics import spectral_metrics
+from cam_hf.utils.audio import resample_audio
+
+
+class RandomStartMelAutoencoder(MelAutoencoder):
+    """The mel codec with every chunk's phase starting at random, as decoding did before it carried the
+    phase."""
+
+    def _decode_continuing(self, latents, phase, keep_from):
+        return super()._decode_continuing(latents, None, keep_from)
+
+
+def test_clips(dataset: str, count: int, sample_rate: int) -> list[np.ndarray]:
+    """`count` clips spread over the test split of a dataset built by `examples/make_dataset.py`, mono, at
+    `sample_rate`."""
+    from datasets import load_from_disk
+
+    path = os.path.join(dataset, "test")
+    if not os.path.isdir(path):
+        raise SystemExit(
+            f"No test split at {path}: build the dataset first (`make data`), or pass --dataset."
+        )
+    split = load_from_disk(path)
+    clips = []
+    for index in np.linspace(0, len(split) - 1, count).astype(int):
+        encoded = io.BytesIO(split[int(index)]["audio"]["bytes"])
+        audio, rate = sf.read(encoded, dtype="float32", always_2d=True)
+        clips.append(resample_audio(audio.mean(axis=1), rate, sample_rate))
+    return clips
+
+
+def measure(codec: MelAutoencoder, clips: list[np.ndarray], iterations: int) -> dict[str, float]:
+    codec.register_to_config(griffin_lim_iters=iterations)
+    config, figures = codec.config, {"sc": [], "lsd": [], "inconsistency": [], "cpu_ms": [], "wall_ms": []}
+    for clip in clips:
+        latents = codec.encode(torch.from_numpy(clip)[None, None])
+        wall, cpu = time.perf_counter(), time.thread_time()
+        decoded = codec.decode_chunked(latents)[0, 0]
+        figures["cpu_ms"].append(1000 * (time.thread_time() - cpu) / latents.shape[1])
+        figures["wall_ms"].append(1000 * (time.perf_counter() - wall) / latents.shape[1])
+        sc, lsd = spectral_metrics(clip, decoded.numpy(), config.n_fft, config.stft_hop_length)
+        figures["sc"].append(sc)
+        figures["lsd"].append(lsd)
+        # The magnitude the codec decodes: its own (lossy) log-mel, back through the filterbank's inverse.
+        stacked = torch.matmul(codec.denormalize_latents(latents), codec.projection.T) + codec.projection_mean
+        mel = codec._unstack(stacked)[0].exp()
+        magnitude = torch.matmul(codec.mel_inverse, mel).clamp(min=0)[0]
+        rebuilt = codec._stft(decoded[None])[0, :, : magnitude.shape[-1]].abs()
+        inconsistency = torch.linalg.norm(rebuilt - magnitude) / torch.linalg.norm(magnitude)
+        figures["inconsistency"].append(inconsistency.item())
+    return {name: statistics.mean(values) for name, values in figures.items()}
+
+
+def main(argv=None) -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--model", default=os.path.join(REPOSITORY, "models", "cam-music21-small"))
+    parser.add_argument("--dataset", default=os.path.join(REPOSITORY, "data", "cam-music21-3k"))
+    parser.add_argument("--clips", type=int, default=8, help="Test clips (10 s each in the built-in one).")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the decoding thread's).")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    codec = CAMPipeline.from_pretrained(args.model).autoencoder
+    if not isinstance(codec, MelAutoencoder):
+        raise SystemExit(f"{args.model} decodes with {type(codec).__name__}, not the mel codec.")
+    default_iterations = MelAutoencoder().config.griffin_lim_iters
+    random_start = RandomStartMelAutoencoder.from_config(codec.config)
+    random_start.load_state_dict(codec.state_dict())
+    clips = test_clips(args.dataset, args.clips, codec.sample_rate)
+    seconds = sum(map(len, clips)) / codec.sample_rate
+    print(f"{len(clips)} test clips of {args.dataset}, {seconds:.0f} s in all; {args.threads} torch "
+          f"thread(s); load average at start: {load_average()}")
+
+    print(f"\n{'iterations':>10s} {'phase start':>14s} {'SC':>8s} {'LSD dB':>8s} {'inconsist.':>11s} "
+          f"{'CPU ms/frame':>13s} {'wall ms/frame':>14s}")
+    for iterations in (32, 16, 8, 4):
+        for name, decoder in (("random", random_start), ("previous chunk", codec)):
+            row = measure(decoder, clips, iterations)
+            label = " (old)" if (iterations, name) == (32, "random") else ""
+            label = " (new)" if (iterations, name) == (default_iterations, "previous chunk") else label
+            figures = f"{row['sc']:8.4f} {row['lsd']:8.3f} {row['inconsistency']:11.4f}"
+            times = f"{row['cpu_ms']:13.2f} {row['wall_ms']:14.2f}"
+            print(f"{iterations:>10d} {name:>14s} {figures} {times}{label}")
+    print(f"\nload average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
