@@ -7,6 +7,7 @@ Hub always gets this card rather than diffusers' generic one.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 
@@ -72,6 +73,8 @@ Continue a recording with `pipe(audio=waveform, sample_rate=sr, audio_length_in_
 NOT_RECORDED = "Not recorded: pass `training_details` to `save_pretrained`."
 # Keyword arguments of `save_pretrained(push_to_hub=True)` that are about the upload, as diffusers takes them.
 HUB_KWARGS = ("repo_id", "commit_message", "private", "token", "create_pr")
+# Keyword arguments of `from_pretrained` that say where to find `model_index.json` (see `load_config`).
+LOCATION_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 
 
 def model_card(pipeline, repo_id: str = "path/to/this/folder", training_details: str | None = None) -> ModelCard:
@@ -162,10 +165,22 @@ __all__ = ["MODEL_CARD_TEMPLATE", "create_model_repo", "model_card", "upload_pip
 
 
 class PipelineSharingMixin:
-    """`DiffusionPipeline.save_pretrained` and `push_to_hub` with this module's model card: mixed into `CAMPipeline`
-    in front of `DiffusionPipeline`."""
+    """`DiffusionPipeline`'s loading, saving and upload, for a pipeline made of cam_hf components with this
+    module's model card: mixed into `CAMPipeline` in front of `DiffusionPipeline`."""
 
-    def model_card(self, repo_id: str = "path/to/this/folder", training_details: str | None = None) -> ModelCard:
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """`DiffusionPipeline.from_pretrained`, after importing the cam_hf modules that `model_index.json`
+        names: diffusers finds a component's class only in modules already imported, and cam_hf imports its
+        optional autoencoders (EnCodec, Oobleck, Music2Latent) only when they are used."""
+        location = {key: kwargs[key] for key in LOCATION_KWARGS if key in kwargs}
+        package = __name__.split(".")[0]
+        for entry in cls.load_config(pretrained_model_name_or_path, **location).values():
+            if isinstance(entry, list | tuple) and entry and str(entry[0]).split(".")[0] == package:
+                importlib.import_module(entry[0])
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def model_card(self, repo_id: str = "path/to/this/folder", training_details: str | None = None):
         """A model card describing this pipeline's components, how to generate, and `training_details` (see
         `cam_hf.hub_utils.model_card`)."""
         return model_card(self, repo_id, training_details)
@@ -181,10 +196,10 @@ class PipelineSharingMixin:
         **kwargs,
     ):
         """
-        `DiffusionPipeline.save_pretrained` (safetensors, one folder per component), plus this pipeline's model card
-        (`README.md`) unless the folder already has one. With `push_to_hub=True` the folder, card included, is
-        uploaded to `repo_id` (default: the folder's name; `kwargs`: `repo_id`, `commit_message`, `private`, `token`,
-        `create_pr`), as `push_to_hub` does.
+        `DiffusionPipeline.save_pretrained` (safetensors, one folder per component), plus this pipeline's
+        model card (`README.md`) unless the folder already has one. With `push_to_hub=True` the folder, card
+        included, is uploaded to `repo_id` (default: the folder's name; `kwargs`: `repo_id`, `commit_message`,
+        `private`, `token`, `create_pr`), as `push_to_hub` does.
         """
         if not push_to_hub:
             super().save_pretrained(save_directory, safe_serialization, variant, max_shard_size, **kwargs)
@@ -208,7 +223,8 @@ class PipelineSharingMixin:
         variant: str | None = None,
         training_details: str | None = None,
     ) -> str:
-        """Saves the pipeline with its model card to a temporary folder and uploads it to `repo_id` on the Hub."""
+        """Saves the pipeline with its model card to a temporary folder and uploads it to `repo_id` on the
+        Hub."""
         repo_id = create_model_repo(repo_id, private, token)
         with tempfile.TemporaryDirectory() as folder:
             super().save_pretrained(folder, safe_serialization=safe_serialization, variant=variant)

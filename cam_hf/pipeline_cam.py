@@ -7,9 +7,7 @@
     latents --autoencoder.decode_stream, on a second thread, chunk by chunk as the frames come--> audio
 """
 
-import importlib
 import math
-import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -30,9 +28,6 @@ from .modeling_cam import CAMModel, mix_noise
 from .sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler, FrameSampler
 from .utils import checks
 from .utils.checks import MAX_AUDIO_LENGTH_IN_S, MAX_FRAME_RATE, MAX_GUIDANCE_SCALE, OUTPUT_TYPES
-
-# Keyword arguments of `from_pretrained` that say where to find `model_index.json` (see `load_config`).
-LOCATION_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 
 
 class SlidingWindow:
@@ -198,14 +193,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         autoencoder.
 
         Args:
-            audio (`torch.Tensor` or `np.ndarray` of shape `(samples,)`, `(channels, samples)` or
-                `(batch_size, channels, samples)`, or a list of `(samples,)` / `(channels, samples)` waveforms
-                of one shape, *optional*): the prompt in [-1, 1].
-            sample_rate (`int`, *optional*): its sample rate; resampled by the autoencoder when it differs
-                from `self.sample_rate`.
-            prompt_latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`, *optional*): an
-                already encoded prompt, instead of `audio`.
-            num_waveforms_per_prompt (`int`, defaults to 1): copies of each prompt.
+            audio, sample_rate, prompt_latents, num_waveforms_per_prompt: as [`~CAMPipeline.__call__`] takes
+                them (`sample_rate` is resampled from when it differs from `self.sample_rate`).
             device (`torch.device`, *optional*): where to put the latents; the execution device by default.
 
         Returns:
@@ -335,18 +324,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
     ) -> torch.Tensor:
-        r"""
-        Decodes latents in chunks exactly as `__call__` and `stream` do (the autoencoder's `decode_chunked`).
-
-        Args:
-            latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`).
-            decode_chunk_frames (`int`, defaults to 64): frames per chunk.
-            decode_context_frames (`int`, defaults to 4): context frames on each side of a chunk, and the
-                crossfade length.
-
-        Returns:
-            `torch.Tensor` of shape `(batch_size, channels, num_frames * hop_length)`.
-        """
+        """Decodes latents `(batch_size, num_frames, latent_dim)` to audio `(batch_size, channels, samples)` in
+        chunks exactly as `__call__` and `stream` do (the autoencoder's `decode_chunked`)."""
         if self.autoencoder is None:
             raise ValueError("This pipeline has no autoencoder to decode with: build it with one.")
         return self.autoencoder.decode_chunked(latents, decode_chunk_frames, decode_context_frames)
@@ -538,21 +517,6 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         for chunk in chunks:
             yield chunk.cpu().numpy() if output_type == "np" else chunk
         self.maybe_free_model_hooks()
-
-    # ---- loading -------------------------------------------------------------------------------------------
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "CAMPipeline":
-        """`DiffusionPipeline.from_pretrained`, after importing the cam_hf modules that `model_index.json`
-        names: diffusers finds a component's class only in modules already imported, and cam_hf imports its
-        optional autoencoders (EnCodec, Oobleck, Music2Latent) only when they are used."""
-        location = {key: kwargs[key] for key in LOCATION_KWARGS if key in kwargs}
-        index = cls.load_config(pretrained_model_name_or_path, **location)
-        for entry in index.values():
-            if isinstance(entry, list | tuple) and entry and isinstance(entry[0], str):
-                if entry[0].split(".")[0] == __name__.split(".")[0]:
-                    importlib.import_module(entry[0])
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
 
 def _with_channel_axis(waveform: torch.Tensor) -> torch.Tensor:
