@@ -1,5 +1,6 @@
-"""Tests of cam_hf.autoencoders: the shared interface, the mel codec's reconstruction, save/load round trips, the
-loaders of pretrained weights (on tiny random weights written in each library's own format), and bad input."""
+"""Tests of cam_hf.autoencoders: the shared interface, the mel codec's reconstruction, save/load round trips,
+the loaders of pretrained weights (on tiny random weights written in each library's own format), and bad
+input."""
 
 import os
 import subprocess
@@ -85,7 +86,7 @@ def assert_same_model(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(state_a[key], state_b[key]), key
 
 
-# ---- the mel codec -----------------------------------------------------------------------------------------------
+# ---- the mel codec -----------------------------------------------------------------------------------------
 
 
 def test_mel_default_config_matches_the_design_target():
@@ -148,9 +149,11 @@ def test_mel_pca_is_inverted_on_decode_and_normalises_latents():
 
 
 def test_mel_reconstruction_quality_on_a_harmonic_signal():
-    """The default codec (PCA 640 -> 128) fitted on one clip, measured on another, next to librosa's mel inversion.
+    """The default codec (PCA 640 -> 128) fitted on one clip, measured on another, next to librosa's mel
+    inversion.
 
-    Measured: PCA SC 0.45 / LSD 7.1 dB; no PCA SC 0.32 / LSD 6.7 dB; librosa mel_to_audio SC 0.31-0.32 / LSD 6.6 dB.
+    Measured: PCA SC 0.45 / LSD 7.1 dB; no PCA SC 0.32 / LSD 6.7 dB; librosa mel_to_audio SC 0.31-0.32 / LSD
+    6.6 dB.
     """
     fit = torch.from_numpy(harmonic_notes(16.0, 22050, seed=1))[None, None]
     test = harmonic_notes(4.0, 22050, seed=2)
@@ -160,7 +163,8 @@ def test_mel_reconstruction_quality_on_a_harmonic_signal():
     sc, lsd = spectral_metrics(test, decoded, 1024, 256)
     assert sc < 0.55 and lsd < 8.5
 
-    # Without the projection, mel inversion + Griffin-Lim alone must be as good as librosa's at the same settings.
+    # Without the projection, mel inversion + Griffin-Lim alone must be as good as librosa's at the same
+    # settings.
     no_pca = MelAutoencoder(latent_dim=640)
     decoded = no_pca.decode(no_pca.encode(torch.from_numpy(test)[None, None]))[0, 0].numpy()
     sc_no_pca, lsd_no_pca = spectral_metrics(test, decoded, 1024, 256)
@@ -201,7 +205,7 @@ def test_mel_stereo_codes_channels_independently():
     assert codec.decode(latents).shape[:2] == (1, 2)
 
 
-# ---- the shared interface: channels, sample rates, statistics, bad input ------------------------------------------
+# ---- the shared interface: channels, sample rates, statistics, bad input -----------------------------------
 
 
 def test_channel_conversion():
@@ -234,7 +238,8 @@ def test_encode_resamples_audio_at_another_rate():
     latents = codec.encode(at_16k, sample_rate=16000)
     direct = codec.encode(at_codec_rate)
     assert latents.shape == direct.shape
-    # Up- then down-sampling is near-transparent below the Nyquist frequency: log-mels agree closely where loud.
+    # Up- then down-sampling is near-transparent below the Nyquist frequency: log-mels agree closely where
+    # loud.
     loud = direct > direct.max() - 5
     assert (latents - direct)[loud].abs().mean() < 0.05
     # Without sample_rate the audio is taken to be at the codec's rate: twice as many frames.
@@ -282,7 +287,7 @@ def test_bad_input_raises_clear_errors():
         codec.decode(latents * float("inf"))
 
 
-# ---- Oobleck and EnCodec ----------------------------------------------------------------------------------------
+# ---- Oobleck and EnCodec -----------------------------------------------------------------------------------
 
 
 def test_oobleck_shapes_and_pretrained_loading(tmp_path):
@@ -325,7 +330,7 @@ def test_encodec_uses_prequantisation_embeddings(tmp_path):
         EncodecAutoencoder(encodec_config={**TINY_ENCODEC, "chunk_length_s": 1.0, "overlap": 0.01})
 
 
-# ---- save_pretrained / from_pretrained ----------------------------------------------------------------------------
+# ---- save_pretrained / from_pretrained ---------------------------------------------------------------------
 
 
 def _tiny_oobleck():
@@ -359,7 +364,7 @@ def test_save_pretrained_round_trip_is_bit_exact(make, tmp_path):
     assert torch.equal(loaded.decode(latents), codec.decode(latents))
 
 
-# ---- Music2Latent (optional extra) --------------------------------------------------------------------------------
+# ---- Music2Latent (optional extra) -------------------------------------------------------------------------
 
 
 class NotATensor:
@@ -436,7 +441,8 @@ def test_music2latent_refuses_incomplete_checkpoints(music2latent_checkpoint, tm
 
 
 def test_package_imports_without_music2latent():
-    """`import cam_hf.autoencoders` must work without the optional extra; building the wrapper says what to install."""
+    """`import cam_hf.autoencoders` must work without the optional extra; building the wrapper says what to
+    install."""
     code = (
         "import sys; sys.modules['music2latent'] = None\n"
         "from cam_hf.autoencoders import Music2LatentAutoencoder, MelAutoencoder\n"

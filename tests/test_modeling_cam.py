@@ -14,7 +14,9 @@ from .conftest import tiny_config
 
 
 def test_config_round_trip(tmp_path):
-    config = tiny_config(max_training_noise=0.8, noise_sampling="per_sequence", noise_mixing="variance_preserving")
+    config = tiny_config(
+        max_training_noise=0.8, noise_sampling="per_sequence", noise_mixing="variance_preserving"
+    )
     config.save_pretrained(tmp_path)
     loaded = CAMConfig.from_pretrained(tmp_path)
     assert loaded.to_dict() == config.to_dict()
@@ -107,7 +109,9 @@ def test_eager_and_sdpa_agree():
     eager = CAMModel(tiny_config(attn_implementation="eager")).eval()
     eager.load_state_dict(sdpa.state_dict())
     latents = torch.randn(2, 6, 8)
-    torch.testing.assert_close(eager(latents).last_hidden_state, sdpa(latents).last_hidden_state, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        eager(latents).last_hidden_state, sdpa(latents).last_hidden_state, rtol=0, atol=1e-5
+    )
 
 
 def test_noise_level_conditioning_requires_levels():
@@ -199,7 +203,7 @@ def test_cache_overflow_raises(backbone):
         backbone(torch.randn(1, 2, 8), cache=output.cache, use_cache=True)
 
 
-# ---- instrument conditioning -----------------------------------------------------------------------------------
+# ---- instrument conditioning -------------------------------------------------------------------------------
 
 INSTRUMENTS = ["violin", "flute", "cello"]
 
@@ -232,7 +236,8 @@ def test_instrument_conditioning_changes_every_output_and_survives_the_cache():
     assert (z - z_other).abs().amax(-1).min() > 1e-4  # every position, the start vector's z_0 included
     # Omitting the ids is the "no instrument" class.
     torch.testing.assert_close(
-        model(latents).last_hidden_state, model(latents, instrument_ids=torch.tensor([3, 3])).last_hidden_state
+        model(latents).last_hidden_state,
+        model(latents, instrument_ids=torch.tensor([3, 3])).last_hidden_state,
     )
     # Frame by frame with the cache gives the same z as the whole sequence.
     output = model(latents[:, :0], instrument_ids=ids)

@@ -1,4 +1,5 @@
 import gc
+import inspect
 import json
 import os
 import shutil
@@ -149,6 +150,14 @@ def test_decode_latents_equals_one_shot_and_streaming_latency(pipe):
     first = next(stream)
     assert waited == [True] and first.shape[-1] == 4 * pipe.autoencoder.hop_length
     np.testing.assert_array_equal(np.concatenate([first, *stream], axis=-1), audio)
+
+
+def test_stream_has_the_signature_of_call_without_return_dict():
+    call = dict(inspect.signature(CAMPipeline.__call__).parameters)
+    stream = dict(inspect.signature(CAMPipeline.stream).parameters)
+    assert call.pop("return_dict").default is True
+    defaults = [(name, parameter.default) for name, parameter in call.items()]
+    assert [(name, parameter.default) for name, parameter in stream.items()] == defaults
 
 
 def test_stream_checks_its_arguments_when_called(pipe):

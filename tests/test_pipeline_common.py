@@ -1,8 +1,9 @@
-"""The behaviours diffusers' common pipeline checks (`PipelineTesterMixin`) ask of a pipeline, tested on CAMPipeline.
+"""The behaviours diffusers' common pipeline checks (`PipelineTesterMixin`) ask of a pipeline, tested on
+CAMPipeline.
 
-diffusers' mixin itself runs as a development check (`test_diffusers_common_checks.py`, which needs a diffusers
-checkout); these tests keep the same behaviours checked in CI, adapted where an autoregressive audio pipeline differs
-(a callback per frame; the autoencoder as the prompt encoder).
+diffusers' mixin itself runs as a development check (`test_diffusers_common_checks.py`, which needs a
+diffusers checkout); these tests keep the same behaviours checked in CI, adapted where an autoregressive audio
+pipeline differs (a callback per frame; the autoencoder as the prompt encoder).
 """
 
 import inspect
@@ -23,7 +24,9 @@ LATENT_DIM = 24  # below the tiny codec's 32 stacked values: a fitted PCA, which
 @pytest.fixture
 def components() -> dict:
     autoencoder = tiny_mel_autoencoder(latent_dim=LATENT_DIM)
-    autoencoder.fit_latent_statistics(0.1 * torch.randn(1, 1, 2 * 8000, generator=torch.Generator().manual_seed(0)))
+    autoencoder.fit_latent_statistics(
+        0.1 * torch.randn(1, 1, 2 * 8000, generator=torch.Generator().manual_seed(0))
+    )
     return dict(random_pipeline(autoencoder=autoencoder).components)
 
 
@@ -35,13 +38,24 @@ def pipe(components) -> CAMPipeline:
 
 
 def prompt(pipe) -> np.ndarray:
-    return 0.3 * np.sin(2 * np.pi * 440 * np.arange(6 * pipe.autoencoder.hop_length) / pipe.sample_rate).astype(np.float32)
+    return 0.3 * np.sin(
+        2 * np.pi * 440 * np.arange(6 * pipe.autoencoder.hop_length) / pipe.sample_rate
+    ).astype(np.float32)
 
 
 def test_call_signature_has_diffusers_arguments():
     parameters = inspect.signature(CAMPipeline.__call__).parameters
-    for name in ("batch_size", "num_inference_steps", "num_waveforms_per_prompt", "generator", "output_type",
-                 "return_dict", "callback_on_step_end", "callback_on_step_end_tensor_inputs", "audio_length_in_s"):
+    for name in (
+        "batch_size",
+        "num_inference_steps",
+        "num_waveforms_per_prompt",
+        "generator",
+        "output_type",
+        "return_dict",
+        "callback_on_step_end",
+        "callback_on_step_end_tensor_inputs",
+        "audio_length_in_s",
+    ):
         assert parameters[name].default is not inspect.Parameter.empty, name
     assert set(CAMPipeline._callback_tensor_inputs) == {"latents"}
 
@@ -53,14 +67,20 @@ def test_components_may_be_none_and_missing_ones_are_named(components):
         empty(num_frames=2)
     latents_only = CAMPipeline(**{**components, "autoencoder": None})
     latents_only.set_progress_bar_config(disable=True)
-    assert latents_only(num_frames=3, num_inference_steps=1, output_type="latent").audios.shape == (1, 3, LATENT_DIM)
+    assert latents_only(num_frames=3, num_inference_steps=1, output_type="latent").audios.shape == (
+        1,
+        3,
+        LATENT_DIM,
+    )
     with pytest.raises(ValueError, match="no autoencoder"):
         latents_only(num_frames=3)
 
 
 def test_batches_of_any_size(pipe):
     for batch_size in (2, 3):
-        audio = pipe(batch_size=batch_size, num_frames=4, num_inference_steps=1, generator=seeded(batch_size)).audios
+        audio = pipe(
+            batch_size=batch_size, num_frames=4, num_inference_steps=1, generator=seeded(batch_size)
+        ).audios
         assert audio.shape[0] == batch_size
     single_generator = pipe(batch_size=2, num_frames=4, num_inference_steps=1, generator=seeded()).audios
     assert single_generator.shape[0] == 2 and not np.allclose(single_generator[0], single_generator[1])
@@ -69,9 +89,13 @@ def test_batches_of_any_size(pipe):
 def test_dtype_moves_reach_every_component(pipe):
     pipe.to(torch.float16)
     assert {name: c.dtype for name, c in pipe.components.items() if hasattr(c, "dtype")} == {
-        "backbone": torch.float16, "sampler": torch.float16, "autoencoder": torch.float16
+        "backbone": torch.float16,
+        "sampler": torch.float16,
+        "autoencoder": torch.float16,
     }
-    assert pipe.autoencoder.projection.dtype == torch.float32  # the codec computes in float32 whatever it reports
+    assert (
+        pipe.autoencoder.projection.dtype == torch.float32
+    )  # the codec computes in float32 whatever it reports
     pipe.to(torch.bfloat16)
     audio = pipe(num_frames=3, num_inference_steps=2, generator=seeded()).audios
     assert audio.dtype == np.float32 and np.isfinite(audio).all()
@@ -82,8 +106,14 @@ def test_dtype_moves_reach_every_component(pipe):
 @pytest.mark.parametrize(
     "dtype_argument, expected",
     [
-        ({"dtype": torch.float16}, dict(backbone=torch.float16, sampler=torch.float16, autoencoder=torch.float16)),
-        ({"torch_dtype": torch.float16}, dict(backbone=torch.float16, sampler=torch.float16, autoencoder=torch.float16)),
+        (
+            {"dtype": torch.float16},
+            dict(backbone=torch.float16, sampler=torch.float16, autoencoder=torch.float16),
+        ),
+        (
+            {"torch_dtype": torch.float16},
+            dict(backbone=torch.float16, sampler=torch.float16, autoencoder=torch.float16),
+        ),
         (
             {"dtype": {"backbone": torch.bfloat16, "default": torch.float16}},
             dict(backbone=torch.bfloat16, sampler=torch.float16, autoencoder=torch.float16),
@@ -112,9 +142,11 @@ def test_variants_save_and_load(pipe, tmp_path):
 
 
 def test_encode_prompt_works_in_isolation(pipe, components):
-    # CAM's prompt encoder is its autoencoder: a pipeline of the autoencoder alone encodes, a pipeline without it
-    # generates from the encoded prompt, and together they equal the whole pipeline.
-    encoder_only = CAMPipeline(backbone=None, sampler=None, scheduler=None, autoencoder=components["autoencoder"])
+    # CAM's prompt encoder is its autoencoder: a pipeline of the autoencoder alone encodes, a pipeline without
+    # it generates from the encoded prompt, and together they equal the whole pipeline.
+    encoder_only = CAMPipeline(
+        backbone=None, sampler=None, scheduler=None, autoencoder=components["autoencoder"]
+    )
     prompt_latents = encoder_only.encode_prompt(prompt(pipe), sample_rate=pipe.sample_rate)
     assert prompt_latents.shape == (1, 6, LATENT_DIM)
     assert encoder_only.encode_prompt() is None
@@ -134,8 +166,13 @@ def test_callback_inputs_are_the_new_frame(pipe):
         seen.append((index, pipeline.num_timesteps, tuple(callback_kwargs["latents"].shape)))
         return callback_kwargs
 
-    pipe(num_frames=3, num_inference_steps=1, output_type="latent", callback_on_step_end=subset,
-         callback_on_step_end_tensor_inputs=["latents"])
+    pipe(
+        num_frames=3,
+        num_inference_steps=1,
+        output_type="latent",
+        callback_on_step_end=subset,
+        callback_on_step_end_tensor_inputs=["latents"],
+    )
     assert seen == [(i, 3, (1, 1, LATENT_DIM)) for i in range(3)]
 
     def zero_the_last_frame(pipeline, index, timestep, callback_kwargs):
@@ -143,8 +180,14 @@ def test_callback_inputs_are_the_new_frame(pipe):
             callback_kwargs["latents"] = torch.zeros_like(callback_kwargs["latents"])
         return callback_kwargs
 
-    out = pipe(num_frames=3, num_inference_steps=1, output_type="latent", generator=seeded(),
-               callback_on_step_end=zero_the_last_frame, callback_on_step_end_tensor_inputs=pipe._callback_tensor_inputs)
+    out = pipe(
+        num_frames=3,
+        num_inference_steps=1,
+        output_type="latent",
+        generator=seeded(),
+        callback_on_step_end=zero_the_last_frame,
+        callback_on_step_end_tensor_inputs=pipe._callback_tensor_inputs,
+    )
     plain = pipe(num_frames=3, num_inference_steps=1, output_type="latent", generator=seeded()).audios
     assert out.audios[:, -1].abs().sum() == 0
     torch.testing.assert_close(out.audios[:, :-1], plain[:, :-1], rtol=0, atol=0)

@@ -42,7 +42,8 @@ def test_guidance_scale_one_is_conditional_and_zero_is_unconditional(pipe):
 
 
 def test_a_callback_can_change_the_guidance_between_frames(pipe):
-    """As in diffusers' pipelines (their `test_callback_cfg`): `pipe._guidance_scale` is read at every frame."""
+    """As in diffusers' pipelines (their `test_callback_cfg`): `pipe._guidance_scale` is read at every
+    frame."""
     seen = []
 
     def raise_guidance(pipe, index, timestep, callback_kwargs):
@@ -57,6 +58,14 @@ def test_a_callback_can_change_the_guidance_between_frames(pipe):
     assert not torch.allclose(ramped[:, 1:], constant[:, 1:])
 
 
+def test_stream_sets_the_guidance_when_called(pipe):
+    # Before its first chunk is pulled, a stream already reports its own call's guidance, not the last call's.
+    latents(pipe, instrument="cello", guidance_scale=2.0)
+    stream = pipe.stream(num_frames=3, num_inference_steps=1, instrument="cello", guidance_scale=5.0)
+    assert pipe.guidance_scale == 5.0
+    assert len(list(stream)) == 1
+
+
 def test_guidance_extrapolates_the_two_predictions():
     torch.manual_seed(0)
     sampler = CAMSampler(latent_dim=4, condition_dim=8, width=16, num_blocks=1).eval()
@@ -65,11 +74,25 @@ def test_guidance_extrapolates_the_two_predictions():
     noise = torch.randn(3, 4)
     scheduler = default_scheduler(sampler)
     # One Euler step from noise: the step is linear in the prediction, so w extrapolates the two frames.
-    frames = {w: sample_next_frame(sampler, scheduler, condition, 1, noise=noise, unconditional_condition=unconditional,
-                                   guidance_scale=w) for w in (0.0, 1.0, 2.5)}
+    frames = {
+        w: sample_next_frame(
+            sampler,
+            scheduler,
+            condition,
+            1,
+            noise=noise,
+            unconditional_condition=unconditional,
+            guidance_scale=w,
+        )
+        for w in (0.0, 1.0, 2.5)
+    }
     torch.testing.assert_close(frames[1.0], sample_next_frame(sampler, scheduler, condition, 1, noise=noise))
-    torch.testing.assert_close(frames[0.0], sample_next_frame(sampler, scheduler, unconditional, 1, noise=noise))
-    torch.testing.assert_close(frames[2.5], frames[0.0] + 2.5 * (frames[1.0] - frames[0.0]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        frames[0.0], sample_next_frame(sampler, scheduler, unconditional, 1, noise=noise)
+    )
+    torch.testing.assert_close(
+        frames[2.5], frames[0.0] + 2.5 * (frames[1.0] - frames[0.0]), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_streaming_continuation_and_long_form_keep_the_instrument(pipe):
@@ -77,14 +100,24 @@ def test_streaming_continuation_and_long_form_keep_the_instrument(pipe):
     kwargs = dict(num_frames=2 * context + 5, instrument="flute", guidance_scale=2.0)
     whole = latents(pipe, **kwargs)  # past the context: the window slides and is rebuilt with the instrument
     assert whole.shape[1] == 2 * context + 5 and torch.isfinite(whole).all()
-    streamed = torch.cat(list(pipe.stream(output_type="latent", generator=torch.Generator().manual_seed(0),
-                                          decode_chunk_frames=7, **kwargs)), dim=1)
+    streamed = torch.cat(
+        list(
+            pipe.stream(
+                output_type="latent",
+                generator=torch.Generator().manual_seed(0),
+                decode_chunk_frames=7,
+                **kwargs,
+            )
+        ),
+        dim=1,
+    )
     torch.testing.assert_close(streamed, whole)
     prompt = whole[:, :5]
     continued = latents(pipe, prompt_latents=prompt, num_frames=4, instrument="flute", guidance_scale=2.0)
     assert continued.shape == (1, 4, pipe.backbone.config.latent_dim)
-    audio = pipe(num_frames=4, instrument="violin", guidance_scale=2.0,
-                 generator=torch.Generator().manual_seed(0)).audios
+    audio = pipe(
+        num_frames=4, instrument="violin", guidance_scale=2.0, generator=torch.Generator().manual_seed(0)
+    ).audios
     assert audio.shape[0] == 1 and np.isfinite(audio).all()
 
 
@@ -95,8 +128,10 @@ def test_save_and_load_keep_the_instruments(pipe, tmp_path):
     assert loaded.backbone.config.instrument_names == INSTRUMENTS
     card = (tmp_path / "README.md").read_text()  # the card lists the labels and shows how to ask for one
     assert "`violin`, `flute`, `cello`" in card and 'instrument="violin"' in card
-    torch.testing.assert_close(latents(loaded, instrument="cello", guidance_scale=2.0),
-                               latents(pipe, instrument="cello", guidance_scale=2.0))
+    torch.testing.assert_close(
+        latents(loaded, instrument="cello", guidance_scale=2.0),
+        latents(pipe, instrument="cello", guidance_scale=2.0),
+    )
 
 
 @pytest.mark.parametrize(
@@ -126,16 +161,24 @@ def test_an_unconditional_model_says_it_has_no_instruments():
 
 
 def test_a_trained_conditional_model_follows_its_instrument():
-    # Instrument 0 plays frames near +m, instrument 1 near -m: after training, asking for one gives its mode, and
-    # guidance sharpens it.
+    # Instrument 0 plays frames near +m, instrument 1 near -m: after training, asking for one gives its mode,
+    # and guidance sharpens it.
     torch.manual_seed(0)
     autoencoder = tiny_mel_autoencoder()
     dim = autoencoder.latent_dim
     mode = torch.zeros(dim)
     mode[:4] = 2.0
-    backbone = CAMModel(CAMModel.config_class(latent_dim=dim, hidden_size=32, num_hidden_layers=2,
-                                              num_attention_heads=4, intermediate_size=64,
-                                              max_position_embeddings=9, instrument_names=["up", "down"]))
+    backbone = CAMModel(
+        CAMModel.config_class(
+            latent_dim=dim,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=9,
+            instrument_names=["up", "down"],
+        )
+    )
     sampler = CAMSampler(latent_dim=dim, condition_dim=32, width=64, num_blocks=2)
     trainer = CAMForTraining(backbone, sampler, sampler_batch_mul=2, instrument_dropout=0.2)
     optimizer = torch.optim.AdamW(trainer.parameters(), lr=2e-3)

@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) over CAMPipeline's public arguments.
 
-* Any bad value of any argument raises `ValueError` naming that argument, before the Backbone, the Sampler or the
-  codec does any work, and `stream` raises it at the call (not at the first chunk).
+* Any bad value of any argument raises `ValueError` naming that argument, before the Backbone, the Sampler or
+  the codec does any work, and `stream` raises it at the call (not at the first chunk).
 * Any valid combination generates finite output of the promised shape, and streaming equals the one-shot call.
 * Decoding does not depend on how the latents arrive (in one piece or in any split).
 """
