@@ -324,8 +324,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
     ) -> torch.Tensor:
-        """Decodes latents `(batch_size, num_frames, latent_dim)` to audio `(batch_size, channels, samples)` in
-        chunks exactly as `__call__` and `stream` do (the autoencoder's `decode_chunked`)."""
+        """Decodes latents `(batch_size, num_frames, latent_dim)` to audio `(batch_size, channels, samples)`
+        in chunks exactly as `__call__` and `stream` do (the autoencoder's `decode_chunked`)."""
         if self.autoencoder is None:
             raise ValueError("This pipeline has no autoencoder to decode with: build it with one.")
         return self.autoencoder.decode_chunked(latents, decode_chunk_frames, decode_context_frames)

@@ -1,7 +1,8 @@
 """Randomly initialised pipelines for tests, benchmarks and demos: one builder instead of one per caller.
 
-A random CAMPipeline exercises the whole path from Backbone to audio without a trained model. Speed does not depend
-on the weights, so benchmarks time random pipelines of the sizes they study; tests use the tiny defaults here.
+A random CAMPipeline exercises the whole path from Backbone to audio without a trained model. Speed does not
+depend on the weights, so benchmarks time random pipelines of the sizes they study; tests use the tiny
+defaults here.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ TINY_SAMPLER_CONFIG = dict(width=32, num_blocks=2)
 
 
 def tiny_mel_autoencoder(latent_dim: int = 32) -> MelAutoencoder:
-    """An 8 kHz mel codec: 2 mel frames of 16 bands per latent (32 dims: no PCA to fit), 128 samples per latent
-    (62.5 frames/s), 2 Griffin-Lim iterations. `latent_dim` below 32 needs `fit_latent_statistics` before encoding."""
+    """An 8 kHz mel codec: 2 mel frames of 16 bands per latent (32 dims: no PCA to fit), 128 samples per
+    latent (62.5 frames/s), 2 Griffin-Lim iterations. `latent_dim` below 32 needs `fit_latent_statistics`
+    before encoding."""
     return MelAutoencoder(
         sample_rate=8000,
         n_fft=256,
@@ -51,15 +53,16 @@ def random_pipeline(
     A CAMPipeline with random weights (tiny by default) and the Sampler's default scheduler, progress bar off.
 
     Args:
-        autoencoder (*optional*): the codec; `tiny_mel_autoencoder()` by default. The Backbone and Sampler take its
-            `latent_dim`.
+        autoencoder (*optional*): the codec; `tiny_mel_autoencoder()` by default. The Backbone and Sampler
+            take its `latent_dim`.
         backbone_config (`dict`, *optional*): `CAMConfig` arguments (its defaults fill the rest);
             `TINY_BACKBONE_CONFIG` when `None`. `latent_dim` is the autoencoder's.
-        sampler_config (`dict`, *optional*): `CAMSampler` arguments (its defaults fill the rest); `TINY_SAMPLER_CONFIG`
-            when `None`. `latent_dim` is the autoencoder's and `condition_dim` the Backbone's `hidden_size`.
-        output_std (`float`, defaults to 0.1): standard deviation of the weights given to the Sampler's output layers
-            (the output projection and the last AdaLN modulation). They start at zero, which would make every frame
-            the starting noise itself; a trained Sampler's are not zero.
+        sampler_config (`dict`, *optional*): `CAMSampler` arguments (its defaults fill the rest);
+            `TINY_SAMPLER_CONFIG` when `None`. `latent_dim` is the autoencoder's and `condition_dim` the
+            Backbone's `hidden_size`.
+        output_std (`float`, defaults to 0.1): standard deviation of the weights given to the Sampler's output
+            layers (the output projection and the last AdaLN modulation). They start at zero, which would make
+            every frame the starting noise itself; a trained Sampler's are not zero.
         seed (`int`, defaults to 0): the weights' seed (the global RNG is left as it was).
 
     Returns:
@@ -72,7 +75,9 @@ def random_pipeline(
         config = CAMConfig(latent_dim=autoencoder.latent_dim, **backbone_config)
         backbone = CAMModel(config).eval()
         sampler_config = TINY_SAMPLER_CONFIG if sampler_config is None else sampler_config
-        sampler = CAMSampler(latent_dim=autoencoder.latent_dim, condition_dim=config.hidden_size, **sampler_config)
+        sampler = CAMSampler(
+            latent_dim=autoencoder.latent_dim, condition_dim=config.hidden_size, **sampler_config
+        )
         sampler.eval()
         for layer in (sampler.output_proj, sampler.final_adaln_modulation[-1]):
             torch.nn.init.normal_(layer.weight, std=output_std)

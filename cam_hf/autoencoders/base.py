@@ -90,9 +90,9 @@ class AudioAutoencoderMixin:
 
     def _decode_continuing(self, latents: torch.Tensor, state, keep_from: int) -> tuple[torch.Tensor, object]:
         """`_decode` of one chunk of a stream (`decode_stream`). `state` is what decoding the previous chunk
-        returned for the frames the two share (`None` for the first chunk); returns the audio and the state for
-        the next chunk, which starts at frame `keep_from` of this one. A codec that carries nothing across chunks
-        (the default) decodes each on its own; the mel codec carries its Griffin-Lim phase."""
+        returned for the frames the two share (`None` for the first chunk); returns the audio and the state
+        for the next chunk, which starts at frame `keep_from` of this one. A codec that carries nothing across
+        chunks (the default) decodes each on its own; the mel codec carries its Griffin-Lim phase."""
         return self._decode(latents), None
 
     # ---- shared --------------------------------------------------------------------------------------------
