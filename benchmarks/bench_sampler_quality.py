@@ -69,7 +69,9 @@ class ToyChain:
         for t in range(num_frames):
             if t > 0:
                 mode = torch.multinomial(self.transition[mode], 1, generator=generator).squeeze(1)
-            frames.append(self.means[mode] + self.stds[mode] * torch.randn(num, LATENT_DIM, generator=generator))
+            frames.append(
+                self.means[mode] + self.stds[mode] * torch.randn(num, LATENT_DIM, generator=generator)
+            )
         return torch.stack(frames, 1)
 
     def mahalanobis(self, frames: torch.Tensor) -> torch.Tensor:
@@ -92,19 +94,33 @@ def metrics(chain: ToyChain, generated: torch.Tensor, reference: torch.Tensor) -
     off_mode = (distances.min(-1).values > stats.chi2.ppf(0.999, LATENT_DIM)).float().mean().item()
     modes = distances.argmin(-1).view(generated.shape[:2])
     counts = torch.zeros(NUM_MODES, NUM_MODES)
-    counts.index_put_((modes[:, :-1].flatten(), modes[:, 1:].flatten()), torch.ones(modes[:, 1:].numel()), accumulate=True)
+    counts.index_put_(
+        (modes[:, :-1].flatten(), modes[:, 1:].flatten()), torch.ones(modes[:, 1:].numel()), accumulate=True
+    )
     estimated = counts / counts.sum(-1, keepdim=True).clamp(min=1)
     transition_tv = 0.5 * (estimated - chain.transition).abs().sum(-1).mean().item()
-    w1 = np.mean([stats.wasserstein_distance(gen[:, d].numpy(), ref[:, d].numpy()) for d in range(LATENT_DIM)])
-    return {"FD": frechet_distance(gen.numpy(), ref.numpy()), "W1": float(w1), "off-mode %": 100 * off_mode,
-            "transition TV": transition_tv}
+    w1 = np.mean(
+        [stats.wasserstein_distance(gen[:, d].numpy(), ref[:, d].numpy()) for d in range(LATENT_DIM)]
+    )
+    return {
+        "FD": frechet_distance(gen.numpy(), ref.numpy()),
+        "W1": float(w1),
+        "off-mode %": 100 * off_mode,
+        "transition TV": transition_tv,
+    }
 
 
 def train(chain: ToyChain, width: int, steps: int, batch_size: int, seed: int = 0) -> CAMForTraining:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    config = CAMConfig(latent_dim=LATENT_DIM, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                       intermediate_size=256, max_position_embeddings=32)
+    config = CAMConfig(
+        latent_dim=LATENT_DIM,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=256,
+        max_position_embeddings=32,
+    )
     sampler = CAMSampler(latent_dim=LATENT_DIM, condition_dim=128, width=width, num_blocks=3)
     trainer = CAMForTraining(CAMModel(config), sampler, sampler_batch_mul=2)
     optimizer = torch.optim.AdamW(trainer.parameters(), lr=1e-3, weight_decay=0.0)
@@ -121,17 +137,27 @@ def train(chain: ToyChain, width: int, steps: int, batch_size: int, seed: int = 
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
-    print(f"  width {width}: trained {steps} steps in {time.perf_counter() - start:.0f} s, "
-          f"loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f}", flush=True)
+    print(
+        f"  width {width}: trained {steps} steps in {time.perf_counter() - start:.0f} s, "
+        f"loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f}",
+        flush=True,
+    )
     return trainer.eval()
 
 
 def generate(trainer: CAMForTraining, num: int, num_frames: int, steps: int, seed: int) -> torch.Tensor:
     """Free-running generation with the pipeline's own loop (KV cache, k_inf fed back); latents, so no codec."""
-    pipe = CAMPipeline(trainer.backbone, trainer.sampler, default_scheduler(trainer.sampler), autoencoder=None)
+    pipe = CAMPipeline(
+        trainer.backbone, trainer.sampler, default_scheduler(trainer.sampler), autoencoder=None
+    )
     pipe.set_progress_bar_config(disable=True)
-    return pipe(batch_size=num, num_frames=num_frames, num_inference_steps=steps, output_type="latent",
-                generator=torch.Generator().manual_seed(seed)).audios
+    return pipe(
+        batch_size=num,
+        num_frames=num_frames,
+        num_inference_steps=steps,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(seed),
+    ).audios
 
 
 @torch.no_grad()
@@ -151,17 +177,30 @@ def sampler_ms_per_frame(width: int, steps: int, condition_dim: int = 1024, repe
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--widths", type=int, nargs="+", default=[256, 512, 1024], help="Sampler widths to compare.")
-    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="Flow steps per frame.")
-    parser.add_argument("--train_steps", type=int, default=1500, help="Optimiser steps per width (the same for all).")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--widths", type=int, nargs="+", default=[256, 512, 1024], help="Sampler widths to compare."
+    )
+    parser.add_argument(
+        "--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="Flow steps per frame."
+    )
+    parser.add_argument(
+        "--train_steps", type=int, default=1500, help="Optimiser steps per width (the same for all)."
+    )
     parser.add_argument("--batch_size", type=int, default=16, help="Sequences of 9 frames per training step.")
     parser.add_argument("--num_eval", type=int, default=256, help="Generated sequences per setting.")
     parser.add_argument("--eval_frames", type=int, default=6, help="Frames per generated sequence.")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves a core to other work).")
-    parser.add_argument("--cost_only", action="store_true",
-                        help="Only time the Sampler per frame for each width and step count (no training): run it on "
-                             "a quiet machine, as the timings taken while training runs are not representative.")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 leaves a core to other work)."
+    )
+    parser.add_argument(
+        "--cost_only",
+        action="store_true",
+        help="Only time the Sampler per frame for each width and step count (no training): run it on "
+        "a quiet machine, as the timings taken while training runs are not representative.",
+    )
     return parser.parse_args(argv)
 
 
@@ -169,7 +208,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.cost_only:
-        print(f"Sampler ms per frame at batch 1, condition 1024, {torch.get_num_threads()} thread(s), median of 20")
+        print(
+            f"Sampler ms per frame at batch 1, condition 1024, {torch.get_num_threads()} thread(s), median of 20"
+        )
         print("| width | " + " | ".join(f"{steps} steps" for steps in args.steps) + " |")
         print("|---" * (len(args.steps) + 1) + "|")
         for width in args.widths:
@@ -181,7 +222,9 @@ def main(argv=None) -> None:
     second = chain.sample(args.num_eval, args.eval_frames, torch.Generator().manual_seed(101))
     floor = metrics(chain, second, held_out)
     print("floor (two held-out sets of true data): " + ", ".join(f"{k} {v:.3f}" for k, v in floor.items()))
-    header = "| width | steps | Sampler ms/frame (batch 1, cond 1024) | FD | W1 | off-mode % | transition TV |"
+    header = (
+        "| width | steps | Sampler ms/frame (batch 1, cond 1024) | FD | W1 | off-mode % | transition TV |"
+    )
     rows = []
     for width in args.widths:
         trainer = train(chain, width, args.train_steps, args.batch_size)
@@ -189,14 +232,19 @@ def main(argv=None) -> None:
             generated = generate(trainer, args.num_eval, args.eval_frames, steps, seed=7)
             result = metrics(chain, generated, held_out)
             cost = sampler_ms_per_frame(width, steps)
-            rows.append(f"| {width} | {steps} | {cost:.2f} | {result['FD']:.3f} | {result['W1']:.3f} | "
-                        f"{result['off-mode %']:.1f} | {result['transition TV']:.3f} |")
+            rows.append(
+                f"| {width} | {steps} | {cost:.2f} | {result['FD']:.3f} | {result['W1']:.3f} | "
+                f"{result['off-mode %']:.1f} | {result['transition TV']:.3f} |"
+            )
             print(rows[-1], flush=True)
     print()
     print(header)
     print("|---|---|---|---|---|---|---|")
-    print("| (true data) | - | - | " + " | ".join(f"{floor[k]:.3f}" if k != "off-mode %" else f"{floor[k]:.1f}"
-                                                  for k in floor) + " |")
+    print(
+        "| (true data) | - | - | "
+        + " | ".join(f"{floor[k]:.3f}" if k != "off-mode %" else f"{floor[k]:.1f}" for k in floor)
+        + " |"
+    )
     print("\n".join(rows))
 
 

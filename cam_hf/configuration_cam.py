@@ -85,7 +85,13 @@ class CAMConfig(PreTrainedConfig):
         self._validate()
 
     def _validate(self) -> None:
-        for name in ("latent_dim", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        for name in (
+            "latent_dim",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         if self.max_position_embeddings < 2:
@@ -112,18 +118,28 @@ class CAMConfig(PreTrainedConfig):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
         if not 0.0 <= self.max_training_noise <= 1.0:
-            raise ValueError(f"`max_training_noise` (k_max) must be in [0, 1], got {self.max_training_noise}.")
+            raise ValueError(
+                f"`max_training_noise` (k_max) must be in [0, 1], got {self.max_training_noise}."
+            )
         if not 0.0 <= self.inference_noise <= 1.0:
             raise ValueError(f"`inference_noise` (k_inf) must be in [0, 1], got {self.inference_noise}.")
         if self.noise_sampling not in NOISE_SAMPLING_MODES:
-            raise ValueError(f"`noise_sampling` must be one of {NOISE_SAMPLING_MODES}, got {self.noise_sampling!r}.")
+            raise ValueError(
+                f"`noise_sampling` must be one of {NOISE_SAMPLING_MODES}, got {self.noise_sampling!r}."
+            )
         if self.noise_mixing not in NOISE_MIXING_MODES:
-            raise ValueError(f"`noise_mixing` must be one of {NOISE_MIXING_MODES}, got {self.noise_mixing!r}.")
+            raise ValueError(
+                f"`noise_mixing` must be one of {NOISE_MIXING_MODES}, got {self.noise_mixing!r}."
+            )
         if self.rope_theta <= 0:
             raise ValueError(f"`rope_theta` must be positive, got {self.rope_theta}.")
         if self.instrument_names is not None:
             names = self.instrument_names
-            if isinstance(names, str) or not all(isinstance(name, str) and name for name in names) or not names:
+            if (
+                isinstance(names, str)
+                or not all(isinstance(name, str) and name for name in names)
+                or not names
+            ):
                 raise ValueError(
                     f"`instrument_names` must be a non-empty list of non-empty strings (or None), got {names!r}."
                 )
@@ -154,7 +170,11 @@ class CAMConfig(PreTrainedConfig):
             )
         if isinstance(instrument, str) and instrument in self.instrument_names:
             return self.instrument_names.index(instrument)
-        if isinstance(instrument, int) and not isinstance(instrument, bool) and 0 <= instrument < self.num_instruments:
+        if (
+            isinstance(instrument, int)
+            and not isinstance(instrument, bool)
+            and 0 <= instrument < self.num_instruments
+        ):
             return instrument
         known = ", ".join(f"{i}: {name!r}" for i, name in enumerate(self.instrument_names))
         raise ValueError(f"Unknown instrument {instrument!r}. This Backbone knows (id: name) {known}.")

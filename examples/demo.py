@@ -33,7 +33,14 @@ from cam_hf.listening import (
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED_MODEL = os.path.join(REPOSITORY, "models", "cam-music21-small")
-DEFAULT_INSTRUMENTS = ["violin", "flute", "acoustic_grand_piano", "trumpet", "church_organ", "acoustic_guitar_nylon"]
+DEFAULT_INSTRUMENTS = [
+    "violin",
+    "flute",
+    "acoustic_grand_piano",
+    "trumpet",
+    "church_organ",
+    "acoustic_guitar_nylon",
+]
 # The built-in dataset's build (Makefile `DATA`): the split of a piece depends on these, not on the data on disk.
 DATASET_PIECES = 3000
 DATASET_SAMPLE_RATE = 44100
@@ -41,20 +48,43 @@ DEFAULT_GUIDANCE_SCALE = 1.0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=SHIPPED_MODEL, help="A CAMPipeline folder or Hub id (default: shipped).")
-    parser.add_argument("--output_dir", default="outputs/demo", help="Where the WAVs, PNGs and index.html go.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default=SHIPPED_MODEL, help="A CAMPipeline folder or Hub id (default: shipped)."
+    )
+    parser.add_argument(
+        "--output_dir", default="outputs/demo", help="Where the WAVs, PNGs and index.html go."
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="Length of the continuation, in seconds.")
-    parser.add_argument("--prompt_seconds", type=float, default=10.0, help="Length of the real prompt, in seconds.")
-    parser.add_argument("--piece", default=None,
-                        help="A test-split piece of the music21 corpus (as in the dataset's `piece` column); default: "
-                             "the first test piece long enough for the prompt.")
-    parser.add_argument("--instruments", nargs="*", default=DEFAULT_INSTRUMENTS,
-                        help="Instruments to sample (names the model knows); none to skip.")
-    parser.add_argument("--instrument_seconds", type=float, default=12.0, help="Length of each instrument's sample.")
-    parser.add_argument("--guidance_scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
-                        help="Classifier-free guidance on the instrument (1 = none); see the model card.")
-    parser.add_argument("--steps", type=int, default=None, help="Sampler flow steps per frame (default: pipeline's).")
+    parser.add_argument(
+        "--prompt_seconds", type=float, default=10.0, help="Length of the real prompt, in seconds."
+    )
+    parser.add_argument(
+        "--piece",
+        default=None,
+        help="A test-split piece of the music21 corpus (as in the dataset's `piece` column); default: "
+        "the first test piece long enough for the prompt.",
+    )
+    parser.add_argument(
+        "--instruments",
+        nargs="*",
+        default=DEFAULT_INSTRUMENTS,
+        help="Instruments to sample (names the model knows); none to skip.",
+    )
+    parser.add_argument(
+        "--instrument_seconds", type=float, default=12.0, help="Length of each instrument's sample."
+    )
+    parser.add_argument(
+        "--guidance_scale",
+        type=float,
+        default=DEFAULT_GUIDANCE_SCALE,
+        help="Classifier-free guidance on the instrument (1 = none); see the model card.",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="Sampler flow steps per frame (default: pipeline's)."
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
     return parser.parse_args(argv)
@@ -66,27 +96,39 @@ def render_test_melody(pipe: CAMPipeline, piece: str | None, min_seconds: float,
     from cam_hf.data.build_from_corpus import render_melody, split_pieces
     from cam_hf.data.corpus import extract_melodies
 
-    config = CorpusBuildConfig(max_pieces=DATASET_PIECES, sample_rate=DATASET_SAMPLE_RATE, renderer="tinysoundfont")
+    config = CorpusBuildConfig(
+        max_pieces=DATASET_PIECES, sample_rate=DATASET_SAMPLE_RATE, renderer="tinysoundfont"
+    )
     config.validate()
     pieces = split_pieces(config, "test")
     if piece is not None:
         pieces = [ref for ref in pieces if ref.name == piece]
         if not pieces:
-            raise ValueError(f"--piece {piece!r} is not in the test split of the built-in dataset's first "
-                             f"{DATASET_PIECES} pieces; pick one from the dataset's test `piece` column.")
+            raise ValueError(
+                f"--piece {piece!r} is not in the test split of the built-in dataset's first "
+                f"{DATASET_PIECES} pieces; pick one from the dataset's test `piece` column."
+            )
     known = set(pipe.backbone.config.instrument_names or [])
     for ref in pieces:
         melodies, _, _ = extract_melodies(ref.path, [ref.number], config.polyphony, config.min_notes)
         for melody in melodies:
             for rendering in render_melody(melody, config, max_seconds=max_seconds):
                 if len(rendering.audio) >= min_seconds * config.sample_rate and (
-                        not known or rendering.instrument.name in known):
+                    not known or rendering.instrument.name in known
+                ):
                     return rendering
     raise ValueError(f"No test-split melody renders to {min_seconds:.0f} s or more: lower --prompt_seconds.")
 
 
-def save(folder: str, stem: str, audio: np.ndarray, sample_rate: int, title: str, note: str = "",
-         marker_s: float | None = None) -> ListeningItem:
+def save(
+    folder: str,
+    stem: str,
+    audio: np.ndarray,
+    sample_rate: int,
+    title: str,
+    note: str = "",
+    marker_s: float | None = None,
+) -> ListeningItem:
     write_wav(os.path.join(folder, stem + ".wav"), audio, sample_rate)
     save_spectrogram(os.path.join(folder, stem + ".png"), audio, sample_rate, title, marker_s=marker_s)
     print(f"  wrote {stem}.wav and {stem}.png")
@@ -98,9 +140,13 @@ def main(argv=None) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.seconds <= 0 or args.prompt_seconds <= 0:
-        raise ValueError(f"--seconds and --prompt_seconds must be > 0, got {args.seconds} and {args.prompt_seconds}.")
+        raise ValueError(
+            f"--seconds and --prompt_seconds must be > 0, got {args.seconds} and {args.prompt_seconds}."
+        )
     if args.model == SHIPPED_MODEL and not os.path.isfile(os.path.join(SHIPPED_MODEL, "model_index.json")):
-        raise ValueError(f"The shipped model is missing from {SHIPPED_MODEL}: check out the whole repository.")
+        raise ValueError(
+            f"The shipped model is missing from {SHIPPED_MODEL}: check out the whole repository."
+        )
     os.makedirs(args.output_dir, exist_ok=True)
     started = time.perf_counter()
 
@@ -114,62 +160,130 @@ def main(argv=None) -> str:
     print(f"      Backbone context {context_s:.1f} s, {rate} Hz audio, guidance scale {guidance:g}")
 
     print("[2/4] rendering a test-split melody of the built-in dataset (music21 corpus + SoundFont)")
-    rendering = render_test_melody(pipe, args.piece, args.prompt_seconds + 2.0, args.prompt_seconds + args.seconds)
+    rendering = render_test_melody(
+        pipe, args.piece, args.prompt_seconds + 2.0, args.prompt_seconds + args.seconds
+    )
     real = rendering.audio
     prompt = real[: int(args.prompt_seconds * rendering.sample_rate)]
     instrument = rendering.instrument.name
-    where = f"{rendering.melody.piece} ({rendering.melody.part_name}), {instrument}, {rendering.tempo_bpm:g} bpm"
+    where = (
+        f"{rendering.melody.piece} ({rendering.melody.part_name}), {instrument}, {rendering.tempo_bpm:g} bpm"
+    )
     print(f"      {where}: {len(real) / rendering.sample_rate:.1f} s rendered")
 
-    print(f"[3/4] continuing its first {args.prompt_seconds:g} s for {args.seconds:g} s "
-          f"({args.seconds / context_s:.1f}x the Backbone's context)")
+    print(
+        f"[3/4] continuing its first {args.prompt_seconds:g} s for {args.seconds:g} s "
+        f"({args.seconds / context_s:.1f}x the Backbone's context)"
+    )
     tick = time.perf_counter()
     known = pipe.backbone.config.instrument_names
-    continuation = pipe(audio=prompt, sample_rate=rendering.sample_rate, audio_length_in_s=args.seconds,
-                        instrument=instrument if known else None,
-                        generator=torch.Generator().manual_seed(args.seed), **options).audios[0]
+    continuation = pipe(
+        audio=prompt,
+        sample_rate=rendering.sample_rate,
+        audio_length_in_s=args.seconds,
+        instrument=instrument if known else None,
+        generator=torch.Generator().manual_seed(args.seed),
+        **options,
+    ).audios[0]
     continuation_s = time.perf_counter() - tick
-    print(f"      {args.seconds:g} s of audio in {continuation_s:.1f} s ({args.seconds / continuation_s:.1f}x real time)")
+    print(
+        f"      {args.seconds:g} s of audio in {continuation_s:.1f} s ({args.seconds / continuation_s:.1f}x real time)"
+    )
     # The prompt as the codec renders it: the best the model's own audio can sound.
-    prompt_here = pipe.autoencoder.decode(pipe.autoencoder.encode(
-        torch.from_numpy(prompt)[None, None], sample_rate=rendering.sample_rate)).squeeze(0).numpy()
+    prompt_here = (
+        pipe.autoencoder.decode(
+            pipe.autoencoder.encode(torch.from_numpy(prompt)[None, None], sample_rate=rendering.sample_rate)
+        )
+        .squeeze(0)
+        .numpy()
+    )
 
     folder = args.output_dir
     marker = args.prompt_seconds
     melody_items = [
-        save(folder, "continuation", np.concatenate([prompt_here, continuation], axis=-1), rate,
-             f"prompt (real, {args.prompt_seconds:g} s) + continuation (generated, {args.seconds:g} s)",
-             "The dashed line is where the real prompt ends and the model takes over.", marker),
-        save(folder, "prompt_real", _resample(real[: len(prompt)], rendering.sample_rate, rate)[None], rate,
-             "the real prompt", "As rendered by the SoundFont, before the codec."),
-        save(folder, "prompt_through_codec", prompt_here, rate, "the real prompt through the codec",
-             "Encoded and decoded by the model's autoencoder: the best the model's audio can sound."),
-        save(folder, "melody_real", _resample(real, rendering.sample_rate, rate)[None], rate,
-             "the real melody as it goes on", "What the piece really does after the prompt (rendered).", marker),
+        save(
+            folder,
+            "continuation",
+            np.concatenate([prompt_here, continuation], axis=-1),
+            rate,
+            f"prompt (real, {args.prompt_seconds:g} s) + continuation (generated, {args.seconds:g} s)",
+            "The dashed line is where the real prompt ends and the model takes over.",
+            marker,
+        ),
+        save(
+            folder,
+            "prompt_real",
+            _resample(real[: len(prompt)], rendering.sample_rate, rate)[None],
+            rate,
+            "the real prompt",
+            "As rendered by the SoundFont, before the codec.",
+        ),
+        save(
+            folder,
+            "prompt_through_codec",
+            prompt_here,
+            rate,
+            "the real prompt through the codec",
+            "Encoded and decoded by the model's autoencoder: the best the model's audio can sound.",
+        ),
+        save(
+            folder,
+            "melody_real",
+            _resample(real, rendering.sample_rate, rate)[None],
+            rate,
+            "the real melody as it goes on",
+            "What the piece really does after the prompt (rendered).",
+            marker,
+        ),
     ]
 
-    sections = [ListeningSection(
-        "A test-split melody, continued",
-        f"{where}. The model heard the first {args.prompt_seconds:g} s and generated the next {args.seconds:g} s, "
-        f"conditioned on {instrument}.", melody_items)]
+    sections = [
+        ListeningSection(
+            "A test-split melody, continued",
+            f"{where}. The model heard the first {args.prompt_seconds:g} s and generated the next {args.seconds:g} s, "
+            f"conditioned on {instrument}.",
+            melody_items,
+        )
+    ]
     if args.instruments and known:
         print(f"[4/4] one {args.instrument_seconds:g} s sample per instrument: {', '.join(args.instruments)}")
         tick = time.perf_counter()
         generators = [torch.Generator().manual_seed(args.seed + 1 + i) for i in range(len(args.instruments))]
-        samples = pipe(batch_size=len(args.instruments), instrument=args.instruments, generator=generators,
-                       audio_length_in_s=args.instrument_seconds, **options).audios
-        print(f"      {len(args.instruments)} x {args.instrument_seconds:g} s in {time.perf_counter() - tick:.1f} s")
-        items = [save(folder, f"instrument_{name}", audio, rate, f"{name} (generated)",
-                      f"From the start vector and the label {name!r} only.")
-                 for name, audio in zip(args.instruments, samples, strict=True)]
-        sections.append(ListeningSection("One sample per instrument", "No prompt: only the instrument label.", items))
+        samples = pipe(
+            batch_size=len(args.instruments),
+            instrument=args.instruments,
+            generator=generators,
+            audio_length_in_s=args.instrument_seconds,
+            **options,
+        ).audios
+        print(
+            f"      {len(args.instruments)} x {args.instrument_seconds:g} s in {time.perf_counter() - tick:.1f} s"
+        )
+        items = [
+            save(
+                folder,
+                f"instrument_{name}",
+                audio,
+                rate,
+                f"{name} (generated)",
+                f"From the start vector and the label {name!r} only.",
+            )
+            for name, audio in zip(args.instruments, samples, strict=True)
+        ]
+        sections.append(
+            ListeningSection("One sample per instrument", "No prompt: only the instrument label.", items)
+        )
     else:
-        print("[4/4] skipped: " + ("no --instruments" if known else "this model has no instrument conditioning"))
+        print(
+            "[4/4] skipped: " + ("no --instruments" if known else "this model has no instrument conditioning")
+        )
 
     page = write_listening_page(
-        folder, "cam_hf: a trained CAM, listened to",
+        folder,
+        "cam_hf: a trained CAM, listened to",
         f"Model: {args.model}. Generated on {os.cpu_count()} CPU core(s) in {time.perf_counter() - started:.0f} s.",
-        sections)
+        sections,
+    )
     print(f"Done in {time.perf_counter() - started:.0f} s. Open {os.path.abspath(page)} in a browser.")
     return page
 

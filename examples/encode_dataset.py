@@ -31,9 +31,13 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
-    parser.add_argument("--dataset_dir", required=True, help="The audio dataset (a folder saved with save_to_disk).")
     parser.add_argument(
-        "--output_dir", required=True, help="Where to save the latent dataset: absent, empty, or an unfinished run to resume."
+        "--dataset_dir", required=True, help="The audio dataset (a folder saved with save_to_disk)."
+    )
+    parser.add_argument(
+        "--output_dir",
+        required=True,
+        help="Where to save the latent dataset: absent, empty, or an unfinished run to resume.",
     )
     parser.add_argument(
         "--autoencoder",
@@ -50,10 +54,16 @@ def parse_args(argv=None):
         + " (Hub ids: need network).",
     )
     parser.add_argument(
-        "--batch_size", type=int, default=4, help="Clips encoded together (on CPU larger batches are slower; raise it for a GPU)."
+        "--batch_size",
+        type=int,
+        default=4,
+        help="Clips encoded together (on CPU larger batches are slower; raise it for a GPU).",
     )
     parser.add_argument(
-        "--fit_seconds", type=float, default=3600.0, help="Seconds of train audio, drawn at random, to fit the statistics on."
+        "--fit_seconds",
+        type=float,
+        default=3600.0,
+        help="Seconds of train audio, drawn at random, to fit the statistics on.",
     )
     parser.add_argument(
         "--latent_normalization",
@@ -75,9 +85,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0, help="Seeds the sample the statistics are fitted on.")
     parser.add_argument(
-        "--num_workers", type=int, default=1, help="Worker processes decoding and encoding (each loads the autoencoder)."
+        "--num_workers",
+        type=int,
+        default=1,
+        help="Worker processes decoding and encoding (each loads the autoencoder).",
     )
-    parser.add_argument("--shard_size", type=int, default=256, help="Clips per shard: the unit of work and of resumption.")
+    parser.add_argument(
+        "--shard_size", type=int, default=256, help="Clips per shard: the unit of work and of resumption."
+    )
     parser.add_argument("--audio_column", default="audio", help="The audio column of the dataset.")
     return parser.parse_args(argv)
 

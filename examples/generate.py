@@ -19,30 +19,54 @@ from cam_hf import CAMPipeline
 from cam_hf.listening import save_spectrogram, write_wav
 from cam_hf.sampler import DEFAULT_NUM_INFERENCE_STEPS
 
-SHIPPED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "cam-music21-small")
+SHIPPED_MODEL = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "cam-music21-small"
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=SHIPPED_MODEL,
-                        help="A saved CAMPipeline folder or a Hub id (needs network the first time); default: the "
-                             "model shipped in this repository.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        default=SHIPPED_MODEL,
+        help="A saved CAMPipeline folder or a Hub id (needs network the first time); default: the "
+        "model shipped in this repository.",
+    )
     parser.add_argument("--prompt_audio", help="An audio file (wav, flac, ogg) to continue.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Length of the new audio, in seconds.")
     parser.add_argument("--num_waveforms", type=int, default=2, help="Waveforms to generate (per prompt).")
-    parser.add_argument("--steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS,
-                        help="Sampler flow steps per latent frame.")
-    parser.add_argument("--inference_noise", type=float, default=None,
-                        help="k_inf, noise mixed into each frame before it is fed back (default: the model's).")
-    parser.add_argument("--instrument", nargs="+", default=None,
-                        help="Instrument name(s) or id(s) for a model trained with instrument conditioning: one for "
-                             "every waveform, or one per waveform.")
-    parser.add_argument("--guidance_scale", type=float, default=1.0,
-                        help="Classifier-free guidance on the instrument (1 = none).")
+    parser.add_argument(
+        "--steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS, help="Sampler flow steps per latent frame."
+    )
+    parser.add_argument(
+        "--inference_noise",
+        type=float,
+        default=None,
+        help="k_inf, noise mixed into each frame before it is fed back (default: the model's).",
+    )
+    parser.add_argument(
+        "--instrument",
+        nargs="+",
+        default=None,
+        help="Instrument name(s) or id(s) for a model trained with instrument conditioning: one for "
+        "every waveform, or one per waveform.",
+    )
+    parser.add_argument(
+        "--guidance_scale",
+        type=float,
+        default=1.0,
+        help="Classifier-free guidance on the instrument (1 = none).",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed; waveform i uses seed + i.")
     parser.add_argument("--output_dir", default="outputs", help="Where WAV and PNG files are written.")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                        help="dtype of the pipeline (the mel codec computes in float32 whatever it is cast to).")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="dtype of the pipeline (the mel codec computes in float32 whatever it is cast to).",
+    )
     return parser.parse_args(argv)
 
 
@@ -73,13 +97,21 @@ def main(argv=None) -> list[str]:
     generators = [torch.Generator().manual_seed(args.seed + i) for i in range(args.num_waveforms)]
     start = time.perf_counter()
     audios = pipe(
-        audio=prompt, sample_rate=prompt_rate, audio_length_in_s=args.seconds, num_inference_steps=args.steps,
-        inference_noise=args.inference_noise, num_waveforms_per_prompt=args.num_waveforms, generator=generators,
-        instrument=instrument, guidance_scale=args.guidance_scale,
+        audio=prompt,
+        sample_rate=prompt_rate,
+        audio_length_in_s=args.seconds,
+        num_inference_steps=args.steps,
+        inference_noise=args.inference_noise,
+        num_waveforms_per_prompt=args.num_waveforms,
+        generator=generators,
+        instrument=instrument,
+        guidance_scale=args.guidance_scale,
     ).audios
     elapsed = time.perf_counter() - start
-    print(f"Generated {args.num_waveforms} x {args.seconds:.1f} s in {elapsed:.1f} s "
-          f"({args.num_waveforms * args.seconds / elapsed:.2f} s of audio per second).")
+    print(
+        f"Generated {args.num_waveforms} x {args.seconds:.1f} s in {elapsed:.1f} s "
+        f"({args.num_waveforms * args.seconds / elapsed:.2f} s of audio per second)."
+    )
 
     written = []
     for i, audio in enumerate(audios):

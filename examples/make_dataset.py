@@ -30,10 +30,14 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
-    parser.add_argument("--output_dir", required=True, help="Where to save the dataset (must be empty or absent).")
+    parser.add_argument(
+        "--output_dir", required=True, help="Where to save the dataset (must be empty or absent)."
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
-        "--audio_dir", default=None, help="Build from your own audio files in this folder instead of the music21 corpus."
+        "--audio_dir",
+        default=None,
+        help="Build from your own audio files in this folder instead of the music21 corpus.",
     )
     source.add_argument(
         "--hf_dataset",
@@ -43,29 +47,54 @@ def parse_args(argv=None):
     parser.add_argument("--audio_column", default="audio", help="Audio column of --hf_dataset.")
     parser.add_argument("--clip_seconds", type=float, default=10.0, help="Length of every clip in seconds.")
     parser.add_argument("--sample_rate", type=int, default=44100, help="Sample rate of the clips in Hz.")
-    parser.add_argument("--num_workers", type=int, default=1, help="Worker processes that parse, render and encode.")
-    parser.add_argument("--seed", type=int, default=0, help="Seeds tempi, instruments, velocities and splits.")
-    parser.add_argument("--validation_fraction", type=float, default=0.05, help="Share of pieces (or files) in validation.")
-    parser.add_argument("--test_fraction", type=float, default=0.05, help="Share of pieces (or files) in test.")
     parser.add_argument(
-        "--max_silence", type=float, default=0.5, help="Drop clips with more than this fraction of silent 50 ms frames."
+        "--num_workers", type=int, default=1, help="Worker processes that parse, render and encode."
     )
-    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="Upload the result to this Hub dataset repo.")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Seeds tempi, instruments, velocities and splits."
+    )
+    parser.add_argument(
+        "--validation_fraction", type=float, default=0.05, help="Share of pieces (or files) in validation."
+    )
+    parser.add_argument(
+        "--test_fraction", type=float, default=0.05, help="Share of pieces (or files) in test."
+    )
+    parser.add_argument(
+        "--max_silence",
+        type=float,
+        default=0.5,
+        help="Drop clips with more than this fraction of silent 50 ms frames.",
+    )
+    parser.add_argument(
+        "--push_to_hub", default=None, metavar="REPO_ID", help="Upload the result to this Hub dataset repo."
+    )
 
     corpus = parser.add_argument_group("built-in dataset (music21 corpus)")
-    corpus.add_argument("--max_pieces", type=int, default=None, help="Use only the first N pieces: a quick subset.")
+    corpus.add_argument(
+        "--max_pieces", type=int, default=None, help="Use only the first N pieces: a quick subset."
+    )
     corpus.add_argument(
         "--instruments",
         nargs="+",
         default=None,
         help="General MIDI programs or names, e.g. `40 violin 'french horn'`. Default: twelve from nine families.",
     )
-    corpus.add_argument("--instruments_per_melody", type=int, default=1, help="Different instruments rendering each melody.")
-    corpus.add_argument("--max_clips_per_melody", type=int, default=3, help="Clips kept per rendering (from its start).")
-    corpus.add_argument("--min_tempo", type=float, default=60.0, help="Lowest tempo, quarter notes per minute.")
-    corpus.add_argument("--max_tempo", type=float, default=140.0, help="Highest tempo, quarter notes per minute.")
     corpus.add_argument(
-        "--no_transpose", action="store_true", help="Do not transpose melodies by octaves into the instrument's range."
+        "--instruments_per_melody", type=int, default=1, help="Different instruments rendering each melody."
+    )
+    corpus.add_argument(
+        "--max_clips_per_melody", type=int, default=3, help="Clips kept per rendering (from its start)."
+    )
+    corpus.add_argument(
+        "--min_tempo", type=float, default=60.0, help="Lowest tempo, quarter notes per minute."
+    )
+    corpus.add_argument(
+        "--max_tempo", type=float, default=140.0, help="Highest tempo, quarter notes per minute."
+    )
+    corpus.add_argument(
+        "--no_transpose",
+        action="store_true",
+        help="Do not transpose melodies by octaves into the instrument's range.",
     )
     corpus.add_argument(
         "--polyphony",
@@ -89,8 +118,12 @@ def parse_args(argv=None):
     )
 
     user = parser.add_argument_group("your own audio (--audio_dir, --hf_dataset)")
-    user.add_argument("--stereo", action="store_true", help="Keep the channels instead of mixing down to mono.")
-    user.add_argument("--max_clips_per_file", type=int, default=None, help="Keep at most this many clips per file.")
+    user.add_argument(
+        "--stereo", action="store_true", help="Keep the channels instead of mixing down to mono."
+    )
+    user.add_argument(
+        "--max_clips_per_file", type=int, default=None, help="Keep at most this many clips per file."
+    )
     user.add_argument("--no_normalize", action="store_true", help="Keep the original loudness of each clip.")
     return parser.parse_args(argv)
 
@@ -113,7 +146,9 @@ def main(argv=None):
             audio_column=args.audio_column,
             **shared,
         )
-        build_audio_dataset(args.audio_dir or args.hf_dataset, args.output_dir, config, num_workers=args.num_workers)
+        build_audio_dataset(
+            args.audio_dir or args.hf_dataset, args.output_dir, config, num_workers=args.num_workers
+        )
     else:
         config = CorpusBuildConfig(
             instruments=args.instruments,

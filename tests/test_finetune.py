@@ -43,19 +43,58 @@ def my_music(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("finetune")
     audio_dir = write_melodies(root / "my-audio")
     dataset_dir = root / "my-music"
-    make_dataset.main(["--output_dir", str(dataset_dir), "--audio_dir", str(audio_dir), "--validation_fraction", "0.2",
-                       "--test_fraction", "0.0", "--max_silence", "0.9"])
+    make_dataset.main(
+        [
+            "--output_dir",
+            str(dataset_dir),
+            "--audio_dir",
+            str(audio_dir),
+            "--validation_fraction",
+            "0.2",
+            "--test_fraction",
+            "0.0",
+            "--max_silence",
+            "0.9",
+        ]
+    )
     latents_dir = root / "my-music-latents"
-    encode_dataset.main(["--dataset_dir", str(dataset_dir), "--output_dir", str(latents_dir),
-                         "--autoencoder_path", str(SHIPPED / "autoencoder")])
+    encode_dataset.main(
+        [
+            "--dataset_dir",
+            str(dataset_dir),
+            "--output_dir",
+            str(latents_dir),
+            "--autoencoder_path",
+            str(SHIPPED / "autoencoder"),
+        ]
+    )
     return {"root": root, "audio": dataset_dir, "latents": latents_dir}
 
 
 def finetune_args(dataset: Path, output_dir: Path, *extra: str) -> list[str]:
-    return ["--pretrained_model_name_or_path", str(SHIPPED), "--dataset_dir", str(dataset), "--output_dir",
-            str(output_dir), "--train_batch_size", "2", "--max_train_steps", "3", "--lr_warmup_steps", "1",
-            "--learning_rate", "1e-4", "--num_validation_prompts", "0", "--num_validation_samples", "0",
-            "--context_frames", "32", *extra]
+    return [
+        "--pretrained_model_name_or_path",
+        str(SHIPPED),
+        "--dataset_dir",
+        str(dataset),
+        "--output_dir",
+        str(output_dir),
+        "--train_batch_size",
+        "2",
+        "--max_train_steps",
+        "3",
+        "--lr_warmup_steps",
+        "1",
+        "--learning_rate",
+        "1e-4",
+        "--num_validation_prompts",
+        "0",
+        "--num_validation_samples",
+        "0",
+        "--context_frames",
+        "32",
+        *extra,
+    ]
 
 
 def test_fine_tuning_the_shipped_model_on_a_folder_of_audio(my_music):
@@ -68,14 +107,18 @@ def test_fine_tuning_the_shipped_model_on_a_folder_of_audio(my_music):
     for name, weight in shipped.backbone.state_dict().items():
         change = (tuned.backbone.state_dict()[name] - weight).abs().max()
         assert change < 0.05, name
-    assert any(not torch.equal(tuned.backbone.state_dict()[n], w) for n, w in shipped.backbone.state_dict().items())
+    assert any(
+        not torch.equal(tuned.backbone.state_dict()[n], w) for n, w in shipped.backbone.state_dict().items()
+    )
     assert tuned.backbone.config.instrument_names == shipped.backbone.config.instrument_names
     assert tuned.backbone.config.max_training_noise == shipped.backbone.config.max_training_noise
     for name, value in shipped.autoencoder.state_dict().items():
         assert torch.equal(tuned.autoencoder.state_dict()[name], value)
     assert tuned.autoencoder.config.latents_std == shipped.autoencoder.config.latents_std
     # The user's audio has no instrument labels: it trained as "no instrument"; the tuned model still generates.
-    audio = tuned(audio_length_in_s=1.0, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).audios
+    audio = tuned(
+        audio_length_in_s=1.0, num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    ).audios
     assert audio.shape[:2] == (1, 1) and np.isfinite(audio).all()
     logged = json.loads((output_dir / "train_args.json").read_text())
     assert logged["precision"] in ("no", "bf16")
@@ -83,15 +126,25 @@ def test_fine_tuning_the_shipped_model_on_a_folder_of_audio(my_music):
 
 def test_an_audio_folder_dataset_is_encoded_with_the_pipelines_autoencoder(my_music):
     output_dir = my_music["root"] / "from-audio"
-    train.main(finetune_args(my_music["audio"], output_dir, "--max_train_steps", "1",
-                             "--latent_cache_dir", str(my_music["root"] / "cache")))
+    train.main(
+        finetune_args(
+            my_music["audio"],
+            output_dir,
+            "--max_train_steps",
+            "1",
+            "--latent_cache_dir",
+            str(my_music["root"] / "cache"),
+        )
+    )
     cached = CAMPipeline.from_pretrained(output_dir).autoencoder
     assert cached.config.latents_std == CAMPipeline.from_pretrained(SHIPPED).autoencoder.config.latents_std
 
 
 def test_a_dataset_encoded_with_another_codec_is_refused(my_music):
     refitted = my_music["root"] / "refitted-latents"
-    encode_dataset.main(["--dataset_dir", str(my_music["audio"]), "--output_dir", str(refitted)])  # fits its own
+    encode_dataset.main(
+        ["--dataset_dir", str(my_music["audio"]), "--output_dir", str(refitted)]
+    )  # fits its own
     with pytest.raises(ValueError, match="encoded with another autoencoder.*--autoencoder_path"):
         train.main(finetune_args(refitted, my_music["root"] / "refused"))
     assert not (my_music["root"] / "refused" / "checkpoint-1").exists()
@@ -100,8 +153,19 @@ def test_a_dataset_encoded_with_another_codec_is_refused(my_music):
 def test_a_shortcut_sampler_fitted_to_a_frozen_backbone(my_music):
     shipped = CAMPipeline.from_pretrained(SHIPPED)
     output_dir = my_music["root"] / "shortcut"
-    train.main(finetune_args(my_music["latents"], output_dir, "--freeze_backbone", "--few_step_objective", "shortcut",
-                             "--default_inference_steps", "2", "--max_train_steps", "2"))
+    train.main(
+        finetune_args(
+            my_music["latents"],
+            output_dir,
+            "--freeze_backbone",
+            "--few_step_objective",
+            "shortcut",
+            "--default_inference_steps",
+            "2",
+            "--max_train_steps",
+            "2",
+        )
+    )
     tuned = CAMPipeline.from_pretrained(output_dir)
     for name, weight in shipped.backbone.state_dict().items():
         assert torch.equal(tuned.backbone.state_dict()[name], weight), name
@@ -129,10 +193,20 @@ def test_options_that_change_the_network_are_refused(tmp_path, extra, message):
 
 def test_freeze_backbone_needs_a_pretrained_model(tmp_path):
     with pytest.raises(ValueError, match="--pretrained_model_name_or_path"):
-        train.parse_args(["--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--freeze_backbone"])
+        train.parse_args(
+            ["--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--freeze_backbone"]
+        )
 
 
 def test_a_missing_pretrained_model_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not a saved CAMPipeline"):
-        train.main(["--pretrained_model_name_or_path", str(tmp_path / "nothing"), "--dataset_dir", str(tmp_path),
-                    "--output_dir", str(tmp_path / "o")])
+        train.main(
+            [
+                "--pretrained_model_name_or_path",
+                str(tmp_path / "nothing"),
+                "--dataset_dir",
+                str(tmp_path),
+                "--output_dir",
+                str(tmp_path / "o"),
+            ]
+        )

@@ -27,7 +27,9 @@ def test_a_shortcut_head_made_from_a_flow_head_is_that_head():
         assert torch.equal(head.state_dict()[name], parameter)
     sample, timestep, condition = torch.randn(5, 8), torch.rand(5) * 1000, torch.randn(5, 16)
     for step_size in (None, torch.zeros(5), torch.full((5,), 500.0)):
-        torch.testing.assert_close(head(sample, timestep, condition, step_size), flow_head(sample, timestep, condition))
+        torch.testing.assert_close(
+            head(sample, timestep, condition, step_size), flow_head(sample, timestep, condition)
+        )
     # At max_shortcut_steps it takes plain Euler steps of the flow on a uniform grid.
     noise = torch.randn(5, 8)
     steps = head.config.max_shortcut_steps
@@ -35,7 +37,9 @@ def test_a_shortcut_head_made_from_a_flow_head_is_that_head():
     for index in range(steps):
         s = 1 - index / steps
         expected = expected - flow_head(expected, torch.full((5,), s * 1000), condition) / steps
-    torch.testing.assert_close(sample_next_frame(head, default_scheduler(head), condition, steps, noise=noise), expected)
+    torch.testing.assert_close(
+        sample_next_frame(head, default_scheduler(head), condition, steps, noise=noise), expected
+    )
 
 
 def test_from_flow_head_refuses_another_shape_or_a_shortcut_head():
@@ -48,12 +52,21 @@ def test_from_flow_head_refuses_another_shape_or_a_shortcut_head():
 
 
 def test_config_fields_round_trip_and_old_configs_load(tmp_path):
-    head = CAMSampler(latent_dim=8, condition_dim=16, width=32, few_step_objective="shortcut", max_shortcut_steps=8,
-                      num_inference_steps=2)
+    head = CAMSampler(
+        latent_dim=8,
+        condition_dim=16,
+        width=32,
+        few_step_objective="shortcut",
+        max_shortcut_steps=8,
+        num_inference_steps=2,
+    )
     head.save_pretrained(tmp_path / "head")
     loaded = CAMSampler.from_pretrained(tmp_path / "head")
-    assert (loaded.config.few_step_objective, loaded.config.max_shortcut_steps, loaded.config.num_inference_steps) == (
-        "shortcut", 8, 2)
+    assert (
+        loaded.config.few_step_objective,
+        loaded.config.max_shortcut_steps,
+        loaded.config.num_inference_steps,
+    ) == ("shortcut", 8, 2)
     for name, parameter in head.state_dict().items():
         assert torch.equal(parameter, loaded.state_dict()[name])
     # A config saved before these fields existed loads as the plain flow head it was.
@@ -116,10 +129,17 @@ def test_a_trained_shortcut_head_draws_both_modes_in_one_step():
         optimizer.step()
     with torch.no_grad():
         for steps in (1, 2):
-            frames = sample_next_frame(head, default_scheduler(head), torch.zeros(2000, 32), steps,
-                                       generator=torch.Generator().manual_seed(1))
+            frames = sample_next_frame(
+                head,
+                default_scheduler(head),
+                torch.zeros(2000, 32),
+                steps,
+                generator=torch.Generator().manual_seed(1),
+            )
             position = frames @ MEAN / MEAN.dot(MEAN)  # +1 and -1 at the modes; one flow step would give ~0
             assert (position.abs() < 0.5).float().mean() < 0.1, steps
             assert abs((position > 0).float().mean() - 0.5) < 0.1
             for sign in (1.0, -1.0):
-                torch.testing.assert_close(frames[position.sign() == sign].mean(0), sign * MEAN, rtol=0, atol=0.25)
+                torch.testing.assert_close(
+                    frames[position.sign() == sign].mean(0), sign * MEAN, rtol=0, atol=0.25
+                )
