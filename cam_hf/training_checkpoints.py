@@ -2,9 +2,9 @@
 `training_state.json`.
 
     checkpoint-STEP/
-      model.safetensors, optimizer.bin, scheduler.bin, random_states_N.pkl   Accelerate's states
-      custom_checkpoint_0.pkl                                      the EMA (registered for checkpointing)
-      training_state.json                                          {"step": STEP}
+      model.safetensors, optimizer.bin, scheduler.bin, random_states_N.pkl    Accelerate's states
+      custom_checkpoint_0.pkl     the EMA (diffusers' EMAModel, registered for checkpointing)
+      training_state.json         {"step": STEP}
 
 Checkpoints written before the EMA was registered with Accelerate hold it as `ema.safetensors` (`shadow.I`
 tensors) with its step count in `training_state.json`; they resume exactly too.
