@@ -26,12 +26,12 @@ class EncodecAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     paper's setting, so long contexts cost more). Pretrained weights load with `from_encodec`.
 
     Only unchunked, unnormalised configurations are supported (`chunk_length_s=None`, `normalize=False`, as in
-    `encodec_24khz`): `encodec_48khz` rescales each 1 s chunk by its loudness, which a frame-by-frame generator of
-    continuous latents has no way to reproduce.
+    `encodec_24khz`): `encodec_48khz` rescales each 1 s chunk by its loudness, which a frame-by-frame
+    generator of continuous latents has no way to reproduce.
 
     Args:
-        encodec_config (`dict`, *optional*): keyword arguments of `transformers.EncodecConfig`; its defaults when
-            `None`.
+        encodec_config (`dict`, *optional*): keyword arguments of `transformers.EncodecConfig`; its defaults
+            when `None`.
         latents_mean (`list[float]`, *optional*): per-channel latent mean, set by `fit_latent_statistics`.
         latents_std (`list[float]`, *optional*): per-channel latent standard deviation, set likewise.
     """
@@ -47,16 +47,17 @@ class EncodecAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         config = EncodecConfig(**(encodec_config or {}))
         if config.chunk_length_s is not None or config.normalize:
             raise ValueError(
-                "EncodecAutoencoder supports only unchunked, unnormalised EnCodec models (chunk_length_s=None, "
-                "normalize=False, e.g. facebook/encodec_24khz)."
+                "EncodecAutoencoder supports only unchunked, unnormalised EnCodec models "
+                "(chunk_length_s=None, normalize=False, e.g. facebook/encodec_24khz)."
             )
         self.model = EncodecModel(config)
 
     @classmethod
     def from_encodec(cls, pretrained_model_name_or_path: str, **kwargs) -> EncodecAutoencoder:
         """
-        Wrap pretrained EnCodec weights (a Hub id such as `facebook/encodec_24khz`, or a local folder; `kwargs` go
-        to `EncodecModel.from_pretrained`). Call `fit_latent_statistics` afterwards, then `save_pretrained`.
+        Wrap pretrained EnCodec weights (a Hub id such as `facebook/encodec_24khz`, or a local folder;
+        `kwargs` go to `EncodecModel.from_pretrained`). Call `fit_latent_statistics` afterwards, then
+        `save_pretrained`.
         """
         encodec = EncodecModel.from_pretrained(pretrained_model_name_or_path, **kwargs)
         encodec_config = {

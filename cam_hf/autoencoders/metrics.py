@@ -4,7 +4,9 @@ import librosa
 import numpy as np
 
 
-def spectral_metrics(reference: np.ndarray, estimate: np.ndarray, n_fft: int, hop_length: int) -> tuple[float, float]:
+def spectral_metrics(
+    reference: np.ndarray, estimate: np.ndarray, n_fft: int, hop_length: int
+) -> tuple[float, float]:
     """
     Spectral convergence and log-spectral distance between two mono signals.
 
@@ -15,9 +17,9 @@ def spectral_metrics(reference: np.ndarray, estimate: np.ndarray, n_fft: int, ho
         hop_length (`int`): STFT hop.
 
     Returns:
-        `(spectral_convergence, log_spectral_distance)`: ||S - S^|| / ||S|| on magnitudes, and the mean over frames of
-        the RMS dB difference of powers. Powers are floored 80 dB below the reference's peak: with an absolute floor,
-        near-silent bins would dominate the figure.
+        `(spectral_convergence, log_spectral_distance)`: ||S - S^|| / ||S|| on magnitudes, and the mean over
+        frames of the RMS dB difference of powers. Powers are floored 80 dB below the reference's peak: with
+        an absolute floor, near-silent bins would dominate the figure.
     """
     length = min(len(reference), len(estimate))
     ref = np.abs(librosa.stft(reference[:length], n_fft=n_fft, hop_length=hop_length))

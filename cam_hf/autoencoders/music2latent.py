@@ -1,9 +1,9 @@
 """Music2Latent (Pasini et al., 2024), the CAM paper's autoencoder, behind the CAM autoencoder interface.
 
 The `music2latent` package and its weights are licensed CC BY-NC 4.0 (non-commercial), so it is an optional
-extra (`pip install cam_hf[music2latent]`), imported only when this autoencoder is built. Encoding and decoding go
-through the package's own functions (`encode_audio_inference`, `decode_latent_inference`), so the latents are
-exactly those of `music2latent.EncoderDecoder`, reshaped to `[B, T, D]`.
+extra (`pip install cam_hf[music2latent]`), imported only when this autoencoder is built. Encoding and
+decoding go through the package's own functions (`encode_audio_inference`, `decode_latent_inference`), so the
+latents are exactly those of `music2latent.EncoderDecoder`, reshaped to `[B, T, D]`.
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ class Music2LatentAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     """
     Music2Latent: 44.1 kHz audio, 64 channels per latent per audio channel, 4096 samples per latent (10.77/s).
     Audio channels are coded independently (as the package does) and concatenated in each latent frame, so
-    `latent_dim = 64 * audio_channels`. Decoding runs the consistency model from random noise: it is stochastic
-    (seed `torch` for repeatable audio) and `denoising_steps` trades speed for quality.
+    `latent_dim = 64 * audio_channels`. Decoding runs the consistency model from random noise: it is
+    stochastic (seed `torch` for repeatable audio) and `denoising_steps` trades speed for quality.
 
-    Load the released weights with `from_music2latent_checkpoint()` (Hub `SonyCSLParis/music2latent`, or a local
-    `music2latent.pt`); after `fit_latent_statistics`, `save_pretrained` writes them as safetensors.
+    Load the released weights with `from_music2latent_checkpoint()` (Hub `SonyCSLParis/music2latent`, or a
+    local `music2latent.pt`); after `fit_latent_statistics`, `save_pretrained` writes them as safetensors.
 
     Args:
         audio_channels (`int`, defaults to 1): 1 (mono) or 2 (stereo).
@@ -88,7 +88,8 @@ class Music2LatentAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         Args:
             checkpoint (`str`, defaults to `"SonyCSLParis/music2latent"`): a `.pt` file, a folder holding
                 `filename`, or a Hub repository id to download `filename` from.
-            filename (`str`, defaults to `"music2latent.pt"`): the checkpoint's file name in a folder or repository.
+            filename (`str`, defaults to `"music2latent.pt"`): the checkpoint's file name in a folder or
+                repository.
             kwargs: constructor arguments (`audio_channels`, `denoising_steps`).
 
         Returns:
@@ -107,8 +108,8 @@ class Music2LatentAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
             state_dict = torch.load(path, map_location="cpu", weights_only=True)["gen_state_dict"]
         except pickle.UnpicklingError as error:
             raise ValueError(
-                f"{path} holds objects other than tensors and plain containers, which are not loaded for safety "
-                "(torch.load(weights_only=True)). Re-save its 'gen_state_dict' alone if you trust the file."
+                f"{path} holds objects other than tensors and plain containers, which are not loaded for "
+                "safety (torch.load(weights_only=True)). Re-save its 'gen_state_dict' alone if you trust the file."
             ) from error
         model = cls(**kwargs)
         # The package loads with strict=False; a missing weight would silently stay random, so refuse that.
@@ -174,7 +175,7 @@ class Music2LatentAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
 
 
 class _quiet_cuda_autocast(warnings.catch_warnings):
-    """The package wraps its calls in `torch.autocast("cuda")`, which warns on every call on a CPU-only machine."""
+    """The package wraps its calls in `torch.autocast("cuda")`, which warns at every call on a CPU-only machine."""
 
     def __enter__(self):
         super().__enter__()

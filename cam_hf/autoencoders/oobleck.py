@@ -14,11 +14,11 @@ from .base import AudioAutoencoderMixin
 
 class OobleckAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     """
-    Wraps `diffusers.AutoencoderOobleck`. Latents are the mean of the VAE posterior (deterministic, no sampling),
-    `[B, T, decoder_input_channels]` with `T = N // prod(downsampling_ratios)`.
+    Wraps `diffusers.AutoencoderOobleck`. Latents are the mean of the VAE posterior (deterministic, no
+    sampling), `[B, T, decoder_input_channels]` with `T = N // prod(downsampling_ratios)`.
 
-    With the default `vae_config` (`AutoencoderOobleck`'s defaults, the Stable Audio Open architecture): 44.1 kHz
-    stereo, 64 latent dims, 2048 samples per latent (21.5 latents/s). Pretrained weights (e.g.
+    With the default `vae_config` (`AutoencoderOobleck`'s defaults, the Stable Audio Open architecture):
+    44.1 kHz stereo, 64 latent dims, 2048 samples per latent (21.5 latents/s). Pretrained weights (e.g.
     `stabilityai/stable-audio-open-1.0`, subfolder `vae`, a gated repository) load with `from_vae`.
 
     Args:
