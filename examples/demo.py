@@ -1,14 +1,14 @@
 #!/usr/bin/env python
-"""Listen to the trained CAM shipped in this repository: one folder of WAV files, spectrograms and an `index.html`.
+"""Listen to the trained CAM shipped in this repository: a folder of WAV files, spectrograms and an `index.html`.
 
     python examples/demo.py                               # the shipped model, into outputs/demo
     python examples/demo.py --model runs/my-cam --seconds 120 --guidance_scale 2
 
 What it makes (each as WAV + spectrogram PNG, all shown with audio players in `index.html`):
 
-1. a melody of the built-in dataset's *test split* (music21 corpus, rendered here and now with the SoundFont the
-   dataset used, never seen in training): its first `--prompt_seconds` are the prompt, and the model continues it
-   for `--seconds`, several times its training context, through the pipeline's sliding window;
+1. a melody of the built-in dataset's *test split* (music21 corpus, rendered here and now with the SoundFont
+   the dataset used, never seen in training): its first `--prompt_seconds` are the prompt, and the model
+   continues it for `--seconds`, several times its training context, through the pipeline's sliding window;
 2. the real prompt beside the continuation, and the real melody as it goes on, to compare;
 3. one sample per instrument in `--instruments`, generated from nothing but the instrument's label.
 
@@ -41,7 +41,7 @@ DEFAULT_INSTRUMENTS = [
     "church_organ",
     "acoustic_guitar_nylon",
 ]
-# The built-in dataset's build (Makefile `DATA`): the split of a piece depends on these, not on the data on disk.
+# The built-in dataset's build (Makefile `DATA`): a piece's split depends on these, not on the data on disk.
 DATASET_PIECES = 3000
 DATASET_SAMPLE_RATE = 44100
 DEFAULT_GUIDANCE_SCALE = 1.0
@@ -187,7 +187,8 @@ def main(argv=None) -> str:
     ).audios[0]
     continuation_s = time.perf_counter() - tick
     print(
-        f"      {args.seconds:g} s of audio in {continuation_s:.1f} s ({args.seconds / continuation_s:.1f}x real time)"
+        f"      {args.seconds:g} s of audio in {continuation_s:.1f} s "
+        f"({args.seconds / continuation_s:.1f}x real time)"
     )
     # The prompt as the codec renders it: the best the model's own audio can sound.
     prompt_here = (
@@ -240,8 +241,8 @@ def main(argv=None) -> str:
     sections = [
         ListeningSection(
             "A test-split melody, continued",
-            f"{where}. The model heard the first {args.prompt_seconds:g} s and generated the next {args.seconds:g} s, "
-            f"conditioned on {instrument}.",
+            f"{where}. The model heard the first {args.prompt_seconds:g} s and generated the next "
+            f"{args.seconds:g} s, conditioned on {instrument}.",
             melody_items,
         )
     ]
@@ -257,7 +258,8 @@ def main(argv=None) -> str:
             **options,
         ).audios
         print(
-            f"      {len(args.instruments)} x {args.instrument_seconds:g} s in {time.perf_counter() - tick:.1f} s"
+            f"      {len(args.instruments)} x {args.instrument_seconds:g} s "
+            f"in {time.perf_counter() - tick:.1f} s"
         )
         items = [
             save(
@@ -281,7 +283,8 @@ def main(argv=None) -> str:
     page = write_listening_page(
         folder,
         "cam_hf: a trained CAM, listened to",
-        f"Model: {args.model}. Generated on {os.cpu_count()} CPU core(s) in {time.perf_counter() - started:.0f} s.",
+        f"Model: {args.model}. Generated on {os.cpu_count()} CPU core(s) "
+        f"in {time.perf_counter() - started:.0f} s.",
         sections,
     )
     print(f"Done in {time.perf_counter() - started:.0f} s. Open {os.path.abspath(page)} in a browser.")

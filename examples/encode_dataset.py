@@ -6,17 +6,17 @@ The built-in dataset (or one made from your audio by make_dataset.py) with the d
     python examples/make_dataset.py --output_dir data/cam-music21-3k --max_pieces 3000 --num_workers 2
     python examples/encode_dataset.py --dataset_dir data/cam-music21-3k --output_dir data/cam-music21-3k-mel
 
-With Music2Latent (the paper's autoencoder; `pip install cam_hf[music2latent]`, weights from the Hub or a local
-music2latent.pt):
+With Music2Latent (the paper's autoencoder; `pip install cam_hf[music2latent]`, weights from the Hub or a
+local music2latent.pt):
 
     python examples/encode_dataset.py --dataset_dir DIR --output_dir OUT --autoencoder music2latent \\
         --autoencoder_path path/to/music2latent.pt
 
-The result is a DatasetDict of the same splits (load it with `cam_hf.data.load_latent_dataset(OUT)`): one row per
-clip, `latents` [frames, dims], `num_frames`, and the clip's metadata; the fitted autoencoder is saved in
-OUT/autoencoder, its statistics fitted on a sample of the TRAIN split only. An interrupted run resumes where it
-stopped when started again with the same options; clips that fail to decode or encode are skipped and listed in
-OUT/encode_summary.json.
+The result is a DatasetDict of the same splits (load it with `cam_hf.data.load_latent_dataset(OUT)`): one row
+per clip, `latents` [frames, dims], `num_frames`, and the clip's metadata; the fitted autoencoder is saved in
+OUT/autoencoder, its statistics fitted on a sample of the TRAIN split only. An interrupted run resumes where
+it stopped when started again with the same options; clips that fail to decode or encode are skipped and
+listed in OUT/encode_summary.json.
 """
 
 import argparse
@@ -48,8 +48,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--autoencoder_path",
         default=None,
-        help="A folder saved by the autoencoder's save_pretrained (a fitted codec, e.g. a trained pipeline's "
-        "`autoencoder` folder: its statistics are kept), or pretrained weights in their own format. Defaults: "
+        help="A folder saved by the autoencoder's save_pretrained (a fitted codec, e.g. a trained "
+        "pipeline's `autoencoder` folder: its statistics are kept), or pretrained weights in their own "
+        "format. Defaults: "
         + ", ".join(f"{name}: {hub_id}" for name, hub_id in DEFAULT_WEIGHTS.items())
         + " (Hub ids: need network).",
     )
@@ -69,8 +70,8 @@ def parse_args(argv=None):
         "--latent_normalization",
         choices=LATENT_NORMALIZATIONS,
         default="per_channel",
-        help="per_channel: every latent component to unit variance (the mel codec's PCA components: whitened). "
-        "global: one scale for all components, which keep their relative sizes (mel codec only).",
+        help="per_channel: every latent component to unit variance (the mel codec's PCA components: "
+        "whitened). global: one scale for all components, which keep their relative sizes (mel codec only).",
     )
     parser.add_argument(
         "--refit_statistics",

@@ -1,6 +1,6 @@
 """Generate audio with a CAMPipeline and write a WAV file and a spectrogram PNG per sample.
 
-    python examples/generate.py --seconds 10                       # the model shipped in models/, into outputs/
+    python examples/generate.py --seconds 10               # the model shipped in models/, into outputs/
     python examples/generate.py --instrument cello flute --guidance_scale 2 --num_waveforms 2
     python examples/generate.py --model path/or/org/cam-music --prompt_audio intro.wav --seconds 20
 

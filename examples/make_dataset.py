@@ -42,7 +42,8 @@ def parse_args(argv=None):
     source.add_argument(
         "--hf_dataset",
         default=None,
-        help="Build from a `datasets` dataset instead: a folder saved with save_to_disk, or a Hub id (needs network).",
+        help="Build from a `datasets` dataset instead: a folder saved with save_to_disk, or a Hub id "
+        "(needs network).",
     )
     parser.add_argument("--audio_column", default="audio", help="Audio column of --hf_dataset.")
     parser.add_argument("--clip_seconds", type=float, default=10.0, help="Length of every clip in seconds.")
@@ -77,7 +78,8 @@ def parse_args(argv=None):
         "--instruments",
         nargs="+",
         default=None,
-        help="General MIDI programs or names, e.g. `40 violin 'french horn'`. Default: twelve from nine families.",
+        help="General MIDI programs or names, e.g. `40 violin 'french horn'`. "
+        "Default: twelve from nine families.",
     )
     corpus.add_argument(
         "--instruments_per_melody", type=int, default=1, help="Different instruments rendering each melody."
@@ -114,7 +116,8 @@ def parse_args(argv=None):
         "--sources",
         nargs="+",
         default=None,
-        help="Globs relative to the music21 corpus (e.g. 'bach/*' 'essenFolksong/*') or score files. Default: all.",
+        help="Globs relative to the music21 corpus (e.g. 'bach/*' 'essenFolksong/*') or score files. "
+        "Default: all.",
     )
 
     user = parser.add_argument_group("your own audio (--audio_dir, --hf_dataset)")
