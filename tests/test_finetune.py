@@ -1,5 +1,6 @@
-"""Fine-tuning the shipped model on a folder of your own audio: make_dataset.py --audio_dir, encode_dataset.py with the
-pipeline's autoencoder, train.py --pretrained_model_name_or_path; and the errors that keep a user off a wrong path."""
+"""Fine-tuning the shipped model on a folder of your own audio: make_dataset.py --audio_dir, encode_dataset.py
+with the pipeline's autoencoder, train.py --pretrained_model_name_or_path; and the errors that keep a user off
+a wrong path."""
 
 import json
 import sys
@@ -22,7 +23,9 @@ import train  # noqa: E402
 
 
 def write_melodies(folder: Path, num_files: int = 8, seconds: float = 12.0, rate: int = 22050) -> Path:
-    """Plucked-string-like notes of a random melody per file: something musical for the mel codec to encode."""
+    """
+    Plucked-string-like notes of a random melody per file: something musical for the mel codec to encode.
+    """
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for index in range(num_files):
@@ -115,7 +118,8 @@ def test_fine_tuning_the_shipped_model_on_a_folder_of_audio(my_music):
     for name, value in shipped.autoencoder.state_dict().items():
         assert torch.equal(tuned.autoencoder.state_dict()[name], value)
     assert tuned.autoencoder.config.latents_std == shipped.autoencoder.config.latents_std
-    # The user's audio has no instrument labels: it trained as "no instrument"; the tuned model still generates.
+    # The user's audio has no instrument labels: it trained as "no instrument"; the tuned model still
+    # generates.
     audio = tuned(
         audio_length_in_s=1.0, num_inference_steps=2, generator=torch.Generator().manual_seed(0)
     ).audios

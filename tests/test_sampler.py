@@ -17,7 +17,8 @@ def test_starts_as_zero_and_has_zero_initialised_modulation(sampler):
     assert output.shape == (5, 8)
     assert torch.equal(output, torch.zeros_like(output))
     for block in sampler.blocks:
-        assert torch.equal(block.adaln_modulation[-1].weight, torch.zeros_like(block.adaln_modulation[-1].weight))
+        modulation = block.adaln_modulation[-1].weight
+        assert torch.equal(modulation, torch.zeros_like(modulation))
 
 
 def test_save_load_is_bit_exact(sampler, tmp_path):
@@ -50,7 +51,8 @@ def test_rejects_invalid_config(field, value):
 
 
 def test_euler_loop_integrates_a_known_velocity(sampler):
-    # With a constant predicted velocity v = noise - x0, Euler from sigma=1 to 0 lands exactly on x0 = noise - v.
+    # With a constant predicted velocity v = noise - x0, Euler from sigma=1 to 0 lands exactly on x0 = noise -
+    # v.
     velocity = torch.randn(3, 8)
     for p in sampler.output_proj.parameters():
         torch.nn.init.zeros_(p)
@@ -84,7 +86,9 @@ def test_epsilon_sampler_uses_ddim():
     scheduler = default_scheduler(sampler)
     assert isinstance(scheduler, DDIMScheduler) and scheduler.config.prediction_type == "epsilon"
     assert isinstance(default_scheduler(CAMSampler()), FlowMatchEulerDiscreteScheduler)
-    frames = sample_next_frame(sampler, scheduler, torch.randn(2, 32), 10, generator=torch.Generator().manual_seed(0))
+    frames = sample_next_frame(
+        sampler, scheduler, torch.randn(2, 32), 10, generator=torch.Generator().manual_seed(0)
+    )
     assert frames.shape == (2, 8) and torch.isfinite(frames).all()
 
 
@@ -92,15 +96,24 @@ def test_generator_list_makes_rows_independent_of_batch(sampler):
     torch.nn.init.normal_(sampler.output_proj.weight, std=0.02)
     condition = torch.randn(3, 32)
     batch = sample_next_frame(
-        sampler, FlowMatchEulerDiscreteScheduler(), condition, 4,
+        sampler,
+        FlowMatchEulerDiscreteScheduler(),
+        condition,
+        4,
         generator=[torch.Generator().manual_seed(i) for i in range(3)],
     )
     single = sample_next_frame(
-        sampler, FlowMatchEulerDiscreteScheduler(), condition[2:], 4, generator=[torch.Generator().manual_seed(2)]
+        sampler,
+        FlowMatchEulerDiscreteScheduler(),
+        condition[2:],
+        4,
+        generator=[torch.Generator().manual_seed(2)],
     )
     torch.testing.assert_close(batch[2:], single, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="generators"):
-        sample_next_frame(sampler, FlowMatchEulerDiscreteScheduler(), condition, 4, generator=[torch.Generator()])
+        sample_next_frame(
+            sampler, FlowMatchEulerDiscreteScheduler(), condition, 4, generator=[torch.Generator()]
+        )
 
 
 def test_bad_arguments_raise(sampler):
@@ -111,17 +124,21 @@ def test_bad_arguments_raise(sampler):
     with pytest.raises(ValueError, match="condition"):
         sample_next_frame(sampler, FlowMatchEulerDiscreteScheduler(), torch.randn(2, 31), 2)
     with pytest.raises(ValueError, match="noise"):
-        sample_next_frame(sampler, FlowMatchEulerDiscreteScheduler(), torch.randn(2, 32), 2, noise=torch.randn(2, 7))
+        sample_next_frame(
+            sampler, FlowMatchEulerDiscreteScheduler(), torch.randn(2, 32), 2, noise=torch.randn(2, 7)
+        )
 
 
 def test_flow_times_stay_float32_in_a_bfloat16_sampler(sampler):
-    # Flow times such as 933.4 (16 Euler steps) are not bfloat16 numbers: rounded, they would move by whole units.
+    # Flow times such as 933.4 (16 Euler steps) are not bfloat16 numbers: rounded, they would move by whole
+    # units.
     sampler.to(torch.bfloat16)
     seen = []
     sampler.time_embed.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
     scheduler = FlowMatchEulerDiscreteScheduler()
     sample_next_frame(sampler, scheduler, torch.randn(1, 32, dtype=torch.bfloat16), 16)
-    exact = timestep_embedding(scheduler.timesteps.float(), sampler.config.time_embedding_dim).to(torch.bfloat16)
+    exact = timestep_embedding(scheduler.timesteps.float(), sampler.config.time_embedding_dim)
+    exact = exact.to(torch.bfloat16)
     assert (scheduler.timesteps.to(torch.bfloat16).float() - scheduler.timesteps).abs().max() >= 1
     assert torch.equal(seen[0], exact)
 
@@ -130,6 +147,9 @@ def test_stochastic_scheduler_draws_each_row_from_its_generator(sampler):
     torch.nn.init.normal_(sampler.output_proj.weight, std=0.02)
     condition = torch.randn(2, 32)
     scheduler = FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)
-    batch = sample_next_frame(sampler, scheduler, condition, 4, generator=[torch.Generator().manual_seed(i) for i in (0, 1)])
-    single = sample_next_frame(sampler, scheduler, condition[1:], 4, generator=[torch.Generator().manual_seed(1)])
+    generators = [torch.Generator().manual_seed(i) for i in (0, 1)]
+    batch = sample_next_frame(sampler, scheduler, condition, 4, generator=generators)
+    single = sample_next_frame(
+        sampler, scheduler, condition[1:], 4, generator=[torch.Generator().manual_seed(1)]
+    )
     torch.testing.assert_close(batch[1:], single, rtol=0, atol=1e-6)

@@ -1,4 +1,6 @@
-"""The trained model shipped in models/cam-music21-small: complete, small, safetensors only, and it loads and plays."""
+"""The trained model shipped in models/cam-music21-small: complete, small, safetensors only, and it loads and
+plays.
+"""
 
 import json
 from pathlib import Path
@@ -26,9 +28,18 @@ def test_the_shipped_model_generates_each_of_its_instruments():
     assert len(names) == 12 and "violin" in names and "flute" in names
     with open(MODEL / "backbone" / "config.json") as f:
         assert json.load(f)["instrument_names"] == names  # a saved model knows its labels
-    frames = pipe(batch_size=len(names), instrument=names, num_frames=12, output_type="latent",
-                  generator=[torch.Generator().manual_seed(i) for i in range(len(names))]).audios
+    frames = pipe(
+        batch_size=len(names),
+        instrument=names,
+        num_frames=12,
+        output_type="latent",
+        generator=[torch.Generator().manual_seed(i) for i in range(len(names))],
+    ).audios
     assert frames.shape == (len(names), 12, pipe.backbone.config.latent_dim) and torch.isfinite(frames).all()
-    audio = pipe(instrument="cello", guidance_scale=2.0, audio_length_in_s=1.0,
-                 generator=torch.Generator().manual_seed(0)).audios
+    audio = pipe(
+        instrument="cello",
+        guidance_scale=2.0,
+        audio_length_in_s=1.0,
+        generator=torch.Generator().manual_seed(0),
+    ).audios
     assert audio.shape[-1] >= pipe.sample_rate and np.isfinite(audio).all() and 0 < np.abs(audio).max() < 4

@@ -1,4 +1,6 @@
-"""The few-step (shortcut) Sampler: made from a flow head it is that head, and trained it draws a frame in 1-2 steps."""
+"""The few-step (shortcut) Sampler: made from a flow head it is that head, and trained it draws a frame in 1-2
+steps.
+"""
 
 import pytest
 import torch
@@ -11,7 +13,9 @@ MEAN, STD = torch.tensor([2.0, -1.0]), 0.3
 
 
 def two_modes(num: int, generator: torch.Generator) -> torch.Tensor:
-    """Frames at +-MEAN with spread STD, a fair coin between the two: one Euler step of a flow lands on the mean (0)."""
+    """Frames at +-MEAN with spread STD, a fair coin between the two: one Euler step of a flow lands on the
+    mean (0).
+    """
     sign = torch.where(torch.rand(num, generator=generator) < 0.5, 1.0, -1.0)
     return sign[:, None] * MEAN + STD * torch.randn(num, 2, generator=generator)
 
