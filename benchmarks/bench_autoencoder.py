@@ -39,7 +39,7 @@ PROGRAMS = [0, 48, 73]
 
 
 def render_piece(name: str, program: int, sample_rate: int, seconds_per_quarter: float = 0.5) -> np.ndarray:
-    """Render one music21 corpus score with the General MIDI SoundFont that pretty_midi ships; mono float32."""
+    """Render a music21 corpus score with the General MIDI SoundFont that pretty_midi ships; mono float32."""
     import music21
     import pretty_midi
     import tinysoundfont
@@ -125,8 +125,8 @@ def main() -> None:
     print(f"audio: {source}")
     print(
         f"codec: {cfg.sample_rate} Hz, n_fft {cfg.n_fft}, hop {cfg.stft_hop_length}, {cfg.n_mels} mels, "
-        f"{cfg.frames_per_latent} frames/latent -> {codec.frame_rate:.2f} latents/s, stacked {codec.stacked_dim} "
-        f"-> latent_dim {codec.latent_dim}; Griffin-Lim {cfg.griffin_lim_iters} iters"
+        f"{cfg.frames_per_latent} frames/latent -> {codec.frame_rate:.2f} latents/s, "
+        f"stacked {codec.stacked_dim} -> latent_dim {codec.latent_dim}; Griffin-Lim {cfg.griffin_lim_iters} iters"
     )
 
     fit_batches = [torch.from_numpy(a)[None] for a in fit_audio]

@@ -1,31 +1,34 @@
 """Sampler quality against cost: which width and how many flow steps per frame are worth paying for.
 
-The Sampler's cost per frame is (flow steps) x (one MLP pass), and the MLP pass is bound by reading its weights, so
-cost grows with steps x width^2. This script measures what quality each setting buys, on a sequence distribution with
-a known answer, so that the defaults can be chosen by measurement instead of by habit.
+The Sampler's cost per frame is (flow steps) x (one MLP pass), and the MLP pass is bound by reading its
+weights, so cost grows with steps x width^2. This script measures what quality each setting buys, on a
+sequence distribution with a known answer, so that the defaults can be chosen by measurement instead of by
+habit.
 
-Data (the known answer): 64-dim frames (Music2Latent's size) from a Markov chain over 8 Gaussian modes. Mode means
-are random N(0, 1.5^2) per dimension; each mode has its own diagonal standard deviations in [0.2, 0.6]. The first
-mode is uniform; then a frame stays in its predecessor's mode with probability 0.5, moves to mode m+1 with 0.3 and to
-m+3 with 0.2 (mod 8). So p(x_{t+1} | past) is a 3-component, anisotropic mixture: the multimodal, sharp kind of
-conditional an MLP flow head must resolve, and where too few steps blur modes into each other.
+Data (the known answer): 64-dim frames (Music2Latent's size) from a Markov chain over 8 Gaussian modes. Mode
+means are random N(0, 1.5^2) per dimension; each mode has its own diagonal standard deviations in [0.2, 0.6].
+The first mode is uniform; then a frame stays in its predecessor's mode with probability 0.5, moves to mode
+m+1 with 0.3 and to m+3 with 0.2 (mod 8). So p(x_{t+1} | past) is a 3-component, anisotropic mixture: the
+multimodal, sharp kind of conditional an MLP flow head must resolve, and where too few steps blur modes into
+each other.
 
-Protocol: for each Sampler width, train a small Backbone (2 layers x 128) + Sampler (3 blocks) with `CAMForTraining`
-(default noise augmentation) for the same number of optimiser steps, seed 0. Then generate sequences free-running,
-with the pipeline itself (KV cache, k_inf fed back), with flow-matching Euler at each step count, and compare the
-generated frames with held-out frames of the true distribution:
+Protocol: for each Sampler width, train a small Backbone (2 layers x 128) + Sampler (3 blocks) with
+`CAMForTraining` (default noise augmentation) for the same number of optimiser steps, seed 0. Then generate
+sequences free-running, with the pipeline itself (KV cache, k_inf fed back), with flow-matching Euler at each
+step count, and compare the generated frames with held-out frames of the true distribution:
 
   * FD: Frechet distance between Gaussian fits of generated and held-out frames (64 dims).
   * W1: mean over dimensions of the 1-D Wasserstein distance between generated and held-out values.
-  * off-mode %: generated frames whose Mahalanobis distance to every mode exceeds the 99.9 % chi^2(64) quantile
-    (the true data has 0.1 % of them): blurred frames between modes.
+  * off-mode %: generated frames whose Mahalanobis distance to every mode exceeds the 99.9 % chi^2(64)
+    quantile (the true data has 0.1 % of them): blurred frames between modes.
   * transition TV: total-variation distance between the generated and the true mode-transition matrix.
 
 The same metrics between two independent held-out sets give the floor (the sampling noise of the metrics).
-Cost: milliseconds per frame of the Sampler alone at batch 1 at musicgen-small's condition size (1024), median of 20;
-`--cost_only` measures just that (no training), for a quiet machine.
+Cost: milliseconds per frame of the Sampler alone at batch 1 at musicgen-small's condition size (1024), median
+of 20; `--cost_only` measures just that (no training), for a quiet machine.
 
-Run:  .venv/bin/python benchmarks/bench_sampler_quality.py  [--train_steps 1500] [--widths 256 512 1024] [--cost_only]
+Run:  .venv/bin/python benchmarks/bench_sampler_quality.py  [--train_steps 1500] [--widths 256 512 1024] \\
+          [--cost_only]
 """
 
 from __future__ import annotations
@@ -146,7 +149,7 @@ def train(chain: ToyChain, width: int, steps: int, batch_size: int, seed: int = 
 
 
 def generate(trainer: CAMForTraining, num: int, num_frames: int, steps: int, seed: int) -> torch.Tensor:
-    """Free-running generation with the pipeline's own loop (KV cache, k_inf fed back); latents, so no codec."""
+    """Free-running generation with the pipeline's own loop (KV cache, k_inf fed back); latents, no codec."""
     pipe = CAMPipeline(
         trainer.backbone, trainer.sampler, default_scheduler(trainer.sampler), autoencoder=None
     )
@@ -209,7 +212,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     if args.cost_only:
         print(
-            f"Sampler ms per frame at batch 1, condition 1024, {torch.get_num_threads()} thread(s), median of 20"
+            f"Sampler ms per frame at batch 1, condition 1024, {torch.get_num_threads()} thread(s), "
+            "median of 20"
         )
         print("| width | " + " | ".join(f"{steps} steps" for steps in args.steps) + " |")
         print("|---" * (len(args.steps) + 1) + "|")
