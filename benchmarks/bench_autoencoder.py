@@ -126,7 +126,8 @@ def main() -> None:
     print(
         f"codec: {cfg.sample_rate} Hz, n_fft {cfg.n_fft}, hop {cfg.stft_hop_length}, {cfg.n_mels} mels, "
         f"{cfg.frames_per_latent} frames/latent -> {codec.frame_rate:.2f} latents/s, "
-        f"stacked {codec.stacked_dim} -> latent_dim {codec.latent_dim}; Griffin-Lim {cfg.griffin_lim_iters} iters"
+        f"stacked {codec.stacked_dim} -> latent_dim {codec.latent_dim}; "
+        f"Griffin-Lim {cfg.griffin_lim_iters} iters"
     )
 
     fit_batches = [torch.from_numpy(a)[None] for a in fit_audio]

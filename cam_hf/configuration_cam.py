@@ -161,7 +161,9 @@ class CAMConfig(PreTrainedConfig):
 
     @property
     def no_instrument_id(self) -> int:
-        """The id of the "no instrument" class, used by unconditional generation and classifier-free guidance."""
+        """
+        The id of the "no instrument" class: unconditional generation and classifier-free guidance use it.
+        """
         return self.num_instruments
 
     def instrument_id(self, instrument: str | int) -> int:

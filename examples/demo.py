@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Listen to the trained CAM shipped in this repository: a folder of WAV files, spectrograms and an `index.html`.
+"""Listen to the trained CAM shipped in this repository: one folder of WAV files, spectrograms and an
+`index.html`.
 
     python examples/demo.py                               # the shipped model, into outputs/demo
     python examples/demo.py --model runs/my-cam --seconds 120 --guidance_scale 2

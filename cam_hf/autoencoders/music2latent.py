@@ -109,7 +109,8 @@ class Music2LatentAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         except pickle.UnpicklingError as error:
             raise ValueError(
                 f"{path} holds objects other than tensors and plain containers, which are not loaded for "
-                "safety (torch.load(weights_only=True)). Re-save its 'gen_state_dict' alone if you trust the file."
+                "safety (torch.load(weights_only=True)). Re-save its 'gen_state_dict' alone if you trust the "
+                "file."
             ) from error
         model = cls(**kwargs)
         # The package loads with strict=False; a missing weight would silently stay random, so refuse that.
@@ -175,7 +176,9 @@ class Music2LatentAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
 
 
 class _quiet_cuda_autocast(warnings.catch_warnings):
-    """The package wraps its calls in `torch.autocast("cuda")`, which warns at every call on a CPU-only machine."""
+    """
+    The package wraps its calls in `torch.autocast("cuda")`, which warns on every call on a CPU-only machine.
+    """
 
     def __enter__(self):
         super().__enter__()
