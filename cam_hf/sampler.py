@@ -1,9 +1,9 @@
 """The CAM Sampler: a small MLP denoiser that draws the next latent frame given the Backbone's output z_t.
 
-The network follows MAR's diffusion head (Li et al., 2024, `diffloss.py`): residual MLP blocks modulated by AdaLN on
-the sum of a flow-time embedding and the projected condition. By default it is trained with rectified flow and
-predicts the velocity v = noise - x0 in diffusers' FlowMatch convention (sigma = 1 is pure noise), so that
-diffusers' flow-matching schedulers integrate it directly.
+The network follows MAR's diffusion head (Li et al., 2024, `diffloss.py`): residual MLP blocks modulated by
+AdaLN on the sum of a flow-time embedding and the projected condition. By default it is trained with rectified
+flow and predicts the velocity v = noise - x0 in diffusers' FlowMatch convention (sigma = 1 is pure noise), so
+that diffusers' flow-matching schedulers integrate it directly.
 """
 
 import inspect
@@ -22,18 +22,22 @@ TIME_DISTRIBUTIONS = ("uniform", "logit_normal")
 FEW_STEP_OBJECTIVES = (None, "shortcut")
 # The DDPM noise schedule of the "epsilon" (MAR-style) baseline: linear betas, as in DDPM.
 EPSILON_BETA_SCHEDULE = {"beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
-# `sample_next_frame` precomputes the AdaLN modulations of all steps at once up to this many rows (batch x steps):
-# beyond it the batch alone reuses the weights well, and the precomputed tensors would cost memory for no speed.
+# `sample_next_frame` precomputes the AdaLN modulations of all steps at once up to this many rows (batch x
+# steps): beyond it the batch alone reuses the weights well, and the precomputed tensors would cost memory for
+# no speed.
 MAX_PRECOMPUTED_ROWS = 1024
-# Flow steps per frame of a plain flow Sampler, chosen in docs/performance.md: 16 nearly halve 8 steps' Frechet
-# distance, 32 gain little. A Sampler's config may set its own (`num_inference_steps`), e.g. a few-step head.
+# Flow steps per frame of a plain flow Sampler, chosen in docs/performance.md: 16 nearly halve 8 steps'
+# Frechet distance, 32 gain little. A Sampler's config may set its own (`num_inference_steps`), e.g. a
+# few-step head.
 DEFAULT_NUM_INFERENCE_STEPS = 16
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of `timesteps` `(batch_size,)` -> `(batch_size, dim)`."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=timesteps.device, dtype=torch.float32) / half)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, device=timesteps.device, dtype=torch.float32) / half
+    )
     args = timesteps.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -54,8 +58,11 @@ class CAMSamplerBlock(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.forward_modulated(x, *self.adaln_modulation(c).chunk(3, dim=-1))
 
-    def forward_modulated(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, gate: torch.Tensor):
-        """The block given its AdaLN modulation, which depends on the condition only (see `CAMSampler.modulations`)."""
+    def forward_modulated(
+        self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, gate: torch.Tensor
+    ):
+        """The block given its AdaLN modulation, which depends on the condition only (see
+        `CAMSampler.modulations`)."""
         return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
 
 
@@ -65,34 +72,37 @@ class CAMSampler(ModelMixin, ConfigMixin):
 
     Args:
         latent_dim (`int`, defaults to 64): size D of a latent frame.
-        condition_dim (`int`, defaults to 768): size of the Backbone's conditioning vector z_t (its `hidden_size`).
-        width (`int`, defaults to 512): width W of the residual MLP. Chosen by measuring sample quality against cost
-            (`benchmarks/bench_sampler_quality.py`, `docs/performance.md`): on a 64-dim multimodal toy with a known
-            answer, widths 256, 512 and 1024 give the same quality after the same training, while at batch 1 a frame
-            of 16 steps costs about 4x more at 1024 than at 512 (MAR's head uses 1024 for its image tokens).
+        condition_dim (`int`, defaults to 768): size of the Backbone's conditioning vector z_t (its
+            `hidden_size`).
+        width (`int`, defaults to 512): width W of the residual MLP. Chosen by measuring sample quality
+            against cost (`benchmarks/bench_sampler_quality.py`, `docs/performance.md`): on a 64-dim
+            multimodal toy with a known answer, widths 256, 512 and 1024 give the same quality after the same
+            training, while at batch 1 a frame of 16 steps costs about 4x more at 1024 than at 512 (MAR's head
+            uses 1024 for its image tokens).
         num_blocks (`int`, defaults to 3): number of residual AdaLN blocks.
-        time_embedding_dim (`int`, defaults to 256): size of the sinusoidal flow-time embedding (even: cosines and
-            sines in equal number).
+        time_embedding_dim (`int`, defaults to 256): size of the sinusoidal flow-time embedding (even: cosines
+            and sines in equal number).
         prediction_type (`str`, defaults to `"flow"`):
-            `"flow"`: rectified flow, the network predicts v = noise - x0 (the paper's). `"epsilon"`: the network
-            predicts the noise of a DDPM with a linear beta schedule (the MAR-style baseline).
+            `"flow"`: rectified flow, the network predicts v = noise - x0 (the paper's). `"epsilon"`: the
+            network predicts the noise of a DDPM with a linear beta schedule (the MAR-style baseline).
         num_train_timesteps (`int`, defaults to 1000):
-            Scale of the timestep input: flow time s in [0, 1] is passed as s * num_train_timesteps, as diffusers'
-            flow-matching schedulers do.
+            Scale of the timestep input: flow time s in [0, 1] is passed as s * num_train_timesteps, as
+            diffusers' flow-matching schedulers do.
         time_distribution (`str`, defaults to `"uniform"`):
-            How training draws the flow time s: `"uniform"` on (0, 1) or `"logit_normal"` (sigmoid of a normal, as
-            in Stable Diffusion 3), which spends more training on intermediate times.
+            How training draws the flow time s: `"uniform"` on (0, 1) or `"logit_normal"` (sigmoid of a
+            normal, as in Stable Diffusion 3), which spends more training on intermediate times.
         logit_normal_mean (`float`, defaults to 0.0): mean of the normal behind `"logit_normal"`.
         logit_normal_std (`float`, defaults to 1.0): standard deviation of the normal behind `"logit_normal"`.
         few_step_objective (`str`, *optional*):
-            `None`: a plain flow head, integrated by a scheduler in many small steps. `"shortcut"`: a shortcut model
-            (Frans et al., arXiv 2410.12557) that also takes the step size d it is asked to jump, u(x_s, s, d), and is
-            trained so that one step of size 2d equals two steps of size d; it draws a frame in 1-4 uniform steps.
-            d = 0 asks for the plain flow velocity, so a shortcut head whose step-size embedding is zero is exactly
-            the flow head it was made from.
-        max_shortcut_steps (`int`, defaults to 16): the finest uniform grid a shortcut head is trained for (a power
-            of two). Steps of size 1 / `max_shortcut_steps` or smaller use d = 0, the flow velocity.
-        num_inference_steps (`int`, defaults to 16): the steps per frame that generation uses unless told otherwise.
+            `None`: a plain flow head, integrated by a scheduler in many small steps. `"shortcut"`: a shortcut
+            model (Frans et al., arXiv 2410.12557) that also takes the step size d it is asked to jump,
+            u(x_s, s, d), and is trained so that one step of size 2d equals two steps of size d; it draws a
+            frame in 1-4 uniform steps. d = 0 asks for the plain flow velocity, so a shortcut head whose
+            step-size embedding is zero is exactly the flow head it was made from.
+        max_shortcut_steps (`int`, defaults to 16): the finest uniform grid a shortcut head is trained for (a
+            power of two). Steps of size 1 / `max_shortcut_steps` or smaller use d = 0, the flow velocity.
+        num_inference_steps (`int`, defaults to 16): the steps per frame that generation uses unless told
+            otherwise.
     """
 
     @register_to_config
@@ -116,31 +126,43 @@ class CAMSampler(ModelMixin, ConfigMixin):
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"`prediction_type` must be one of {PREDICTION_TYPES}, got {prediction_type!r}.")
         if time_distribution not in TIME_DISTRIBUTIONS:
-            raise ValueError(f"`time_distribution` must be one of {TIME_DISTRIBUTIONS}, got {time_distribution!r}.")
+            raise ValueError(
+                f"`time_distribution` must be one of {TIME_DISTRIBUTIONS}, got {time_distribution!r}."
+            )
         if few_step_objective not in FEW_STEP_OBJECTIVES:
-            raise ValueError(f"`few_step_objective` must be one of {FEW_STEP_OBJECTIVES}, got {few_step_objective!r}.")
+            raise ValueError(
+                f"`few_step_objective` must be one of {FEW_STEP_OBJECTIVES}, got {few_step_objective!r}."
+            )
         if few_step_objective is not None and prediction_type != "flow":
             raise ValueError(
-                f"`few_step_objective={few_step_objective!r}` needs `prediction_type='flow'`, got {prediction_type!r}."
+                f"`few_step_objective={few_step_objective!r}` needs `prediction_type='flow'`, "
+                f"got {prediction_type!r}."
             )
         if logit_normal_std <= 0:
             raise ValueError(f"`logit_normal_std` must be positive, got {logit_normal_std}.")
-        for name, value in [("latent_dim", latent_dim), ("condition_dim", condition_dim), ("width", width),
-                            ("num_blocks", num_blocks), ("time_embedding_dim", time_embedding_dim),
-                            ("num_train_timesteps", num_train_timesteps),
-                            ("max_shortcut_steps", max_shortcut_steps),
-                            ("num_inference_steps", num_inference_steps)]:
+        for name, value in [
+            ("latent_dim", latent_dim),
+            ("condition_dim", condition_dim),
+            ("width", width),
+            ("num_blocks", num_blocks),
+            ("time_embedding_dim", time_embedding_dim),
+            ("num_train_timesteps", num_train_timesteps),
+            ("max_shortcut_steps", max_shortcut_steps),
+            ("num_inference_steps", num_inference_steps),
+        ]:
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if time_embedding_dim % 2:
             raise ValueError(
-                f"`time_embedding_dim` must be even (as many cosines as sines), got {time_embedding_dim}: pass e.g. "
-                f"{time_embedding_dim + 1}."
+                f"`time_embedding_dim` must be even (as many cosines as sines), got {time_embedding_dim}: "
+                f"pass e.g. {time_embedding_dim + 1}."
             )
         if max_shortcut_steps & (max_shortcut_steps - 1):
             raise ValueError(f"`max_shortcut_steps` must be a power of two, got {max_shortcut_steps}.")
         self.input_proj = nn.Linear(latent_dim, width)
-        self.time_embed = nn.Sequential(nn.Linear(time_embedding_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.time_embed = nn.Sequential(
+            nn.Linear(time_embedding_dim, width), nn.SiLU(), nn.Linear(width, width)
+        )
         self.condition_proj = nn.Linear(condition_dim, width)
         if few_step_objective == "shortcut":
             self.step_size_embed = nn.Sequential(
@@ -153,7 +175,8 @@ class CAMSampler(ModelMixin, ConfigMixin):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        """Xavier-uniform linear layers; zero AdaLN modulation and output, so every block starts as the identity."""
+        """Xavier-uniform linear layers; zero AdaLN modulation and output, so every block starts as the
+        identity."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
@@ -163,7 +186,8 @@ class CAMSampler(ModelMixin, ConfigMixin):
                 nn.init.normal_(linear.weight, std=0.02)
         if self.config.few_step_objective == "shortcut":
             nn.init.normal_(self.step_size_embed[0].weight, std=0.02)
-            # Zero: until trained, every step size gives the flow velocity (the head it was made from, unchanged).
+            # Zero: until trained, every step size gives the flow velocity (the head it was made from,
+            # unchanged).
             nn.init.zeros_(self.step_size_embed[-1].weight)
         for block in self.blocks:
             nn.init.zeros_(block.adaln_modulation[-1].weight)
@@ -175,10 +199,11 @@ class CAMSampler(ModelMixin, ConfigMixin):
     @classmethod
     def from_flow_head(cls, flow_head: "CAMSampler", **config_overrides) -> "CAMSampler":
         r"""
-        A Sampler of another config initialised from a trained plain flow head, e.g. a shortcut head to fine-tune:
-        `CAMSampler.from_flow_head(head, few_step_objective="shortcut", num_inference_steps=2)`. Every weight of
-        `flow_head` is copied; weights it lacks (the step-size embedding) keep their initialisation, whose last
-        layer is zero, so the new head computes exactly what `flow_head` did until it is trained.
+        A Sampler of another config initialised from a trained plain flow head, e.g. a shortcut head to
+        fine-tune: `CAMSampler.from_flow_head(head, few_step_objective="shortcut", num_inference_steps=2)`.
+        Every weight of `flow_head` is copied; weights it lacks (the step-size embedding) keep their
+        initialisation, whose last layer is zero, so the new head computes exactly what `flow_head` did until
+        it is trained.
 
         Args:
             flow_head ([`CAMSampler`]): a Sampler without a few-step objective.
@@ -192,18 +217,21 @@ class CAMSampler(ModelMixin, ConfigMixin):
                 f"`flow_head` must be a plain flow head, got one with few_step_objective="
                 f"{flow_head.config.few_step_objective!r}."
             )
-        # Keyword overrides, not a merged dict: diffusers' `from_config` ignores dict fields it lists as defaults.
+        # Keyword overrides, not a merged dict: diffusers' `from_config` ignores dict fields it lists as
+        # defaults.
         head = cls.from_config(flow_head.config, **config_overrides)
         shapes = {name: tuple(p.shape) for name, p in head.state_dict().items()}
         changed = [name for name, p in flow_head.state_dict().items() if shapes.get(name) != tuple(p.shape)]
         if changed:
-            raise ValueError(f"{config_overrides} changes the network's shape ({changed[:3]}...): keep its sizes.")
+            raise ValueError(
+                f"{config_overrides} changes the network's shape ({changed[:3]}...): keep its sizes."
+            )
         head.load_state_dict(flow_head.state_dict(), strict=False)
         return head
 
     def check_backbone_config(self, backbone_config) -> None:
-        """Raises `ValueError` unless this Sampler fits a Backbone with `backbone_config` (a `CAMConfig`): the same
-        latent size, and a condition size equal to the Backbone's `hidden_size`."""
+        """Raises `ValueError` unless this Sampler fits a Backbone with `backbone_config` (a `CAMConfig`): the
+        same latent size, and a condition size equal to the Backbone's `hidden_size`."""
         if self.config.latent_dim != backbone_config.latent_dim:
             raise ValueError(
                 f"The Sampler's latent_dim ({self.config.latent_dim}) differs from the Backbone's "
@@ -211,8 +239,8 @@ class CAMSampler(ModelMixin, ConfigMixin):
             )
         if self.config.condition_dim != backbone_config.hidden_size:
             raise ValueError(
-                f"The Sampler's condition_dim ({self.config.condition_dim}) must equal the Backbone's hidden_size "
-                f"({backbone_config.hidden_size})."
+                f"The Sampler's condition_dim ({self.config.condition_dim}) must equal the Backbone's "
+                f"hidden_size ({backbone_config.hidden_size})."
             )
 
     def forward(
@@ -227,13 +255,13 @@ class CAMSampler(ModelMixin, ConfigMixin):
             sample (`torch.Tensor` of shape `(batch_size, latent_dim)`): the noisy frame x_s.
             timestep (`torch.Tensor` of shape `(batch_size,)` or a scalar): s * num_train_timesteps.
             condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the Backbone output z_t.
-            step_size (`torch.Tensor` of shape `(batch_size,)` or a scalar, *optional*): for a shortcut head, the
-                step d it is asked to jump, on the timestep's scale (d * num_train_timesteps); `None` or 0 asks for the
-                flow velocity. Ignored by a plain flow head.
+            step_size (`torch.Tensor` of shape `(batch_size,)` or a scalar, *optional*): for a shortcut head,
+                the step d it is asked to jump, on the timestep's scale (d * num_train_timesteps); `None` or 0
+                asks for the flow velocity. Ignored by a plain flow head.
 
         Returns:
-            `torch.Tensor` of shape `(batch_size, latent_dim)`: the velocity v = noise - x0 (`"flow"`; for a shortcut
-            head, the average velocity over the step) or the noise (`"epsilon"`).
+            `torch.Tensor` of shape `(batch_size, latent_dim)`: the velocity v = noise - x0 (`"flow"`; for a
+            shortcut head, the average velocity over the step) or the noise (`"epsilon"`).
         """
         if timestep.ndim == 0:
             timestep = timestep.expand(sample.shape[0])
@@ -243,21 +271,22 @@ class CAMSampler(ModelMixin, ConfigMixin):
         self, timestep: torch.Tensor, condition: torch.Tensor, step_size: torch.Tensor | None = None
     ) -> list[tuple[torch.Tensor, ...]]:
         r"""
-        The part of the forward pass that does not depend on the sample: the AdaLN modulation of every block and of
-        the output layer, from the flow time, the condition (and a shortcut head's step size).
+        The part of the forward pass that does not depend on the sample: the AdaLN modulation of every block
+        and of the output layer, from the flow time, the condition (and a shortcut head's step size).
 
-        It holds most of the Sampler's weights (the AdaLN layers alone are 3W^2 per block against the MLP's 2W^2), so
-        [`sample_next_frame`] computes it for all the steps of a frame in one batched pass, which reads those
-        weights once per frame instead of once per step.
+        It holds most of the Sampler's weights (the AdaLN layers alone are 3W^2 per block against the MLP's
+        2W^2), so [`sample_next_frame`] computes it for all the steps of a frame in one batched pass, which
+        reads those weights once per frame instead of once per step.
 
         Args:
             timestep (`torch.Tensor` of shape `(batch_size,)`): s * num_train_timesteps.
             condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the Backbone output z_t.
-            step_size (`torch.Tensor` of shape `(batch_size,)` or a scalar, *optional*): d * num_train_timesteps.
+            step_size (`torch.Tensor` of shape `(batch_size,)` or a scalar, *optional*):
+                d * num_train_timesteps.
 
         Returns:
-            `list` of `(shift, scale, gate)` for each block, then `(shift, scale)` for the output layer, each of shape
-            `(batch_size, width)`.
+            `list` of `(shift, scale, gate)` for each block, then `(shift, scale)` for the output layer, each
+            of shape `(batch_size, width)`.
         """
         c = self.time_embedding(timestep, step_size) + self.condition_proj(condition)
         return self.modulations_from(c)
@@ -272,7 +301,9 @@ class CAMSampler(ModelMixin, ConfigMixin):
             if step_size is None:
                 step_size = torch.zeros_like(timestep)
             step_size = step_size.expand(timestep.shape[0]) if step_size.ndim == 0 else step_size
-            c = c + self.step_size_embed(timestep_embedding(step_size, self.config.time_embedding_dim).to(dtype))
+            c = c + self.step_size_embed(
+                timestep_embedding(step_size, self.config.time_embedding_dim).to(dtype)
+            )
         return c
 
     def modulations_from(self, c: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
@@ -283,11 +314,13 @@ class CAMSampler(ModelMixin, ConfigMixin):
         return modulations
 
     def shortcut_step_size(self, num_steps: int) -> float:
-        """The step-size input d (in [0, 1]) of a uniform grid of `num_steps` steps: 1 / `num_steps`, or 0 (the flow
-        velocity) from the finest trained grid (`max_shortcut_steps`) on."""
+        """The step-size input d (in [0, 1]) of a uniform grid of `num_steps` steps: 1 / `num_steps`, or 0
+        (the flow velocity) from the finest trained grid (`max_shortcut_steps`) on."""
         return 0.0 if num_steps >= self.config.max_shortcut_steps else 1.0 / num_steps
 
-    def forward_modulated(self, sample: torch.Tensor, modulations: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
+    def forward_modulated(
+        self, sample: torch.Tensor, modulations: list[tuple[torch.Tensor, ...]]
+    ) -> torch.Tensor:
         """The forward pass given `modulations(timestep, condition)`: the part that depends on the sample."""
         x = self.input_proj(sample)
         for block, (shift, scale, gate) in zip(self.blocks, modulations[:-1], strict=True):
@@ -307,18 +340,18 @@ def sample_next_frame(
     guidance_scale: float = 1.0,
 ) -> torch.Tensor:
     r"""
-    Draws one latent frame per conditioning vector by integrating the Sampler from noise to data with a diffusers
-    scheduler: `FlowMatchEulerDiscreteScheduler` (or any flow-matching scheduler) for a `"flow"` Sampler, a
-    DDPM/DDIM-family scheduler with `prediction_type="epsilon"` for an `"epsilon"` Sampler.
+    Draws one latent frame per conditioning vector by integrating the Sampler from noise to data with a
+    diffusers scheduler: `FlowMatchEulerDiscreteScheduler` (or any flow-matching scheduler) for a `"flow"`
+    Sampler, a DDPM/DDIM-family scheduler with `prediction_type="epsilon"` for an `"epsilon"` Sampler.
 
-    A shortcut Sampler (`few_step_objective="shortcut"`) is integrated on the uniform grid it was trained on, N steps
-    of size d = 1/N from s = 1 to 0, x <- x - d u(x, s, d), whatever `scheduler` is: its steps are jumps it learned,
-    not samples of a continuous flow that another solver could take. (diffusers' N-step flow grid ends with a step of
-    width 1/1000, so on it 2 steps would integrate like 1.)
+    A shortcut Sampler (`few_step_objective="shortcut"`) is integrated on the uniform grid it was trained on,
+    N steps of size d = 1/N from s = 1 to 0, x <- x - d u(x, s, d), whatever `scheduler` is: its steps are
+    jumps it learned, not samples of a continuous flow that another solver could take. (diffusers' N-step flow
+    grid ends with a step of width 1/1000, so on it 2 steps would integrate like 1.)
 
-    With `unconditional_condition`, each step applies classifier-free guidance: the Sampler runs on both conditions in
-    one batch and its prediction becomes u + w (c - u) (w = `guidance_scale`; 1 gives the conditional prediction, 0
-    the unconditional one).
+    With `unconditional_condition`, each step applies classifier-free guidance: the Sampler runs on both
+    conditions in one batch and its prediction becomes u + w (c - u) (w = `guidance_scale`; 1 gives the
+    conditional prediction, 0 the unconditional one).
 
     This checks its arguments and prepares the steps at every call; a loop over frames builds one
     [`FrameSampler`] and calls it, as the pipeline does.
@@ -328,13 +361,14 @@ def sample_next_frame(
         scheduler ([`~diffusers.SchedulerMixin`]): the solver.
         condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the Backbone outputs z_t.
         num_inference_steps (`int`): number of solver steps.
-        generator (`torch.Generator` or a list of `batch_size` of them, *optional*): for the starting noise and the
-            noise of a stochastic scheduler's steps (a list draws each row from its own generator, so a row does not
-            depend on the batch it is in).
+        generator (`torch.Generator` or a list of `batch_size` of them, *optional*): for the starting noise
+            and the noise of a stochastic scheduler's steps (a list draws each row from its own generator, so
+            a row does not depend on the batch it is in).
         noise (`torch.Tensor` of shape `(batch_size, latent_dim)`, *optional*): the starting noise, instead of
             drawing it.
-        unconditional_condition (`torch.Tensor` of shape `(batch_size, condition_dim)`, *optional*): the Backbone's
-            outputs for the same frames without the condition ("no instrument"), for classifier-free guidance.
+        unconditional_condition (`torch.Tensor` of shape `(batch_size, condition_dim)`, *optional*): the
+            Backbone's outputs for the same frames without the condition ("no instrument"), for
+            classifier-free guidance.
         guidance_scale (`float`, defaults to 1.0): the guidance weight w, used with `unconditional_condition`.
 
     Returns:
@@ -470,15 +504,20 @@ def _check_sample_next_frame_inputs(sampler, condition, num_inference_steps, gen
         raise ValueError(f"`num_inference_steps` must be an integer, got {num_inference_steps!r}.")
     if num_inference_steps < 1:
         raise ValueError(f"`num_inference_steps` must be at least 1, got {num_inference_steps}.")
-    if not isinstance(condition, torch.Tensor) or condition.ndim != 2 or condition.shape[1] != sampler.config.condition_dim:
+    if (
+        not isinstance(condition, torch.Tensor)
+        or condition.ndim != 2
+        or condition.shape[1] != sampler.config.condition_dim
+    ):
         shape = tuple(condition.shape) if isinstance(condition, torch.Tensor) else type(condition).__name__
         raise ValueError(
-            f"`condition` must be a tensor of shape (batch_size, {sampler.config.condition_dim}) (the Backbone's "
-            f"outputs z_t), got {shape}."
+            f"`condition` must be a tensor of shape (batch_size, {sampler.config.condition_dim}) "
+            f"(the Backbone's outputs z_t), got {shape}."
         )
     if isinstance(generator, list) and len(generator) != condition.shape[0]:
         raise ValueError(
-            f"Got {len(generator)} generators for a batch of {condition.shape[0]}: pass one per row, or a single one."
+            f"Got {len(generator)} generators for a batch of {condition.shape[0]}: "
+            "pass one per row, or a single one."
         )
     shape = (condition.shape[0], sampler.config.latent_dim)
     if noise is not None and tuple(noise.shape) != shape:
@@ -486,8 +525,8 @@ def _check_sample_next_frame_inputs(sampler, condition, num_inference_steps, gen
 
 
 def default_scheduler(sampler: CAMSampler) -> SchedulerMixin:
-    """The scheduler a Sampler was trained for: flow-matching Euler for `"flow"`, DDIM on the training betas for
-    `"epsilon"`."""
+    """The scheduler a Sampler was trained for: flow-matching Euler for `"flow"`, DDIM on the training betas
+    for `"epsilon"`."""
     if sampler.config.prediction_type == "flow":
         return FlowMatchEulerDiscreteScheduler(num_train_timesteps=sampler.config.num_train_timesteps)
     return DDIMScheduler(
