@@ -1,8 +1,8 @@
 """Sharing a CAMPipeline: its model card and the upload of a saved folder to the Hugging Face Hub.
 
-`CAMPipeline` takes `model_card`, `save_pretrained` and `push_to_hub` from `PipelineSharingMixin` here: saving writes
-the card, and both ways of uploading (`push_to_hub`, `save_pretrained(push_to_hub=True)`) upload through here, so the
-Hub always gets this card rather than diffusers' generic one.
+`CAMPipeline` takes `model_card`, `save_pretrained` and `push_to_hub` from `PipelineSharingMixin` here: saving
+writes the card, and both ways of uploading (`push_to_hub`, `save_pretrained(push_to_hub=True)`) upload
+through here, so the Hub always gets this card rather than diffusers' generic one.
 """
 
 from __future__ import annotations
@@ -32,22 +32,30 @@ pipeline_tag: audio-to-audio
 
 # {title}
 
-A Continuous Autoregressive Model (CAM, [Pasini et al., 2024](https://arxiv.org/abs/2411.18447)) that generates
-audio one latent frame at a time, without discrete tokens. A causal transformer (the Backbone) reads the latent
-frames so far; a small rectified-flow MLP (the Sampler) draws the next frame; the autoencoder turns frames into
-sound. The Backbone was trained on inputs corrupted with random noise so that, at generation, it tolerates its own
+A Continuous Autoregressive Model (CAM, [Pasini et al., 2024](https://arxiv.org/abs/2411.18447)) \
+that generates
+audio one latent frame at a time, without discrete tokens. \
+A causal transformer (the Backbone) reads the latent
+frames so far; a small rectified-flow MLP (the Sampler) draws the next frame; \
+the autoencoder turns frames into
+sound. The Backbone was trained on inputs corrupted with random noise so that, \
+at generation, it tolerates its own
 errors instead of drifting.
 
 ## Components
 
 | component | class | size |
 |---|---|---|
-| Backbone | `{backbone_class}` | {backbone_params} parameters, {layers} layers x {hidden} wide, context {context} frames |
-| Sampler | `{sampler_class}` | {sampler_params} parameters, {blocks} blocks x {width}, predicts `{prediction}` |
+| Backbone | `{backbone_class}` | \
+{backbone_params} parameters, {layers} layers x {hidden} wide, context {context} frames |
+| Sampler | `{sampler_class}` | \
+{sampler_params} parameters, {blocks} blocks x {width}, predicts `{prediction}` |
 | scheduler | `{scheduler_class}` | {default_steps} steps per frame by default |
-| autoencoder | `{autoencoder_class}` | {sample_rate} Hz, {channels} channel(s), {latent_dim}-dim latents at {frame_rate:.2f} frames/s |
+| autoencoder | `{autoencoder_class}` | \
+{sample_rate} Hz, {channels} channel(s), {latent_dim}-dim latents at {frame_rate:.2f} frames/s |
 
-Noise augmentation in training: k ~ U(0, {max_training_noise}) drawn {noise_sampling}, `{noise_mixing}` mixing.
+Noise augmentation in training: k ~ U(0, {max_training_noise}) drawn {noise_sampling}, \
+`{noise_mixing}` mixing.
 Inference noise k_inf = {inference_noise}.
 {conditioning}
 ## Training
@@ -62,7 +70,8 @@ import torch
 from cam_hf import CAMPipeline
 
 pipe = CAMPipeline.from_pretrained("{repo_id}")
-audio = pipe(audio_length_in_s=10.0, {instrument_argument}generator=torch.Generator().manual_seed(0)).audios[0]
+audio = pipe(audio_length_in_s=10.0, \
+{instrument_argument}generator=torch.Generator().manual_seed(0)).audios[0]
 sf.write("sample.wav", audio.T, pipe.sample_rate)
 ```
 
@@ -77,14 +86,17 @@ HUB_KWARGS = ("repo_id", "commit_message", "private", "token", "create_pr")
 LOCATION_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 
 
-def model_card(pipeline, repo_id: str = "path/to/this/folder", training_details: str | None = None) -> ModelCard:
+def model_card(
+    pipeline, repo_id: str = "path/to/this/folder", training_details: str | None = None
+) -> ModelCard:
     """
-    The model card of a [`CAMPipeline`]: what the model is, its components' sizes, its noise settings, how it was
-    trained and how to generate with it.
+    The model card of a [`CAMPipeline`]: what the model is, its components' sizes, its noise settings, how it
+    was trained and how to generate with it.
 
     Args:
         pipeline ([`CAMPipeline`]): the pipeline to describe.
-        repo_id (`str`): the Hub repository (or folder) the card's usage snippet loads from; its last part is the title.
+        repo_id (`str`): the Hub repository (or folder) the card's usage snippet loads from; its last part is
+            the title.
         training_details (`str`, *optional*): how the model was trained (data, steps, hardware).
 
     Returns:
@@ -117,7 +129,9 @@ def model_card(pipeline, repo_id: str = "path/to/this/folder", training_details:
         inference_noise=backbone.inference_noise,
         training_details=training_details or NOT_RECORDED,
         conditioning=_conditioning(backbone.instrument_names),
-        instrument_argument=f'instrument="{backbone.instrument_names[0]}", ' if backbone.instrument_names else "",
+        instrument_argument=(
+            f'instrument="{backbone.instrument_names[0]}", ' if backbone.instrument_names else ""
+        ),
     )
     return ModelCard(text)
 
@@ -126,14 +140,17 @@ def _conditioning(instrument_names: list[str] | None) -> str:
     if not instrument_names:
         return ""
     names = ", ".join(f"`{name}`" for name in instrument_names)
-    return (f"\nConditioned on the instrument ({len(instrument_names)} labels, stored in the Backbone's config): {names}. "
-            "Ask for one with `instrument=` (name or id, one per waveform), with classifier-free guidance "
-            "`guidance_scale=` (1 = none); without `instrument` it generates unconditionally.\n")
+    return (
+        f"\nConditioned on the instrument ({len(instrument_names)} labels, stored in the Backbone's config): "
+        f"{names}. "
+        "Ask for one with `instrument=` (name or id, one per waveform), with classifier-free guidance "
+        "`guidance_scale=` (1 = none); without `instrument` it generates unconditionally.\n"
+    )
 
 
 def write_model_card(pipeline, folder: str | os.PathLike, repo_id: str, training_details: str | None) -> None:
-    """Writes the pipeline's card to `folder/README.md`, unless the folder already has a README (a card written by
-    hand, or by an earlier save, is kept)."""
+    """Writes the pipeline's card to `folder/README.md`, unless the folder already has a README (a card
+    written by hand, or by an earlier save, is kept)."""
     card_path = os.path.join(folder, "README.md")
     if not os.path.exists(card_path):
         model_card(pipeline, repo_id, training_details).save(card_path)
@@ -161,7 +178,13 @@ def upload_pipeline_folder(
     )
 
 
-__all__ = ["MODEL_CARD_TEMPLATE", "create_model_repo", "model_card", "upload_pipeline_folder", "write_model_card"]
+__all__ = [
+    "MODEL_CARD_TEMPLATE",
+    "create_model_repo",
+    "model_card",
+    "upload_pipeline_folder",
+    "write_model_card",
+]
 
 
 class PipelineSharingMixin:
