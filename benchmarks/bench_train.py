@@ -50,6 +50,7 @@ from transformers import LlamaConfig, LlamaModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
 from cam_hf import CAMConfig, CAMForTraining, CAMModel, CAMSampler
+from cam_hf.training import MODEL_PRESETS
 
 LATENT_DIM = 128  # the mel codec's default latent size
 BATCH_SIZE = 16
@@ -59,7 +60,7 @@ MEMORY_STEPS = 3  # steps each fresh memory process trains: AdamW's state exists
 
 @dataclass(frozen=True)
 class Preset:
-    """A model size and training context (the values of `examples/train.py`'s presets)."""
+    """A model size and training crop, from `cam_hf.training.MODEL_PRESETS` (`examples/train.py --preset`)."""
 
     hidden_size: int
     num_hidden_layers: int
@@ -71,9 +72,13 @@ class Preset:
 
 
 PRESETS = {
-    "tiny": Preset(64, 2, 4, 128, sampler_width=64, sampler_num_blocks=2, context_frames=64),
-    "small": Preset(192, 4, 4, 512, sampler_width=256, sampler_num_blocks=3, context_frames=128),
-    "base": Preset(384, 8, 6, 1024, sampler_width=512, sampler_num_blocks=3, context_frames=256),
+    name: Preset(
+        **sizes["backbone"],
+        sampler_width=sizes["sampler"]["width"],
+        sampler_num_blocks=sizes["sampler"]["num_blocks"],
+        context_frames=sizes["context_frames"],
+    )
+    for name, sizes in MODEL_PRESETS.items()
 }
 BACKBONES = ("ours", "llama")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}  # the autocast dtype of each precision
