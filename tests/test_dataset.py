@@ -31,7 +31,16 @@ from cam_hf.data.render import Note, TinySoundFontRenderer, make_renderer  # noq
 
 SAMPLE_RATE = 22050
 CLIP_SECONDS = 4.0
-INSTRUMENTS = ["violin", "flute", "trumpet", "acoustic_grand_piano", "acoustic_guitar_nylon", "cello", "clarinet", "oboe"]
+INSTRUMENTS = [
+    "violin",
+    "flute",
+    "trumpet",
+    "acoustic_grand_piano",
+    "acoustic_guitar_nylon",
+    "cello",
+    "clarinet",
+    "oboe",
+]
 # Split by a hash of the piece name: with these fractions and seed 0 every split gets pieces.
 SOURCES = [
     "bach/bwv1.6.mxl",
@@ -89,7 +98,9 @@ def test_corpus_clips_have_fixed_length_rate_and_loudness(corpus_dir):
         peak_db = 20 * np.log10(np.max(np.abs(audio)))
         assert peak_db <= PEAK_CEILING_DBFS + 0.01
         # At the RMS target, unless the peak ceiling forced the clip quieter.
-        assert rms_db == pytest.approx(TARGET_RMS_DBFS, abs=0.05) or peak_db == pytest.approx(PEAK_CEILING_DBFS, abs=0.05)
+        assert rms_db == pytest.approx(TARGET_RMS_DBFS, abs=0.05) or peak_db == pytest.approx(
+            PEAK_CEILING_DBFS, abs=0.05
+        )
     assert all(row["renderer"] == "tinysoundfont" and row["soundfont"] == "TimGM6mb.sf2" for row in rows)
 
 
@@ -100,7 +111,11 @@ def test_corpus_metadata_instruments_and_splits(corpus_dir):
     assert programs <= allowed and len(programs) >= 5
     pieces = {name: set(split["piece"]) for name, split in dataset.items()}
     assert all(pieces.values()), pieces  # every split has pieces...
-    assert not (pieces["train"] & pieces["validation"] or pieces["train"] & pieces["test"] or pieces["validation"] & pieces["test"])
+    assert not (
+        pieces["train"] & pieces["validation"]
+        or pieces["train"] & pieces["test"]
+        or pieces["validation"] & pieces["test"]
+    )
     assert set().union(*pieces.values()) == set(SOURCES)
     for name, split in dataset.items():
         assert set(split["split"]) == {name}
@@ -122,7 +137,9 @@ def test_corpus_skip_summary_names_the_broken_score(corpus_dir, broken_score):
 
 
 def test_corpus_build_is_deterministic_across_worker_counts(corpus_dir, broken_score, tmp_path):
-    again = build_corpus_dataset(str(tmp_path / "again"), corpus_config(broken_score), num_workers=2, progress=False)
+    again = build_corpus_dataset(
+        str(tmp_path / "again"), corpus_config(broken_score), num_workers=2, progress=False
+    )
     first = load_from_disk(corpus_dir)
     for name in first:
         assert first[name].data.table.equals(again[name].data.table), name  # audio bytes and metadata
@@ -145,13 +162,16 @@ def test_push_to_hub_uploads_the_hub_layout(corpus_dir):
     def fake_upload_folder(self, *, repo_id, repo_type, folder_path, commit_message):
         # What would go up: load it exactly as `load_dataset(repo_id)` would read the repository.
         uploaded["repo"] = (repo_id, repo_type)
-        uploaded["files"] = sorted(os.path.relpath(os.path.join(r, f), folder_path) for r, _, fs in os.walk(folder_path) for f in fs)
+        uploaded["files"] = sorted(
+            os.path.relpath(os.path.join(r, f), folder_path) for r, _, fs in os.walk(folder_path) for f in fs
+        )
         uploaded["dataset"] = load_dataset(folder_path).with_format(None)
         uploaded["card"] = DatasetCard.load(os.path.join(folder_path, "README.md"))
         return "https://huggingface.co/datasets/user/cam-test/commit/0"
 
-    with mock.patch("huggingface_hub.HfApi.create_repo") as create_repo, mock.patch(
-        "huggingface_hub.HfApi.upload_folder", fake_upload_folder
+    with (
+        mock.patch("huggingface_hub.HfApi.create_repo") as create_repo,
+        mock.patch("huggingface_hub.HfApi.upload_folder", fake_upload_folder),
     ):
         push_to_hub(corpus_dir, "user/cam-test", token="hf_fake")
     create_repo.assert_called_once()
@@ -188,7 +208,13 @@ def test_polyphonic_part_is_reduced_or_skipped(tmp_path):
 
 
 def test_top_line_of_overlapping_notes():
-    events = [(0.0, 2.0, 60, 90), (1.0, 1.0, 67, 90), (1.0, 0.5, 55, 90), (2.5, 1.0, 62, 90), (3.0, 1.0, 59, 90)]
+    events = [
+        (0.0, 2.0, 60, 90),
+        (1.0, 1.0, 67, 90),
+        (1.0, 0.5, 55, 90),
+        (2.5, 1.0, 62, 90),
+        (3.0, 1.0, 59, 90),
+    ]
     line, reduced = _top_line(events)
     assert reduced
     # 60 is cut when 67 enters; 55 is under 67 and dropped; 59 starts when 62 ends.
@@ -272,9 +298,13 @@ GOOD_FILES = {"song_stereo.wav", "album/tune.flac", "album/take.ogg"}
 
 @pytest.mark.parametrize("mono", [True, False])
 def test_audio_folder_keeps_good_files_and_lists_bad_ones(audio_dir, tmp_path, mono):
-    config = AudioBuildConfig(clip_seconds=2.0, sample_rate=16000, mono=mono, validation_fraction=0.3, test_fraction=0.3)
+    config = AudioBuildConfig(
+        clip_seconds=2.0, sample_rate=16000, mono=mono, validation_fraction=0.3, test_fraction=0.3
+    )
     # The stereo case also runs the worker pool.
-    dataset = build_audio_dataset(str(audio_dir), str(tmp_path / "out"), config, num_workers=1 if mono else 2, progress=False)
+    dataset = build_audio_dataset(
+        str(audio_dir), str(tmp_path / "out"), config, num_workers=1 if mono else 2, progress=False
+    )
     rows = [row for split in dataset.values() for row in split]
     assert {row["piece"] for row in rows} == GOOD_FILES
     for row in rows:
@@ -305,7 +335,12 @@ def test_audio_from_a_datasets_dataset(tmp_path):
         return buffer.getvalue()
 
     source = Dataset.from_dict(
-        {"sound": [{"bytes": flac(_tone(4.5, 24000), 24000), "path": "a.flac"}, {"bytes": b"garbage", "path": "b.flac"}]}
+        {
+            "sound": [
+                {"bytes": flac(_tone(4.5, 24000), 24000), "path": "a.flac"},
+                {"bytes": b"garbage", "path": "b.flac"},
+            ]
+        }
     )
     source.save_to_disk(str(tmp_path / "saved"))
     config = AudioBuildConfig(clip_seconds=2.0, sample_rate=16000, audio_column="sound")
@@ -326,17 +361,25 @@ def test_make_dataset_script_on_an_audio_folder(audio_dir, tmp_path):
     finally:
         sys.path.pop(0)
     out = str(tmp_path / "cli")
-    make_dataset.main(["--output_dir", out, "--audio_dir", str(audio_dir), "--clip_seconds", "2", "--sample_rate", "16000"])
+    make_dataset.main(
+        ["--output_dir", out, "--audio_dir", str(audio_dir), "--clip_seconds", "2", "--sample_rate", "16000"]
+    )
     dataset = load_from_disk(out)
     assert sum(len(s) for s in dataset.values()) == 9
-    assert os.path.isfile(os.path.join(out, "README.md")) and os.path.isfile(os.path.join(out, "build_summary.json"))
+    assert os.path.isfile(os.path.join(out, "README.md")) and os.path.isfile(
+        os.path.join(out, "build_summary.json")
+    )
 
 
 @pytest.mark.slow
 def test_quick_subset_of_the_whole_corpus(tmp_path):
-    """`--max_pieces 200`: a stratified sample of the corpus, all default instruments, every split (~1 min)."""
+    """`--max_pieces 200`: a stratified sample of the corpus, all default instruments, every split (~1
+    min)."""
     dataset = build_corpus_dataset(
-        str(tmp_path / "subset"), CorpusBuildConfig(max_pieces=200, renderer="tinysoundfont"), num_workers=2, progress=False
+        str(tmp_path / "subset"),
+        CorpusBuildConfig(max_pieces=200, renderer="tinysoundfont"),
+        num_workers=2,
+        progress=False,
     )
     summary = read_summary(str(tmp_path / "subset"))
     assert summary["counts"]["pieces listed"] == 200 and summary["counts"]["pieces with clips"] >= 190
@@ -348,7 +391,8 @@ def test_quick_subset_of_the_whole_corpus(tmp_path):
 
 
 def test_render_melody_and_split_pieces_reproduce_the_build(corpus_dir, broken_score):
-    """What examples/demo.py relies on: a piece's split and its rendering can be recomputed without the dataset."""
+    """What examples/demo.py relies on: a piece's split and its rendering can be recomputed without the
+    dataset."""
     from cam_hf.data.build_from_corpus import render_melody, split_pieces
 
     config = corpus_config(broken_score)
@@ -365,7 +409,9 @@ def test_render_melody_and_split_pieces_reproduce_the_build(corpus_dir, broken_s
     melodies, _, _ = extract_melodies(ref.path, [ref.number], config.polyphony, config.min_notes)
     melody = next(m for m in melodies if m.part_index == row["part_index"])
     renderings = render_melody(melody, config)
-    clips = dataset["test"].filter(lambda r: r["piece"] == row["piece"] and r["part_index"] == row["part_index"])
+    clips = dataset["test"].filter(
+        lambda r: r["piece"] == row["piece"] and r["part_index"] == row["part_index"]
+    )
     assert {r.instrument.name for r in renderings} == set(clips["instrument_name"])
     rendering = next(r for r in renderings if r.instrument.name == row["instrument_name"])
     assert rendering.tempo_bpm == pytest.approx(row["tempo_bpm"]) and rendering.transpose == row["transpose"]

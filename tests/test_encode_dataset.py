@@ -1,6 +1,7 @@
-"""Latent datasets (`cam_hf.data.latents`, `examples/encode_dataset.py`) on a tiny audio dataset built in the test:
-the encoding itself, statistics from the train split only, resumption after a kill at any point, skipped clips,
-worker processes, the other autoencoders on weights the tests create, and the mel codec's global normalisation."""
+"""Latent datasets (`cam_hf.data.latents`, `examples/encode_dataset.py`) on a tiny audio dataset built in the
+test: the encoding itself, statistics from the train split only, resumption after a kill at any point, skipped
+clips, worker processes, the other autoencoders on weights the tests create, and the mel codec's global
+normalisation."""
 
 import io
 import json
@@ -38,8 +39,8 @@ def tiny_mel() -> MelAutoencoder:
 
 @pytest.fixture(scope="module")
 def audio_dir(tmp_path_factory):
-    """An audio dataset made by the audio-folder builder from six synthetic WAVs: 24 clips of 2 s at 8 kHz, split
-    12 / 8 / 4 (train / validation / test) by the file names' hash."""
+    """An audio dataset made by the audio-folder builder from six synthetic WAVs: 24 clips of 2 s at 8 kHz,
+    split 12 / 8 / 4 (train / validation / test) by the file names' hash."""
     root = tmp_path_factory.mktemp("audio")
     for index in range(6):
         sf.write(root / f"take_{index}.wav", harmonic_notes(8.0, 8000, seed=index), 8000)
@@ -93,7 +94,9 @@ def test_statistics_are_fitted_on_the_train_split_only(audio_dir, encoded_dir, t
     assert mine.config.latents_std is None  # a copy was fitted, not the caller's codec
 
     def clips(names):
-        return [torch.from_numpy(decode_audio(row["audio"])[0])[None] for name in names for row in audio[name]]
+        return [
+            torch.from_numpy(decode_audio(row["audio"])[0])[None] for name in names for row in audio[name]
+        ]
 
     on_train, on_all = tiny_mel(), tiny_mel()
     on_train.fit_latent_statistics(clips(["train"]))  # fit_seconds covers the whole (tiny) train split
@@ -105,7 +108,9 @@ def test_statistics_are_fitted_on_the_train_split_only(audio_dir, encoded_dir, t
 def test_a_finished_encoding_is_reused_and_other_options_are_refused(audio_dir, encoded_dir, capsys):
     summary = os.path.join(encoded_dir, "encode_summary.json")
     before = os.path.getmtime(summary)
-    again = encode_audio_dataset(audio_dir, encoded_dir, tiny_mel(), dtype="float32", **{**OPTIONS, "progress": True})
+    again = encode_audio_dataset(
+        audio_dir, encoded_dir, tiny_mel(), dtype="float32", **{**OPTIONS, "progress": True}
+    )
     assert "nothing to do" in capsys.readouterr().out and os.path.getmtime(summary) == before
     assert_same_dataset(again, load_from_disk(encoded_dir))
     with pytest.raises(ValueError, match=r"other options .*'dtype'"):
@@ -129,13 +134,17 @@ def _interrupt_after(calls: int, function):
 
 
 @pytest.mark.parametrize("where", ["after 3 shards", "while fitting", "while saving the splits"])
-def test_an_interrupted_encoding_resumes_to_the_same_dataset(audio_dir, encoded_dir, tmp_path, monkeypatch, where):
+def test_an_interrupted_encoding_resumes_to_the_same_dataset(
+    audio_dir, encoded_dir, tmp_path, monkeypatch, where
+):
     output_dir = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:
         if where == "after 3 shards":
             patch.setattr(latents_module, "_encode_shard", _interrupt_after(3, latents_module._encode_shard))
         elif where == "while fitting":
-            patch.setattr(MelAutoencoder, "_stacked_features", _interrupt_after(2, MelAutoencoder._stacked_features))
+            patch.setattr(
+                MelAutoencoder, "_stacked_features", _interrupt_after(2, MelAutoencoder._stacked_features)
+            )
         else:
             patch.setattr(Dataset, "save_to_disk", _interrupt_after(1, Dataset.save_to_disk))
         with pytest.raises(Interrupted):
@@ -148,7 +157,10 @@ def test_an_interrupted_encoding_resumes_to_the_same_dataset(audio_dir, encoded_
     summary = json.load(open(os.path.join(output_dir, "encode_summary.json")))
     reused = {"after 3 shards": 3, "while fitting": 0, "while saving the splits": summary["shards"]}[where]
     assert summary["shards_reused_from_an_earlier_run"] == reused  # finished work is not redone
-    assert summary["autoencoder"] == json.load(open(os.path.join(encoded_dir, "encode_summary.json")))["autoencoder"]
+    assert (
+        summary["autoencoder"]
+        == json.load(open(os.path.join(encoded_dir, "encode_summary.json")))["autoencoder"]
+    )
     _, fitted = load_latent_dataset(output_dir)
     assert fitted.config.latents_std == load_latent_dataset(encoded_dir)[1].config.latents_std
 
@@ -167,7 +179,8 @@ def write_then_die(self, example, *args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return write(self, example, *args, **kwargs)
 ArrowWriter.write = write_then_die
-encode_audio_dataset(sys.argv[1], sys.argv[2], MelAutoencoder(**TINY_MEL), dtype="float32", shard_size=4, batch_size=3,
+encode_audio_dataset(sys.argv[1], sys.argv[2], MelAutoencoder(**TINY_MEL), dtype="float32", shard_size=4,
+batch_size=3,
                      fit_seconds=1000.0, progress=False)
 """
 
@@ -187,7 +200,10 @@ def test_resume_after_sigkill_in_the_middle_of_a_shard(audio_dir, encoded_dir, t
     assert "00002.arrow.tmp" in os.listdir(shard_dir) and "00002.json" not in os.listdir(shard_dir)
     resumed = encode_audio_dataset(audio_dir, output_dir, tiny_mel(), dtype="float32", **OPTIONS)
     assert_same_dataset(resumed, load_from_disk(encoded_dir))
-    assert json.load(open(os.path.join(output_dir, "encode_summary.json")))["shards_reused_from_an_earlier_run"] == 2
+    assert (
+        json.load(open(os.path.join(output_dir, "encode_summary.json")))["shards_reused_from_an_earlier_run"]
+        == 2
+    )
 
 
 def _flac(audio: np.ndarray, rate: int) -> bytes:
@@ -205,50 +221,69 @@ def test_clips_that_fail_are_skipped_listed_and_counted(audio_dir, tmp_path, cap
     broken = DatasetDict({"train": Dataset.from_dict(train), "test": audio["test"]})
     broken.save_to_disk(str(tmp_path / "broken"))
 
-    dataset = encode_audio_dataset(str(tmp_path / "broken"), str(tmp_path / "latents"), tiny_mel(), **{**OPTIONS, "progress": True})
+    dataset = encode_audio_dataset(
+        str(tmp_path / "broken"), str(tmp_path / "latents"), tiny_mel(), **{**OPTIONS, "progress": True}
+    )
     printed = capsys.readouterr().out
     assert len(dataset["train"]) == len(train["audio"]) - 2
     assert 1 not in dataset["train"]["source_index"] and 2 not in dataset["train"]["source_index"]
     summary = json.load(open(tmp_path / "latents" / "encode_summary.json"))
     skips = {skip["where"]: skip for skip in summary["skips"]}
     assert skips["garbage.flac"]["reason"].startswith("decode error") and skips["garbage.flac"]["index"] == 1
-    assert skips["too_short.flac"]["reason"].startswith("encode error: ValueError") and "fewer than" in skips["too_short.flac"]["reason"]
+    assert (
+        skips["too_short.flac"]["reason"].startswith("encode error: ValueError")
+        and "fewer than" in skips["too_short.flac"]["reason"]
+    )
     assert summary["skipped"] == 2 and summary["splits"]["train"]["skipped"] == 2
     assert "Skipped 2 clips" in printed and "garbage.flac: decode error" in printed
 
 
 def test_global_normalization_keeps_the_components_relative_scale(audio_dir, tmp_path):
-    per_channel = encode_audio_dataset(audio_dir, str(tmp_path / "per_channel"), tiny_mel(), dtype="float32", **OPTIONS)
+    per_channel = encode_audio_dataset(
+        audio_dir, str(tmp_path / "per_channel"), tiny_mel(), dtype="float32", **OPTIONS
+    )
     scaled = encode_audio_dataset(
-        audio_dir, str(tmp_path / "global"), tiny_mel(), dtype="float32", latent_normalization="global", **OPTIONS
+        audio_dir,
+        str(tmp_path / "global"),
+        tiny_mel(),
+        dtype="float32",
+        latent_normalization="global",
+        **OPTIONS,
     )
     _, codec = load_latent_dataset(str(tmp_path / "global"))
     _, whitening = load_latent_dataset(str(tmp_path / "per_channel"))
     per_channel_std = np.array(whitening.config.latents_std)
     assert np.allclose(codec.config.latents_std, np.sqrt(np.mean(per_channel_std**2)), rtol=1e-6)
     assert np.ptp(codec.config.latents_std) == 0 and np.ptp(per_channel_std) > 0
-    # Same codec up to the scale: global latents are the whitened ones times each component's std / the RMS std.
+    # Same codec up to the scale: global latents are the whitened ones times each component's std / the RMS
+    # std.
     a = np.concatenate(per_channel["train"].with_format("numpy")["latents"])
     b = np.concatenate(scaled["train"].with_format("numpy")["latents"])
     assert np.allclose(b, a * per_channel_std / codec.config.latents_std[0], atol=1e-4)
-    # On the train data (where it was fitted): total variance = latent_dim, components keep their relative scale.
+    # On the train data (where it was fitted): total variance = latent_dim, components keep their relative
+    # scale.
     assert np.sum(b.var(axis=0)) == pytest.approx(codec.latent_dim, rel=1e-3)
     assert b.var(axis=0)[0] > 5 * b.var(axis=0)[-1]
     # The same through the codec's own method, without PCA (the generic statistics, then one scale).
     codec = MelAutoencoder(**{**TINY_MEL, "latent_dim": 64})
-    codec.fit_latent_statistics(torch.from_numpy(harmonic_notes(2.0, 8000))[None, None], normalization="global")
+    codec.fit_latent_statistics(
+        torch.from_numpy(harmonic_notes(2.0, 8000))[None, None], normalization="global"
+    )
     assert len(set(codec.config.latents_std)) == 1
     with pytest.raises(ValueError, match="'per_channel' or 'global'"):
         codec.fit_latent_statistics(torch.zeros(1, 1, 8000), normalization="whiten")
 
 
 def test_other_autoencoders_through_their_loaders(audio_dir, tmp_path):
-    """Oobleck and EnCodec from tiny random weights in their own libraries' formats (16 kHz: the clips are resampled)."""
+    """Oobleck and EnCodec from tiny random weights in their own libraries' formats (16 kHz: the clips are
+    resampled)."""
     from diffusers import AutoencoderOobleck
     from transformers import EncodecConfig, EncodecModel
 
     torch.manual_seed(0)
-    AutoencoderOobleck(**{**TINY_OOBLECK, "audio_channels": 1}).save_pretrained(tmp_path / "stable-audio" / "vae")
+    AutoencoderOobleck(**{**TINY_OOBLECK, "audio_channels": 1}).save_pretrained(
+        tmp_path / "stable-audio" / "vae"
+    )
     EncodecModel(EncodecConfig(**TINY_ENCODEC)).save_pretrained(tmp_path / "encodec")
     for name, path, dims in [("oobleck", tmp_path / "stable-audio", 4), ("encodec", tmp_path / "encodec", 8)]:
         output_dir = str(tmp_path / f"latents-{name}")
@@ -259,13 +294,25 @@ def test_other_autoencoders_through_their_loaders(audio_dir, tmp_path):
         assert type(codec).__name__.lower().startswith(name) and codec.config.latents_std is not None
         assert dataset["train"].with_format("numpy")[0]["latents"].shape == (32000 // codec.hop_length, dims)
         # The fitted codec saved by encoding is a cam_hf folder: passing it keeps its statistics (no refit).
-        again = encode_audio_dataset(audio_dir, str(tmp_path / f"again-{name}"), name, autoencoder_path=os.path.join(output_dir, "autoencoder"), **OPTIONS)
+        again = encode_audio_dataset(
+            audio_dir,
+            str(tmp_path / f"again-{name}"),
+            name,
+            autoencoder_path=os.path.join(output_dir, "autoencoder"),
+            **OPTIONS,
+        )
         assert_same_dataset(again, dataset)
     with pytest.raises(ValueError, match="mel codec's folder"):
-        encode_audio_dataset(audio_dir, str(tmp_path / "bad"), "mel", autoencoder_path=str(tmp_path / "encodec"), **OPTIONS)
+        encode_audio_dataset(
+            audio_dir, str(tmp_path / "bad"), "mel", autoencoder_path=str(tmp_path / "encodec"), **OPTIONS
+        )
     with pytest.raises(ValueError, match="normalization"):
         encode_audio_dataset(
-            audio_dir, str(tmp_path / "bad2"), OobleckAutoencoder(vae_config=TINY_OOBLECK), latent_normalization="global", **OPTIONS
+            audio_dir,
+            str(tmp_path / "bad2"),
+            OobleckAutoencoder(vae_config=TINY_OOBLECK),
+            latent_normalization="global",
+            **OPTIONS,
         )
 
 
@@ -276,14 +323,20 @@ def test_music2latent_through_its_checkpoint_format(tmp_path):
     torch.manual_seed(0)
     torch.save({"gen_state_dict": UNet().state_dict()}, tmp_path / "music2latent.pt")
     clips = [_flac(harmonic_notes(0.25, 44100, seed=i), 44100) for i in range(3)]
-    Dataset.from_dict({"audio": [{"bytes": c, "path": f"{i}.flac"} for i, c in enumerate(clips)]}).save_to_disk(
-        str(tmp_path / "audio")
-    )
+    Dataset.from_dict(
+        {"audio": [{"bytes": c, "path": f"{i}.flac"} for i, c in enumerate(clips)]}
+    ).save_to_disk(str(tmp_path / "audio"))
     dataset = encode_audio_dataset(
-        str(tmp_path / "audio"), str(tmp_path / "latents"), "music2latent", autoencoder_path=str(tmp_path / "music2latent.pt"),
+        str(tmp_path / "audio"),
+        str(tmp_path / "latents"),
+        "music2latent",
+        autoencoder_path=str(tmp_path / "music2latent.pt"),
         **OPTIONS,
     )
-    assert dataset["train"].with_format("numpy")[0]["latents"].shape == (2, 64)  # 11025 samples: 2 latents of 4096
+    assert dataset["train"].with_format("numpy")[0]["latents"].shape == (
+        2,
+        64,
+    )  # 11025 samples: 2 latents of 4096
 
 
 def test_encode_dataset_script(audio_dir, tmp_path, capsys):
@@ -295,18 +348,28 @@ def test_encode_dataset_script(audio_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         encode_dataset.parse_args(["--help"])
     help_text = capsys.readouterr().out
-    for option in ("--autoencoder_path", "--latent_normalization", "--fit_seconds", "--num_workers", "resumes"):
+    for option in (
+        "--autoencoder_path",
+        "--latent_normalization",
+        "--fit_seconds",
+        "--num_workers",
+        "resumes",
+    ):
         assert option in help_text
     encode_dataset.main(["--dataset_dir", audio_dir, "--output_dir", str(tmp_path / "cli")])
     dataset, codec = load_latent_dataset(str(tmp_path / "cli"))
     assert isinstance(codec, MelAutoencoder) and codec.latent_dim == 128  # the default codec (22.05 kHz)
     assert dataset["train"].features["latents"].dtype == "float16"
-    assert dataset["train"].with_format("numpy")[0]["latents"].shape == (21, 128)  # 2 s at 2048 samples per frame
+    assert dataset["train"].with_format("numpy")[0]["latents"].shape == (
+        21,
+        128,
+    )  # 2 s at 2048 samples per frame
 
 
 @pytest.mark.slow
 def test_worker_processes_give_the_same_dataset(audio_dir, tmp_path):
-    """Spawned workers (each loading the fitted codec from the output folder): ~30 CPU-seconds of imports alone."""
+    """Spawned workers (each loading the fitted codec from the output folder): ~30 CPU-seconds of imports
+    alone."""
     one = encode_audio_dataset(audio_dir, str(tmp_path / "one"), tiny_mel(), num_workers=1, **OPTIONS)
     two = encode_audio_dataset(audio_dir, str(tmp_path / "two"), tiny_mel(), num_workers=2, **OPTIONS)
     assert_same_dataset(one, two)
