@@ -1,5 +1,6 @@
-"""examples/train.py: a real run on toy latents, exact resume after SIGKILL, the NaN stop, checkpoints (corrupt
-ones, and the earlier layout), two processes; the training data read from memory-mapped Arrow files."""
+"""examples/train.py: a real run on toy latents, exact resume after SIGKILL, the NaN stop, checkpoints
+(corrupt ones, and the earlier layout), two processes; the training data read from memory-mapped Arrow
+files."""
 
 import json
 import os
