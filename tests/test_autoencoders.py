@@ -91,7 +91,7 @@ def assert_same_model(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 def test_mel_default_config_matches_the_design_target():
     codec = MelAutoencoder()
-    # DESIGN.md section 1: ~64-128 dims at ~10-20 frames per second.
+    # An MLP flow head models frames of ~64-128 dims well (docs/autoencoders.md); ~10-20 frames per second.
     assert (codec.sample_rate, codec.audio_channels, codec.latent_dim) == (22050, 1, 128)
     assert codec.hop_length == 2048 and codec.stacked_dim == 640
     assert codec.frame_rate == pytest.approx(10.766, abs=1e-3)

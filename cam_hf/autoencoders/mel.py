@@ -318,7 +318,7 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
                 tail, mostly noise, is scaled up as much as the top components). `"global"`: one scale for all
                 components, the RMS of their standard deviations, so the latents' total variance is
                 `latent_dim` and the components keep their relative scale (stored as `latent_dim` equal values
-                of `latents_std`). `docs/training.md` and `DESIGN.md` section 1 say which trained better.
+                of `latents_std`). `docs/training.md` says which trained better.
         """
         if normalization not in ("per_channel", "global"):
             raise ValueError(f"normalization must be 'per_channel' or 'global', got {normalization!r}.")
