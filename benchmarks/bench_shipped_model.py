@@ -4,13 +4,14 @@ side.
 The old code is another revision of cam_hf (`--baseline_revision`, by default the one before the frame loop,
 decoding and import work of docs/performance.md), exported with `git archive` to a temporary folder; every
 measurement runs in a fresh process that imports cam_hf from that folder or from this repository, the two
-alternating, and the best of `--rounds` is kept (the least disturbed by other work on the machine). Each
-version runs with its own defaults (steps per frame from its Sampler's config, Griffin-Lim iterations from the
-codec's), unless `--num_inference_steps` says otherwise. Printed side by side:
+alternating, for `--rounds` rounds: speeds keep the best round (the least disturbed by other work on the
+machine), CPU times the median. Each version runs with its own defaults (steps per frame from its Sampler's
+config, Griffin-Lim iterations from the codec's), unless `--num_inference_steps` says otherwise. Printed side
+by side:
 
-  * seconds of audio per wall second with decoding, on 1 core (the process pinned to it) and on 2 cores with 1
-    and 2 torch threads (the new pipeline decodes on a second thread, beside the frame loop, so it uses two
-    cores even with one torch thread), and without decoding;
+  * seconds of audio per wall second with decoding, on 1 core (the process pinned to it) and on 2 cores, one
+    torch thread per stage (the new pipeline decodes on a second thread, beside the frame loop, so it uses two
+    cores with one torch thread; `--two_threads` adds two torch threads per stage), and without decoding;
   * milliseconds per frame by stage, in the CPU time of the thread that does the work (which other processes'
     load disturbs much less than the wall): the Backbone's cached step, the Sampler's steps, the rest of the
     frame loop (a frame of the pipeline minus the two), and Griffin-Lim decoding per frame;
@@ -82,11 +83,11 @@ def measure(
     kwargs = dict(audio_length_in_s=seconds, instrument=instrument, num_inference_steps=steps)
     figures = {"steps": steps, "griffin_lim_iters": pipe.autoencoder.config.griffin_lim_iters}
 
-    def generate(output_type: str) -> tuple[float, FrameClock]:
+    def generate(output_type: str, **extra) -> tuple[float, FrameClock]:
         clock = FrameClock()
         start = time.perf_counter()
         pipe(output_type=output_type, generator=torch.Generator().manual_seed(0), callback_on_step_end=clock,
-             **kwargs)
+             **kwargs, **extra)
         return time.perf_counter() - start, clock
 
     generate("latent")  # warm-up
@@ -95,6 +96,9 @@ def measure(
     wall, clock = generate("latent")
     figures["frames only (x real time)"] = seconds / wall
     frame_ms = float(np.median(clock.cpu_ms()[1:]))
+    if instrument is not None:
+        _, guided = generate("latent", guidance_scale=2.0)
+        figures["frame loop with guidance w = 2, per frame (CPU ms)"] = float(np.median(guided.cpu_ms()[1:]))
 
     with torch.no_grad():
         ids = None if instrument is None else pipe.prepare_instrument_ids(instrument, 1)
@@ -177,6 +181,8 @@ def main(argv=None) -> None:
                         help="Steps per frame for both (default: each version's own).")
     parser.add_argument("--old_griffin_lim_iters", type=int, default=32,
                         help="Griffin-Lim iterations of the old code (the shipped codec's, before).")
+    parser.add_argument("--two_threads", action="store_true",
+                        help="Also two torch threads per stage on 2 cores (stalls on a loaded machine).")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -185,12 +191,14 @@ def main(argv=None) -> None:
 
     baseline = args.baseline or export_revision(args.baseline_revision)
     versions = {"old": (baseline, args.old_griffin_lim_iters), "new": (None, None)}
-    settings = {"1 core": dict(cores=1, threads=1), "2 cores, 1 thread": dict(cores=2, threads=1),
-                "2 cores, 2 threads": dict(cores=2, threads=2)}
+    settings = {"1 core": dict(cores=1, threads=1), "2 cores": dict(cores=2, threads=1)}
+    if args.two_threads:
+        settings["2 cores, 2 torch threads"] = dict(cores=2, threads=2)
     old = args.baseline or args.baseline_revision
-    print(f"model {args.model}; {args.seconds:g} s per run; old: cam_hf of {old}; best of {args.rounds} "
-          f"rounds; load average at start: {load_average()}", flush=True)
-    rows: dict[str, dict[str, float]] = {}
+    print(f"model {args.model}; {args.seconds:g} s per run; old: cam_hf of {old}; {args.rounds} rounds; "
+          f"load average at start: {load_average()}", flush=True)
+    # Every figure of every round: speeds keep the best round, CPU times the median, latencies the best.
+    samples: dict[str, dict[str, list[float]]] = {}
     worker = [os.path.abspath(__file__), "--model", args.model, "--seconds", str(args.seconds)]
     for _ in range(args.rounds):
         for version, (checkout, griffin_lim_iters) in versions.items():
@@ -199,22 +207,19 @@ def main(argv=None) -> None:
                 figures = run_script(worker[0], [*worker[1:], "--worker", json.dumps(options)], checkout)
                 for name, value in figures.items():
                     if "x real time" in name:
-                        key, better = f"{name.replace(' (x real time)', '')}, {setting} (x real time)", max
-                    elif setting == "2 cores, 1 thread" or name in ("steps", "griffin_lim_iters"):
-                        key, better = name, min
-                    else:
+                        name = f"{name.replace(' (x real time)', '')}, {setting} (x real time)"
+                    elif setting != "2 cores":
                         continue
-                    previous = rows.setdefault(key, {}).get(version)
-                    rows[key][version] = value if previous is None else better(previous, value)
+                    samples.setdefault(name, {}).setdefault(version, []).append(value)
             for name, value in cold_start(args.model, checkout, griffin_lim_iters).items():
-                previous = rows.setdefault(name, {}).get(version)
-                rows[name][version] = value if previous is None else min(previous, value)
+                samples.setdefault(name, {}).setdefault(version, []).append(value)
             print(f"  {version} done, load average {load_average()}", flush=True)
 
-    print(f"\n{'':58s}{'old':>10s}{'new':>10s}{'new / old':>11s}")
-    for name, values in rows.items():
-        old, new = values.get("old", float("nan")), values.get("new", float("nan"))
-        print(f"{name:58s}{old:10.2f}{new:10.2f}{new / old:11.2f}")
+    print(f"\n{'':60s}{'old':>10s}{'new':>10s}{'new / old':>11s}")
+    for name, values in samples.items():
+        aggregate = max if "x real time" in name else statistics.median if "CPU ms" in name else min
+        old, new = (aggregate(values.get(version, [float("nan")])) for version in ("old", "new"))
+        print(f"{name:60s}{old:10.2f}{new:10.2f}{new / old:11.2f}")
     print(f"\nload average at end: {load_average()}")
 
 

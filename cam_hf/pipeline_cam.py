@@ -212,8 +212,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
 
     def _encode_checked_prompt(self, audio, sample_rate, prompt_latents, copies: int, device=None):
         if audio is not None:
-            # To (batch_size, channels, samples): a list is a batch of waveforms; a lone waveform is a batch
-            # of one.
+            # To (batch_size, channels, samples): a list is a batch of waveforms, a lone one a batch of 1.
             if isinstance(audio, list | tuple):
                 audio = torch.stack([_with_channel_axis(torch.as_tensor(waveform)) for waveform in audio])
             audio = torch.as_tensor(audio).float()
@@ -266,8 +265,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         device, dtype = self._execution_device, self.backbone.dtype
         k_inf = torch.tensor(inference_noise, device=device, dtype=dtype)
         mixing = self.backbone.config.noise_mixing
-        # Whether the window holds the unconditional half is fixed for the call; the weight is read at every
-        # frame.
+        # The window holds the unconditional half for the whole call; the weight is read at every frame.
         guided = instrument_ids is not None and self.guidance_scale != 1.0
         if guided:
             unconditional_ids = torch.full_like(instrument_ids, self.backbone.config.no_instrument_id)
@@ -277,8 +275,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         if prompt_latents is None:
             prompt_latents = torch.zeros(batch_size, 0, self.backbone.config.latent_dim)
         prompt = prompt_latents.to(device=device, dtype=dtype)
-        # The Backbone reads the start vector, then the prompt mixed with k_inf like every frame it is fed:
-        # z_0.
+        # z_0: the Backbone reads the start vector, then the prompt mixed with k_inf like every fed frame.
         fed = mix_noise(prompt, randn_tensor(prompt.shape, generator, device, dtype), k_inf, mixing)
         condition = window.start(torch.cat([fed, fed]) if guided else fed)
         draw = FrameSampler(self.sampler, self.scheduler, num_inference_steps, device=device)
@@ -294,8 +291,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
                     frame = draw(condition[:batch_size], generator, None, unconditional, self.guidance_scale)
                 else:
                     frame = draw(condition, generator)
-                # The callback may replace the new frame (only it: the earlier ones were fed back and
-                # yielded).
+                # The callback may replace the new frame only: the earlier ones were fed back and yielded.
                 if callback_on_step_end is not None:
                     frame = self._callback_frame(
                         callback_on_step_end, index, frame, callback_on_step_end_tensor_inputs
@@ -482,8 +478,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             audio, sample_rate, prompt_latents, num_waveforms_per_prompt
         )
 
-        # 3. Prepare: how many waveforms, how many frames, the noise level fed back with each frame, the
-        # guidance.
+        # 3. Prepare: how many waveforms and frames, the noise level fed back with each frame, the guidance.
         if prompt_latents is not None:
             batch_size = prompt_latents.shape[0]
         else:
@@ -495,8 +490,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         instrument_ids = self.prepare_instrument_ids(instrument, batch_size)
         self._num_timesteps, self._interrupt, self._guidance_scale = num_frames, False, guidance_scale
 
-        # 4. The autoregressive loop, decoded chunk by chunk on a second thread as soon as each chunk's frames
-        # exist.
+        # 4. The autoregressive loop; a second thread decodes each chunk as soon as its frames exist.
         frames = self.generate_frames(
             prompt_latents, batch_size, num_frames, num_inference_steps, inference_noise, generator,
             callback_on_step_end, callback_on_step_end_tensor_inputs, context_shift, instrument_ids,
