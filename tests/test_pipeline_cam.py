@@ -152,6 +152,35 @@ def test_decode_latents_equals_one_shot_and_streaming_latency(pipe):
     np.testing.assert_array_equal(np.concatenate([first, *stream], axis=-1), audio)
 
 
+def decoding_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "cam_hf-decode"]
+
+
+def test_a_stream_closed_early_stops_its_decoding_thread(pipe):
+    stream = pipe.stream(num_frames=40, num_inference_steps=1, decode_chunk_frames=4, generator=seeded())
+    next(stream)
+    assert len(decoding_threads()) == 1
+    stream.close()
+    for thread in decoding_threads():
+        thread.join(timeout=60)
+    assert not decoding_threads()
+
+
+def test_an_error_in_the_decoding_thread_reaches_the_caller(pipe):
+    def diverge(pipeline, index, timestep, callback_kwargs):
+        # A frame that slips past the callback checks (as a diverged Sampler's would): decoding refuses it.
+        callback_kwargs["latents"][:] = float("nan") if index == 2 else callback_kwargs["latents"]
+        return {}
+
+    kwargs = dict(num_frames=12, num_inference_steps=1, decode_chunk_frames=4)
+    stream = pipe.stream(callback_on_step_end=diverge, **kwargs)
+    with pytest.raises(ValueError, match="NaN"):
+        list(stream)
+    for thread in decoding_threads():
+        thread.join(timeout=60)
+    assert not decoding_threads()
+
+
 def test_stream_has_the_signature_of_call_without_return_dict():
     call = dict(inspect.signature(CAMPipeline.__call__).parameters)
     stream = dict(inspect.signature(CAMPipeline.stream).parameters)
