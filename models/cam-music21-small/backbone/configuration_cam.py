@@ -8,9 +8,9 @@ NOISE_SAMPLING_MODES = ("per_frame", "per_sequence")
 
 class CAMConfig(PreTrainedConfig):
     r"""
-    Configuration of a [`CAMModel`], the causal transformer (the paper's *Backbone*) of a Continuous Autoregressive
-    Model (Pasini et al., arXiv 2411.18447). It also carries the noise-augmentation settings, which belong to the
-    Backbone because they define what its inputs look like in training and at generation.
+    Configuration of a [`CAMModel`], the causal transformer (the paper's *Backbone*) of a Continuous
+    Autoregressive Model (Pasini et al., arXiv 2411.18447). It also carries the noise-augmentation settings,
+    which belong to the Backbone because they define what its inputs look like in training and at generation.
 
     Args:
         latent_dim (`int`, *optional*, defaults to 64):
@@ -26,8 +26,8 @@ class CAMConfig(PreTrainedConfig):
         intermediate_size (`int`, *optional*, defaults to 2048):
             Inner size of the gated (SwiGLU) feed-forward layer.
         max_position_embeddings (`int`, *optional*, defaults to 256):
-            Longest sequence the Backbone attends over, in latent frames, including the start vector. The default
-            covers the paper's 20 s training context at ~10.8 frames/s (216 frames) with margin.
+            Longest sequence the Backbone attends over, in latent frames, including the start vector. The
+            default covers the paper's 20 s training context at ~10.8 frames/s (216 frames) with margin.
         rope_theta (`float`, *optional*, defaults to 10000.0):
             Base period of the rotary position embeddings.
         attention_dropout (`float`, *optional*, defaults to 0.0):
@@ -39,21 +39,23 @@ class CAMConfig(PreTrainedConfig):
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialiser of the linear layers.
         max_training_noise (`float`, *optional*, defaults to 0.5):
-            k_max: training noise levels are drawn as k_t ~ U(0, k_max). `0.0` disables noise augmentation and gives
-            the plain continuous autoregressive baseline.
+            k_max: training noise levels are drawn as k_t ~ U(0, k_max). `0.0` disables noise augmentation and
+            gives the plain continuous autoregressive baseline.
         noise_sampling (`str`, *optional*, defaults to `"per_frame"`):
             `"per_frame"` draws one k_t per frame, `"per_sequence"` one k for the whole sequence.
         noise_mixing (`str`, *optional*, defaults to `"linear"`):
             How a latent and Gaussian noise are mixed: `"linear"` is the paper's (1 - k) x + k eps,
             `"variance_preserving"` is sqrt(1 - k) x + sqrt(k) eps.
         inference_noise (`float`, *optional*, defaults to 0.02):
-            k_inf: the constant noise level mixed into each generated frame before it is fed back to the Backbone.
+            k_inf: the constant noise level mixed into each generated frame before it is fed back to the
+            Backbone.
         condition_on_noise_level (`bool`, *optional*, defaults to `False`):
             Whether the Backbone is told each input frame's noise level (added as a learned projection of k).
         instrument_names (`list[str]`, *optional*):
             Names of the instruments the Backbone is conditioned on (class conditioning); instrument id `i` is
-            `instrument_names[i]`, and id `len(instrument_names)` is "no instrument" (the unconditional class used
-            for label dropout in training and for classifier-free guidance). `None` for an unconditional Backbone.
+            `instrument_names[i]`, and id `len(instrument_names)` is "no instrument" (the unconditional class
+            used for label dropout in training and for classifier-free guidance). `None` for an unconditional
+            Backbone.
     """
 
     model_type = "cam"
@@ -85,7 +87,13 @@ class CAMConfig(PreTrainedConfig):
         self._validate()
 
     def _validate(self) -> None:
-        for name in ("latent_dim", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        for name in (
+            "latent_dim",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         if self.max_position_embeddings < 2:
@@ -100,32 +108,43 @@ class CAMConfig(PreTrainedConfig):
             )
         if (self.hidden_size // self.num_attention_heads) % 2 != 0:
             raise ValueError(
-                f"The head size `hidden_size / num_attention_heads` = {self.hidden_size // self.num_attention_heads} "
-                "must be even for rotary embeddings."
+                "The head size `hidden_size / num_attention_heads` = "
+                f"{self.hidden_size // self.num_attention_heads} must be even for rotary embeddings."
             )
         if self.num_key_value_heads < 1 or self.num_attention_heads % self.num_key_value_heads != 0:
             raise ValueError(
-                f"`num_attention_heads` ({self.num_attention_heads}) must be a multiple of `num_key_value_heads` "
-                f"({self.num_key_value_heads})."
+                f"`num_attention_heads` ({self.num_attention_heads}) must be a multiple of "
+                f"`num_key_value_heads` ({self.num_key_value_heads})."
             )
         for name in ("attention_dropout", "hidden_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
         if not 0.0 <= self.max_training_noise <= 1.0:
-            raise ValueError(f"`max_training_noise` (k_max) must be in [0, 1], got {self.max_training_noise}.")
+            raise ValueError(
+                f"`max_training_noise` (k_max) must be in [0, 1], got {self.max_training_noise}."
+            )
         if not 0.0 <= self.inference_noise <= 1.0:
             raise ValueError(f"`inference_noise` (k_inf) must be in [0, 1], got {self.inference_noise}.")
         if self.noise_sampling not in NOISE_SAMPLING_MODES:
-            raise ValueError(f"`noise_sampling` must be one of {NOISE_SAMPLING_MODES}, got {self.noise_sampling!r}.")
+            raise ValueError(
+                f"`noise_sampling` must be one of {NOISE_SAMPLING_MODES}, got {self.noise_sampling!r}."
+            )
         if self.noise_mixing not in NOISE_MIXING_MODES:
-            raise ValueError(f"`noise_mixing` must be one of {NOISE_MIXING_MODES}, got {self.noise_mixing!r}.")
+            raise ValueError(
+                f"`noise_mixing` must be one of {NOISE_MIXING_MODES}, got {self.noise_mixing!r}."
+            )
         if self.rope_theta <= 0:
             raise ValueError(f"`rope_theta` must be positive, got {self.rope_theta}.")
         if self.instrument_names is not None:
             names = self.instrument_names
-            if isinstance(names, str) or not all(isinstance(name, str) and name for name in names) or not names:
+            if (
+                isinstance(names, str)
+                or not all(isinstance(name, str) and name for name in names)
+                or not names
+            ):
                 raise ValueError(
-                    f"`instrument_names` must be a non-empty list of non-empty strings (or None), got {names!r}."
+                    "`instrument_names` must be a non-empty list of non-empty strings (or None), "
+                    f"got {names!r}."
                 )
             if len(set(names)) != len(names):
                 raise ValueError(f"`instrument_names` must not repeat a name, got {names!r}.")
@@ -142,19 +161,27 @@ class CAMConfig(PreTrainedConfig):
 
     @property
     def no_instrument_id(self) -> int:
-        """The id of the "no instrument" class: unconditional generation and classifier-free guidance use it."""
+        """
+        The id of the "no instrument" class: unconditional generation and classifier-free guidance use it.
+        """
         return self.num_instruments
 
     def instrument_id(self, instrument: str | int) -> int:
-        """The id of `instrument`, given by name or by id; a `ValueError` lists the known instruments otherwise."""
+        """The id of `instrument`, given by name or by id; a `ValueError` lists the known instruments
+        otherwise.
+        """
         if not self.instrument_names:
             raise ValueError(
-                f"This Backbone has no instrument conditioning (`instrument_names` is None), so it cannot be asked "
-                f"for instrument {instrument!r}: generate without `instrument`."
+                "This Backbone has no instrument conditioning (`instrument_names` is None), so it cannot be "
+                f"asked for instrument {instrument!r}: generate without `instrument`."
             )
         if isinstance(instrument, str) and instrument in self.instrument_names:
             return self.instrument_names.index(instrument)
-        if isinstance(instrument, int) and not isinstance(instrument, bool) and 0 <= instrument < self.num_instruments:
+        if (
+            isinstance(instrument, int)
+            and not isinstance(instrument, bool)
+            and 0 <= instrument < self.num_instruments
+        ):
             return instrument
         known = ", ".join(f"{i}: {name!r}" for i, name in enumerate(self.instrument_names))
         raise ValueError(f"Unknown instrument {instrument!r}. This Backbone knows (id: name) {known}.")

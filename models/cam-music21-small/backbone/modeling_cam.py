@@ -1,8 +1,8 @@
 """The CAM Backbone: a causal transformer over continuous latent frames (Pasini et al., arXiv 2411.18447).
 
-The Backbone reads latent frames x_1..x_T (after noise augmentation in training) behind a learned start vector and
-returns one conditioning vector per position: z_0 (from the start vector alone) conditions x_1, z_t conditions
-x_{t+1}. The Sampler ([`CAMSampler`]) turns each z_t into the next frame.
+The Backbone reads latent frames x_1..x_T (after noise augmentation in training) behind a learned start vector
+and returns one conditioning vector per position: z_0 (from the start vector alone) conditions x_1, z_t
+conditions x_{t+1}. The Sampler ([`CAMSampler`]) turns each z_t into the next frame.
 
 This file only depends on torch, transformers and the configuration file next to it, so that
 `register_for_auto_class` can ship it to the Hub as remote code.
@@ -33,7 +33,8 @@ def mix_noise(latents: torch.Tensor, noise: torch.Tensor, noise_level: torch.Ten
     Args:
         latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`): the clean frames x.
         noise (`torch.Tensor`, same shape as `latents`): standard Gaussian noise eps.
-        noise_level (`torch.Tensor` broadcastable to `(batch_size, num_frames, 1)`): the noise level k in [0, 1].
+        noise_level (`torch.Tensor` broadcastable to `(batch_size, num_frames, 1)`): the noise level k in [0,
+            1].
         mode (`str`): `"linear"` or `"variance_preserving"`.
 
     Returns:
@@ -48,13 +49,14 @@ def mix_noise(latents: torch.Tensor, noise: torch.Tensor, noise_level: torch.Ten
 
 class CAMCacheLayer(DynamicLayer):
     r"""
-    A `DynamicLayer` that appends new keys and values into a buffer with room to spare and returns views of it.
+    A `DynamicLayer` that appends new keys and values into a buffer with room to spare and returns views of
+    it.
 
-    `DynamicLayer` concatenates at every step, which copies the whole cache: at batch 1 that copy grows with the
-    position until it is a sizeable part of a step (at position 600 of a 24 x 1024 Backbone, ~240 MB of traffic per
-    step against 1.6 GB of weights). Here a step writes only the new position; the buffer doubles when full, capped at
-    `max_length` (so it never holds more than a static cache of that length). The values are the same as
-    `DynamicLayer`'s.
+    `DynamicLayer` concatenates at every step, which copies the whole cache: at batch 1 that copy grows with
+    the position until it is a sizeable part of a step (at position 600 of a 24 x 1024 Backbone, ~240 MB of
+    traffic per step against 1.6 GB of weights). Here a step writes only the new position; the buffer doubles
+    when full, capped at `max_length` (so it never holds more than a static cache of that length). The values
+    are the same as `DynamicLayer`'s.
     """
 
     def __init__(self, max_length: int | None = None, **kwargs):
@@ -72,8 +74,10 @@ class CAMCacheLayer(DynamicLayer):
         length = self.get_seq_length()
         end = length + key_states.shape[-2]
         buffers = self._buffers
-        # Reallocate when full, or when the keys were replaced behind our back (`reorder_cache`, batch selection).
-        if buffers is None or end > buffers[0].shape[-2] or (length and self.keys.data_ptr() != buffers[0].data_ptr()):
+        # Reallocate when full, or when the keys were replaced behind our back (`reorder_cache`, batch
+        # selection).
+        stale = buffers is not None and length and self.keys.data_ptr() != buffers[0].data_ptr()
+        if buffers is None or end > buffers[0].shape[-2] or stale:
             capacity = max(end, 2 * length, 64)
             if self.max_length is not None:
                 capacity = max(end, min(capacity, self.max_length))
@@ -92,15 +96,17 @@ class CAMCacheLayer(DynamicLayer):
 
 class CAMCache(DynamicCache):
     r"""
-    The Backbone's default cache: a `DynamicCache` (same interface, same values) whose layers are [`CAMCacheLayer`],
-    so that a generation step costs the same at every position instead of copying the cache each time.
+    The Backbone's default cache: a `DynamicCache` (same interface, same values) whose layers are
+    [`CAMCacheLayer`], so that a generation step costs the same at every position instead of copying the cache
+    each time.
 
     Args:
         config ([`CAMConfig`]): the Backbone's config; its `max_position_embeddings` caps each layer's buffer.
     """
 
     def __init__(self, config: CAMConfig):
-        layers = [CAMCacheLayer(max_length=config.max_position_embeddings) for _ in range(config.num_hidden_layers)]
+        max_length = config.max_position_embeddings
+        layers = [CAMCacheLayer(max_length=max_length) for _ in range(config.num_hidden_layers)]
         Cache.__init__(self, layers=layers)
 
 
@@ -124,8 +130,8 @@ class CAMRotaryEmbedding(nn.Module):
         self.base = config.rope_theta
 
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Computed in float32 on every call rather than kept as a buffer: `model.to(torch.bfloat16)` would round a
-        # buffer's frequencies, and the computation is a few dozen values.
+        # Computed in float32 on every call rather than kept as a buffer: `model.to(torch.bfloat16)` would
+        # round a buffer's frequencies, and the computation is a few dozen values.
         exponents = torch.arange(0, self.head_dim, 2, device=x.device, dtype=torch.float32) / self.head_dim
         inv_freq = 1.0 / (self.base**exponents)
         freqs = position_ids[..., None].float() * inv_freq
@@ -169,7 +175,9 @@ class CAMAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=False)
 
-    def forward(self, hidden_states, position_embeddings, attention_mask=None, cache: Cache | None = None, **kwargs):
+    def forward(
+        self, hidden_states, position_embeddings, attention_mask=None, cache: Cache | None = None, **kwargs
+    ):
         hidden_shape = (*hidden_states.shape[:-1], -1, self.head_dim)
         query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
         key = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
@@ -244,12 +252,12 @@ class CAMPreTrainedModel(PreTrainedModel):
 
 class CAMModel(CAMPreTrainedModel):
     r"""
-    The CAM Backbone. Projects latent frames to the model width, puts the learned start vector in front of a new
-    sequence, and runs a causal pre-norm transformer (RoPE, SwiGLU, RMSNorm) over them.
+    The CAM Backbone. Projects latent frames to the model width, puts the learned start vector in front of a
+    new sequence, and runs a causal pre-norm transformer (RoPE, SwiGLU, RMSNorm) over them.
 
     Given T latent frames and an empty cache, it returns T + 1 vectors z_0..z_T; z_t conditions the Sampler's
-    prediction of frame t + 1. Given a cache that already holds a sequence, no start vector is added and it returns
-    one vector per new frame: feeding a sequence at once or frame by frame gives the same z.
+    prediction of frame t + 1. Given a cache that already holds a sequence, no start vector is added and it
+    returns one vector per new frame: feeding a sequence at once or frame by frame gives the same z.
     """
 
     def __init__(self, config: CAMConfig):
@@ -281,23 +289,27 @@ class CAMModel(CAMPreTrainedModel):
         r"""
         Args:
             latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`):
-                Input frames (noise-augmented in training). `num_frames` may be 0 to get z_0 from the start vector.
+                Input frames (noise-augmented in training). `num_frames` may be 0 to get z_0 from the start
+                vector.
             attention_mask (`torch.Tensor` of shape `(batch_size, past_frames + num_frames)`, *optional*):
-                1 for real frames, 0 for padding, over every latent frame the cache and this call hold (the start
-                vector is never masked and is not part of the mask).
+                1 for real frames, 0 for padding, over every latent frame the cache and this call hold (the
+                start vector is never masked and is not part of the mask).
             position_ids (`torch.LongTensor` of shape `(batch_size, num_positions)`, *optional*):
                 Rotary positions of the new positions; by default counted from the start vector (position 0),
                 skipping padding.
             cache (`Cache`, *optional*):
-                Keys and values of earlier positions. With `use_cache=True` and no cache, a [`CAMCache`] (a `DynamicCache`) is made.
+                Keys and values of earlier positions. With `use_cache=True` and no cache, a [`CAMCache`] (a
+                `DynamicCache`) is made.
             use_cache (`bool`, *optional*):
-                Whether to return the cache. Defaults to `config.use_cache` in eval mode and `False` in training.
+                Whether to return the cache. Defaults to `config.use_cache` in eval mode and `False` in
+                training.
             noise_level (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*):
                 The noise level k of each input frame; required when `config.condition_on_noise_level` is set.
             instrument_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-                The instrument of each sequence (ids into `config.instrument_names`, or `config.no_instrument_id`),
-                for a Backbone with instrument conditioning; `None` means "no instrument". Its embedding is added to
-                every position, the start vector included, so a window rebuilt anywhere in a long generation keeps it.
+                The instrument of each sequence (ids into `config.instrument_names`, or
+                `config.no_instrument_id`), for a Backbone with instrument conditioning; `None` means "no
+                instrument". Its embedding is added to every position, the start vector included, so a window
+                rebuilt anywhere in a long generation keeps it.
 
         Returns:
             [`~transformers.modeling_outputs.BaseModelOutputWithPast`]: `last_hidden_state` of shape
@@ -314,7 +326,8 @@ class CAMModel(CAMPreTrainedModel):
 
         hidden_states = self.input_proj(latents)
         if self.noise_level_proj is not None:
-            hidden_states = hidden_states + self.noise_level_proj(noise_level.unsqueeze(-1).to(hidden_states.dtype))
+            levels = noise_level.unsqueeze(-1).to(hidden_states.dtype)
+            hidden_states = hidden_states + self.noise_level_proj(levels)
         if starts_sequence:
             start = self.start_embedding.to(hidden_states.dtype).expand(latents.shape[0], 1, -1)
             hidden_states = torch.cat([start, hidden_states], dim=1)
@@ -323,12 +336,14 @@ class CAMModel(CAMPreTrainedModel):
                 instrument_ids = torch.full(
                     (latents.shape[0],), self.config.no_instrument_id, dtype=torch.long, device=latents.device
                 )
-            hidden_states = hidden_states + self.instrument_embedding(instrument_ids)[:, None].to(hidden_states.dtype)
+            instruments = self.instrument_embedding(instrument_ids)[:, None].to(hidden_states.dtype)
+            hidden_states = hidden_states + instruments
         num_new = hidden_states.shape[1]
 
         if attention_mask is not None:
             # The start vector is always attended to: it is position 0 of every sequence, padded or not.
-            attention_mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], 1), attention_mask], dim=1)
+            start = attention_mask.new_ones(attention_mask.shape[0], 1)
+            attention_mask = torch.cat([start, attention_mask], dim=1)
         if position_ids is None:
             if attention_mask is None:
                 position_ids = torch.arange(past_length, past_length + num_new, device=latents.device)[None]
@@ -349,31 +364,40 @@ class CAMModel(CAMPreTrainedModel):
         hidden_states = self.norm(hidden_states)
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
 
-    def _check_inputs(self, latents, attention_mask, noise_level, instrument_ids, past_length, starts_sequence) -> None:
+    def _check_inputs(
+        self, latents, attention_mask, noise_level, instrument_ids, past_length, starts_sequence
+    ) -> None:
         if latents.ndim != 3 or latents.shape[-1] != self.config.latent_dim:
             raise ValueError(
                 f"`latents` must have shape (batch_size, num_frames, {self.config.latent_dim}), got "
-                f"{tuple(latents.shape)}. Encode audio with an autoencoder whose latent_dim matches the Backbone's."
+                f"{tuple(latents.shape)}. Encode audio with an autoencoder whose latent_dim matches the "
+                "Backbone's."
             )
-        if not torch.isfinite(latents).all():
+        # The checks that read tensor values (and so wait for a GPU) run once per sequence, when it starts: a
+        # cached step carries frames the caller generated from checked ones, and checking each would cost a
+        # sync per frame.
+        if starts_sequence and not torch.isfinite(latents).all():
             raise ValueError("`latents` contain NaN or inf values; check the autoencoder output or the data.")
         if not starts_sequence and latents.shape[1] == 0:
             raise ValueError("`latents` holds no frame: with a non-empty cache, pass at least one new frame.")
         total = past_length + latents.shape[1] + int(starts_sequence)
         if total > self.config.max_position_embeddings:
             raise ValueError(
-                f"The sequence would span {total} positions (start vector + {past_length + latents.shape[1]} frames"
-                f"{' in cache and input' if past_length else ''}), more than max_position_embeddings="
-                f"{self.config.max_position_embeddings}. Crop the input or generate with a sliding window."
+                f"The sequence would span {total} positions (start vector + {past_length + latents.shape[1]} "
+                f"frames{' in cache and input' if past_length else ''}), more than "
+                f"max_position_embeddings={self.config.max_position_embeddings}. Crop the input or generate "
+                "with a sliding window."
             )
         if attention_mask is not None:
             expected = (latents.shape[0], past_length - int(not starts_sequence) + latents.shape[1])
             if tuple(attention_mask.shape) != expected:
                 raise ValueError(
-                    f"`attention_mask` must have shape (batch_size, cached frames + new frames) = {expected}, "
-                    f"got {tuple(attention_mask.shape)}; it covers latent frames only, not the start vector."
+                    "`attention_mask` must have shape (batch_size, cached frames + new frames) = "
+                    f"{expected}, got {tuple(attention_mask.shape)}; it covers latent frames only, not the "
+                    "start vector."
                 )
-        if self.noise_level_proj is not None and (noise_level is None or noise_level.shape != latents.shape[:2]):
+        levels_missing = noise_level is None or noise_level.shape != latents.shape[:2]
+        if self.noise_level_proj is not None and levels_missing:
             raise ValueError(
                 "This Backbone is conditioned on the noise level (`condition_on_noise_level=True`): pass "
                 f"`noise_level` of shape {tuple(latents.shape[:2])}, got "
@@ -382,18 +406,20 @@ class CAMModel(CAMPreTrainedModel):
         if instrument_ids is not None:
             if self.instrument_embedding is None:
                 raise ValueError(
-                    "This Backbone has no instrument conditioning (`config.instrument_names` is None): do not pass "
-                    "`instrument_ids`."
+                    "This Backbone has no instrument conditioning (`config.instrument_names` is None): do "
+                    "not pass `instrument_ids`."
                 )
             if instrument_ids.shape != (latents.shape[0],) or instrument_ids.dtype != torch.long:
                 raise ValueError(
-                    f"`instrument_ids` must be a LongTensor of shape ({latents.shape[0]},), one id per sequence, got "
-                    f"{instrument_ids.dtype} of shape {tuple(instrument_ids.shape)}."
+                    f"`instrument_ids` must be a LongTensor of shape ({latents.shape[0]},), one id per "
+                    f"sequence, got {instrument_ids.dtype} of shape {tuple(instrument_ids.shape)}."
                 )
-            if ((instrument_ids < 0) | (instrument_ids > self.config.no_instrument_id)).any():
+            no_instrument_id = self.config.no_instrument_id
+            if starts_sequence and ((instrument_ids < 0) | (instrument_ids > no_instrument_id)).any():
                 raise ValueError(
-                    f"`instrument_ids` must be in [0, {self.config.no_instrument_id}] ({self.config.num_instruments} "
-                    f"instruments, then 'no instrument'), got {instrument_ids.tolist()}."
+                    f"`instrument_ids` must be in [0, {self.config.no_instrument_id}] "
+                    f"({self.config.num_instruments} instruments, then 'no instrument'), got "
+                    f"{instrument_ids.tolist()}."
                 )
 
 
