@@ -1,44 +1,48 @@
 """Generation speed of a trained CAMPipeline (by default the one shipped in models/), old code and new side by
-side.
+side in one run.
 
 The old code is another revision of cam_hf (`--baseline_revision`, by default the one before the frame loop,
-decoding and import work of docs/performance.md), exported with `git archive` to a temporary folder; every
-measurement runs in a fresh process that imports cam_hf from that folder or from this repository, the two
-alternating, for `--rounds` rounds: speeds keep the best round (the least disturbed by other work on the
-machine), CPU times the median. Each version runs with its own defaults (steps per frame from its Sampler's
-config, Griffin-Lim iterations from the codec's), unless `--num_inference_steps` says otherwise. Printed side
-by side:
+decoding and import work of docs/performance.md), exported with `git archive` and imported beside this one
+under the name `cam_hf_baseline`: both pipelines are built from the same saved weights in one process and
+every figure is measured for the old and the new in turn, `--repeats` times, so that the load other work puts
+on the machine falls on both alike. Each version runs with its own defaults (steps per frame from its
+Sampler's config, Griffin-Lim iterations from its codec's, `--old_griffin_lim_iters` for the old one) unless
+`--num_inference_steps` says otherwise, with one torch thread per stage (`--threads`). Printed side by side:
 
-  * seconds of audio per wall second with decoding, on 1 core (the process pinned to it) and on 2 cores, one
-    torch thread per stage (the new pipeline decodes on a second thread, beside the frame loop, so it uses two
-    cores with one torch thread; `--two_threads` adds two torch threads per stage), and without decoding;
-  * milliseconds per frame by stage, in the CPU time of the thread that does the work (which other processes'
-    load disturbs much less than the wall): the Backbone's cached step, the Sampler's steps, the rest of the
-    frame loop (a frame of the pipeline minus the two), and Griffin-Lim decoding per frame;
-  * the time from `pipe.stream(...)` to its first chunk, in a warm process, with the default chunk (64 frames)
-    and with `decode_chunk_frames=16`;
-  * from a cold start (a fresh `python`), the time to `import cam_hf`, to `from cam_hf import CAMPipeline`, to
-    the loaded pipeline and to the first chunk of `stream()`: the first sound a player could start;
+  * seconds of audio per wall second, decoding included and frames alone, on 1 core and on 2 cores (the
+    process pinned to them): the new pipeline decodes on a second thread, beside the frame loop;
+  * milliseconds per frame by stage, in the CPU time of the thread doing the work (which other processes' load
+    disturbs much less than the wall), medians over the repeats: the Backbone's cached step, the Sampler's
+    steps, the whole frame loop per frame, with classifier-free guidance, and Griffin-Lim decoding;
+  * the time from `pipe.stream(...)` to its first chunk, with the default chunk (64 frames) and with 16;
+  * from a cold start (a fresh `python` for each version), the time to `import cam_hf`, to
+    `from cam_hf import CAMPipeline`, to the loaded pipeline and to the first chunk of `stream()`: the first
+    sound a player could start;
   * the load average at the start and the end. Benchmarks print figures; they never assert them.
 
-Run:  .venv/bin/python benchmarks/bench_shipped_model.py  [--model DIR] [--seconds 20] [--rounds 2]
-      [--baseline_revision REV | --baseline DIR] [--num_inference_steps N]
+Run:  .venv/bin/python benchmarks/bench_shipped_model.py  [--model DIR] [--seconds 10] [--repeats 3]
+      [--baseline_revision REV] [--num_inference_steps N] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from _common import REPOSITORY, FrameClock, load_average, run_script
+import numpy as np
+import torch
+from _common import REPOSITORY, FrameClock, load_average
+from diffusers.utils.torch_utils import randn_tensor
 
-# The revision before the frame loop, decoding and import work (docs/performance.md, "Before and after").
+# The revision before the frame loop, decoding and import work (docs/performance.md).
 BASELINE_REVISION = "99dcf0a"
 # The cold start: what a script that plays the model's first sound does, timed from the interpreter's start.
 COLD_START = """
@@ -50,8 +54,7 @@ from cam_hf import CAMPipeline
 stamps["from cam_hf import CAMPipeline"] = time.time()
 pipe = CAMPipeline.from_pretrained(sys.argv[1])
 pipe.set_progress_bar_config(disable=True)
-if len(sys.argv) > 2:
-    pipe.autoencoder.register_to_config(griffin_lim_iters=int(sys.argv[2]))
+pipe.autoencoder.register_to_config(griffin_lim_iters=int(sys.argv[2]))
 stamps["pipeline loaded"] = time.time()
 instrument = (pipe.backbone.config.instrument_names or [None])[0]
 guidance = 2.0 if instrument else 1.0
@@ -61,107 +64,137 @@ print(json.dumps(stamps))
 """
 
 
-def measure(
-    model: str, seconds: float, threads: int, cores: int, steps: int | None, griffin_lim_iters: int | None
-) -> dict:
-    """In this process (a worker): speed figures of the pipeline in `model` with this process's cam_hf."""
-    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cores]))
-    import numpy as np
-    import torch
-
-    import cam_hf
-    from cam_hf import CAMPipeline, sample_next_frame
-    from cam_hf.pipeline_cam import SlidingWindow
-
-    torch.set_num_threads(threads)
-    pipe = CAMPipeline.from_pretrained(model)
-    pipe.set_progress_bar_config(disable=True)
-    if griffin_lim_iters is not None:
-        pipe.autoencoder.register_to_config(griffin_lim_iters=griffin_lim_iters)
-    steps = steps or pipe.sampler.config.get("num_inference_steps", 16)
-    instrument = (pipe.backbone.config.instrument_names or [None])[0]
-    kwargs = dict(audio_length_in_s=seconds, instrument=instrument, num_inference_steps=steps)
-    figures = {"steps": steps, "griffin_lim_iters": pipe.autoencoder.config.griffin_lim_iters}
-
-    def generate(output_type: str, **extra) -> tuple[float, FrameClock]:
-        clock = FrameClock()
-        start = time.perf_counter()
-        pipe(output_type=output_type, generator=torch.Generator().manual_seed(0), callback_on_step_end=clock,
-             **kwargs, **extra)
-        return time.perf_counter() - start, clock
-
-    generate("latent")  # warm-up
-    wall, _ = generate("np")
-    figures["with decoding (x real time)"] = seconds / wall
-    wall, clock = generate("latent")
-    figures["frames only (x real time)"] = seconds / wall
-    frame_ms = float(np.median(clock.cpu_ms()[1:]))
-    if instrument is not None:
-        _, guided = generate("latent", guidance_scale=2.0)
-        figures["frame loop with guidance w = 2, per frame (CPU ms)"] = float(np.median(guided.cpu_ms()[1:]))
-
-    with torch.no_grad():
-        ids = None if instrument is None else pipe.prepare_instrument_ids(instrument, 1)
-        window = SlidingWindow(pipe.backbone, pipe.context_frames // 2, torch.tensor(0.02), ids)
-        condition = window.start(torch.randn(1, pipe.context_frames // 2, pipe.backbone.config.latent_dim))
-        frame = torch.randn(1, pipe.backbone.config.latent_dim)
-        backbone = []
-        for _ in range(pipe.context_frames // 2 - 1):
-            start = time.thread_time()
-            condition = window.append(frame)
-            backbone.append(1000 * (time.thread_time() - start))
-        if hasattr(cam_hf.sampler, "FrameSampler"):
-            draw = cam_hf.sampler.FrameSampler(pipe.sampler, pipe.scheduler, steps)
-        else:  # the old loop: sample_next_frame prepared the steps at every frame
-            def draw(condition):
-                return sample_next_frame(pipe.sampler, pipe.scheduler, condition, steps)
-        sampler = []
-        for _ in range(100):
-            start = time.thread_time()
-            draw(condition)
-            sampler.append(1000 * (time.thread_time() - start))
-        latents = pipe(output_type="latent", generator=torch.Generator().manual_seed(0), **kwargs).audios
-        start, wall = time.thread_time(), time.perf_counter()
-        pipe.decode_latents(latents)
-        decode_cpu, decode_wall = time.thread_time() - start, time.perf_counter() - wall
-    backbone_ms, sampler_ms = statistics.median(backbone), statistics.median(sampler)
-    figures["Backbone step (CPU ms)"] = backbone_ms
-    figures["Sampler, all steps of a frame (CPU ms)"] = sampler_ms
-    figures["rest of the frame loop (CPU ms)"] = frame_ms - backbone_ms - sampler_ms
-    figures["frame loop, per frame (CPU ms)"] = frame_ms
-    figures["decoding, per frame (CPU ms)"] = 1000 * decode_cpu / latents.shape[1]
-    figures["decoding, per frame (wall ms)"] = 1000 * decode_wall / latents.shape[1]
-
-    for chunk_frames in (64, 16):
-        best = float("inf")
-        for _ in range(2):
-            start = time.perf_counter()
-            generator = torch.Generator().manual_seed(0)
-            next(iter(pipe.stream(decode_chunk_frames=chunk_frames, generator=generator, **kwargs)))
-            best = min(best, time.perf_counter() - start)
-        figures[f"first chunk of stream(), {chunk_frames}-frame chunks (ms)"] = 1000 * best
-    return figures
-
-
 def export_revision(revision: str) -> str:
-    """`cam_hf` of `revision` in a temporary folder (`git archive`: the repository itself is left as it
-    is)."""
+    """A temporary folder holding `revision`'s cam_hf twice: as `fresh/cam_hf` (for a fresh process) and as
+    `beside/cam_hf_baseline` (to import beside this one). `git archive` leaves the repository as it is."""
     folder = tempfile.mkdtemp(prefix=f"cam_hf-{revision}-")
     command = ["git", "-C", REPOSITORY, "archive", revision, "cam_hf"]
     archive = subprocess.run(command, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+    os.makedirs(os.path.join(folder, "fresh"))
+    subprocess.run(["tar", "-x", "-C", os.path.join(folder, "fresh")], input=archive.stdout, check=True)
+    beside = os.path.join(folder, "beside", "cam_hf_baseline")
+    shutil.copytree(os.path.join(folder, "fresh", "cam_hf"), beside)
     return folder
 
 
-def cold_start(model: str, checkout: str | None, griffin_lim_iters: int | None) -> dict:
-    # One torch thread per stage: on a machine others use, two threads per stage stall each other.
+def build_pipeline(package: str, model: str):
+    """The pipeline saved in `model`, built from `package`'s classes (`cam_hf` or `cam_hf_baseline`)."""
+    import diffusers
+
+    with open(os.path.join(model, "model_index.json")) as f:
+        index = json.load(f)
+    components = {}
+    for name, (library, class_name) in ((k, v) for k, v in index.items() if not k.startswith("_")):
+        if library == "diffusers":
+            module = diffusers
+        else:
+            module = importlib.import_module(library.replace("cam_hf", package, 1))
+        components[name] = getattr(module, class_name).from_pretrained(os.path.join(model, name))
+    pipe = importlib.import_module(package).CAMPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def in_turn(versions: list[str], repeats: int):
+    """(repeat, version) pairs, the order of the versions alternating from one repeat to the next."""
+    for repeat in range(repeats):
+        for version in versions if repeat % 2 == 0 else versions[::-1]:
+            yield repeat, version
+
+
+def measure(pipes: dict, seconds: float, steps: dict, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Every figure of every repeat, for each version: {figure: {version: [values]}}."""
+    samples: dict[str, dict[str, list[float]]] = {}
+
+    def record(name: str, version: str, value: float) -> None:
+        samples.setdefault(name, {}).setdefault(version, []).append(value)
+
+    instrument = (pipes["new"].backbone.config.instrument_names or [None])[0]
+    for version, pipe in pipes.items():  # warm-up
+        pipe(num_frames=8, output_type="latent", num_inference_steps=steps[version], instrument=instrument)
+    all_cores = sorted(os.sched_getaffinity(0))
+    for setting, cores in (("1 core", all_cores[:1]), ("2 cores", all_cores[:2])):
+        os.sched_setaffinity(0, cores)
+        for _, version in in_turn(list(pipes), repeats):
+            pipe, kwargs = pipes[version], dict(num_inference_steps=steps[version], instrument=instrument)
+            for output_type, label in (("np", "with decoding"), ("latent", "frames only")):
+                clock, start = FrameClock(), time.perf_counter()
+                pipe(audio_length_in_s=seconds, output_type=output_type, callback_on_step_end=clock,
+                     generator=torch.Generator().manual_seed(0), **kwargs)
+                record(f"{label}, {setting} (x real time)", version, seconds / (time.perf_counter() - start))
+                if setting == "2 cores" and output_type == "latent":
+                    record("frame loop, per frame (CPU ms)", version, float(np.median(clock.cpu_ms()[1:])))
+            if setting == "2 cores" and instrument is not None:
+                clock = FrameClock()
+                pipe(audio_length_in_s=seconds, output_type="latent", callback_on_step_end=clock,
+                     guidance_scale=2.0, generator=torch.Generator().manual_seed(0), **kwargs)
+                record("frame loop, guidance w = 2 (CPU ms)", version, float(np.median(clock.cpu_ms()[1:])))
+
+    # The stages, each measured for the old and the new in turn, step by step.
+    for name, figures in stage_times(pipes, steps, repeats).items():
+        for version, values in figures.items():
+            samples.setdefault(name, {})[version] = values
+    generator = torch.Generator().manual_seed(0)
+    latents = pipes["new"](audio_length_in_s=seconds, output_type="latent", generator=generator,
+                           num_inference_steps=steps["new"], instrument=instrument).audios
+    for _, version in in_turn(list(pipes), repeats):
+        start = time.thread_time()
+        pipes[version].decode_latents(latents)
+        cpu_ms = 1000 * (time.thread_time() - start) / latents.shape[1]
+        record("decoding, per frame (CPU ms)", version, cpu_ms)
+    for chunk_frames in (64, 16):
+        for _, version in in_turn(list(pipes), repeats):
+            start = time.perf_counter()
+            chunks = pipes[version].stream(audio_length_in_s=seconds, decode_chunk_frames=chunk_frames,
+                                           num_inference_steps=steps[version], instrument=instrument)
+            next(iter(chunks))
+            record(f"first chunk of stream(), {chunk_frames}-frame chunks (ms)", version,
+                   1000 * (time.perf_counter() - start))
+            chunks.close()
+    return samples
+
+
+@torch.no_grad()
+def stage_times(pipes: dict, steps: dict, repeats: int, frames: int = 40) -> dict[str, dict[str, list]]:
+    """CPU ms of the Backbone's cached step and of a frame's Sampler steps, old and new alternating."""
+    backbone_ms, sampler_ms = {version: [] for version in pipes}, {version: [] for version in pipes}
+    windows, draws, conditions = {}, {}, {}
+    for version, pipe in pipes.items():
+        module = importlib.import_module(type(pipe).__module__)
+        ids = pipe.prepare_instrument_ids((pipe.backbone.config.instrument_names or [None])[0], 1)
+        shift = pipe.context_frames // 2
+        windows[version] = module.SlidingWindow(pipe.backbone, shift, torch.tensor(0.02), ids)
+        sampler_module = importlib.import_module(type(pipe.sampler).__module__)
+        if hasattr(sampler_module, "FrameSampler"):
+            draws[version] = sampler_module.FrameSampler(pipe.sampler, pipe.scheduler, steps[version])
+        else:  # the old loop prepared the steps at every frame
+            draws[version] = (lambda s, p, n: lambda c: s.sample_next_frame(p.sampler, p.scheduler, c, n))(
+                sampler_module, pipe, steps[version]
+            )
+    latent_dim = pipes["new"].backbone.config.latent_dim
+    for _ in range(repeats):
+        prompt = torch.randn(1, pipes["new"].context_frames // 2, latent_dim)
+        for version in pipes:
+            conditions[version] = windows[version].start(prompt)
+        for _ in range(min(frames, pipes["new"].context_frames // 2 - 1)):
+            frame = randn_tensor((1, latent_dim))
+            for version in pipes:
+                start = time.thread_time()
+                conditions[version] = windows[version].append(frame)
+                backbone_ms[version].append(1000 * (time.thread_time() - start))
+                start = time.thread_time()
+                draws[version](conditions[version])
+                sampler_ms[version].append(1000 * (time.thread_time() - start))
+    return {"Backbone step (CPU ms)": backbone_ms, "Sampler, a frame's steps (CPU ms)": sampler_ms}
+
+
+def cold_start(model: str, checkout: str | None, griffin_lim_iters: int) -> dict:
+    # One torch thread per stage, as in the other figures.
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     if checkout is not None:
         env["PYTHONPATH"] = checkout
     started = time.time()
-    command = [sys.executable, "-c", COLD_START, model]
-    if griffin_lim_iters is not None:
-        command.append(str(griffin_lim_iters))
+    command = [sys.executable, "-c", COLD_START, model, str(griffin_lim_iters)]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()
     )
@@ -173,54 +206,48 @@ def main(argv=None) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--model", default=os.path.join(REPOSITORY, "models", "cam-music21-small"))
-    parser.add_argument("--seconds", type=float, default=20.0, help="Audio generated per run.")
-    parser.add_argument("--rounds", type=int, default=2, help="Fresh processes per version and setting.")
+    parser.add_argument("--seconds", type=float, default=10.0, help="Audio generated per run.")
+    parser.add_argument("--repeats", type=int, default=3, help="Measurements of each figure per version.")
     parser.add_argument("--baseline_revision", default=BASELINE_REVISION, help="The old code's git revision.")
-    parser.add_argument("--baseline", help="A folder holding the old code's cam_hf, instead of a revision.")
     parser.add_argument("--num_inference_steps", type=int,
-                        help="Steps per frame for both (default: each version's own).")
+                        help="Steps per frame for both (default: each version's Sampler's own).")
     parser.add_argument("--old_griffin_lim_iters", type=int, default=32,
                         help="Griffin-Lim iterations of the old code (the shipped codec's, before).")
-    parser.add_argument("--two_threads", action="store_true",
-                        help="Also two torch threads per stage on 2 cores (stalls on a loaded machine).")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per stage.")
     args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(measure(args.model, args.seconds, **json.loads(args.worker))))
-        return
+    torch.set_num_threads(args.threads)
+    folder = export_revision(args.baseline_revision)
+    sys.path.append(os.path.join(folder, "beside"))
+    print(f"model {args.model}; {args.seconds:g} s per run, {args.repeats} repeats; old: cam_hf of "
+          f"{args.baseline_revision}; {args.threads} torch thread(s) per stage; load average at start: "
+          f"{load_average()}", flush=True)
 
-    baseline = args.baseline or export_revision(args.baseline_revision)
-    versions = {"old": (baseline, args.old_griffin_lim_iters), "new": (None, None)}
-    settings = {"1 core": dict(cores=1, threads=1), "2 cores": dict(cores=2, threads=1)}
-    if args.two_threads:
-        settings["2 cores, 2 torch threads"] = dict(cores=2, threads=2)
-    old = args.baseline or args.baseline_revision
-    print(f"model {args.model}; {args.seconds:g} s per run; old: cam_hf of {old}; {args.rounds} rounds; "
-          f"load average at start: {load_average()}", flush=True)
-    # Every figure of every round: speeds keep the best round, CPU times the median, latencies the best.
-    samples: dict[str, dict[str, list[float]]] = {}
-    worker = [os.path.abspath(__file__), "--model", args.model, "--seconds", str(args.seconds)]
-    for _ in range(args.rounds):
-        for version, (checkout, griffin_lim_iters) in versions.items():
-            for setting, options in settings.items():
-                options = dict(options, steps=args.num_inference_steps, griffin_lim_iters=griffin_lim_iters)
-                figures = run_script(worker[0], [*worker[1:], "--worker", json.dumps(options)], checkout)
-                for name, value in figures.items():
-                    if "x real time" in name:
-                        name = f"{name.replace(' (x real time)', '')}, {setting} (x real time)"
-                    elif setting != "2 cores":
-                        continue
-                    samples.setdefault(name, {}).setdefault(version, []).append(value)
-            for name, value in cold_start(args.model, checkout, griffin_lim_iters).items():
+    pipes = {"old": build_pipeline("cam_hf_baseline", args.model)}
+    pipes["new"] = build_pipeline("cam_hf", args.model)
+    if not importlib.import_module("cam_hf").__file__.startswith(REPOSITORY):
+        raise RuntimeError(f"cam_hf was not imported from {REPOSITORY}: run from the repository.")
+    pipes["old"].autoencoder.register_to_config(griffin_lim_iters=args.old_griffin_lim_iters)
+    steps = {version: args.num_inference_steps or pipe.sampler.config.get("num_inference_steps", 16)
+             for version, pipe in pipes.items()}
+    samples = measure(pipes, args.seconds, steps, args.repeats)
+    samples["steps per frame"] = {version: [value] for version, value in steps.items()}
+    samples["Griffin-Lim iterations"] = {
+        version: [pipe.autoencoder.config.griffin_lim_iters] for version, pipe in pipes.items()
+    }
+    for _ in range(args.repeats):
+        for version, checkout in (("old", os.path.join(folder, "fresh")), ("new", None)):
+            figures = cold_start(args.model, checkout, pipes[version].autoencoder.config.griffin_lim_iters)
+            for name, value in figures.items():
                 samples.setdefault(name, {}).setdefault(version, []).append(value)
-            print(f"  {version} done, load average {load_average()}", flush=True)
 
     print(f"\n{'':60s}{'old':>10s}{'new':>10s}{'new / old':>11s}")
     for name, values in samples.items():
+        # Speeds: the best repeat (the least disturbed); CPU times: the median; latencies: the best.
         aggregate = max if "x real time" in name else statistics.median if "CPU ms" in name else min
-        old, new = (aggregate(values.get(version, [float("nan")])) for version in ("old", "new"))
+        old, new = (aggregate(values[version]) for version in ("old", "new"))
         print(f"{name:60s}{old:10.2f}{new:10.2f}{new / old:11.2f}")
     print(f"\nload average at end: {load_average()}")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
