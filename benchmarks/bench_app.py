@@ -30,13 +30,11 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from _common import load_average  # noqa: E402
+
 from tests.app_server import serve_app  # noqa: E402
 
 INSTRUMENTS = ["violin", "flute", "cello", "trumpet", "oboe", "clarinet", "vibraphone", "acoustic_bass"]
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def timed_request(url: str, seconds: float, index: int, folder: str) -> tuple[float, float]:

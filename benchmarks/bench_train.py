@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from _common import load_average
 from torch import nn
 from transformers import LlamaConfig, LlamaModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
@@ -419,10 +420,6 @@ def describe_machine(threads: int) -> str:
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {threads} thread(s), CPU capability "
         f"{torch.backends.cpu.get_cpu_capability()}, native bf16 matrix kernels: {native_bf16}"
     )
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def num_parameters(module: nn.Module) -> int:
