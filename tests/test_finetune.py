@@ -12,6 +12,8 @@ import soundfile as sf
 import torch
 
 from cam_hf import CAMPipeline
+from cam_hf.autoencoders import MelAutoencoder
+from cam_hf.data.latents import check_same_autoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "cam-music21-small"
@@ -152,6 +154,19 @@ def test_a_dataset_encoded_with_another_codec_is_refused(my_music):
     with pytest.raises(ValueError, match="encoded with another autoencoder.*--autoencoder_path"):
         train.main(finetune_args(refitted, my_music["root"] / "refused"))
     assert not (my_music["root"] / "refused" / "checkpoint-1").exists()
+
+
+def test_decoder_settings_do_not_make_another_codec():
+    # A dataset encoded before the shipped codec's Griffin-Lim iterations changed (32 -> 16) still trains:
+    # its latents are the same; a changed encoder setting still makes another codec.
+    shipped = CAMPipeline.from_pretrained(SHIPPED).autoencoder
+    iters = shipped.config.griffin_lim_iters
+    other_decoder = MelAutoencoder.from_config({**shipped.config, "griffin_lim_iters": iters * 2})
+    other_decoder.load_state_dict(shipped.state_dict())
+    check_same_autoencoder(other_decoder, shipped, "latents", SHIPPED)
+    other_encoder = MelAutoencoder.from_config({**shipped.config, "n_mels": shipped.config.n_mels // 2})
+    with pytest.raises(ValueError, match=r"differ in \['n_mels'\]"):
+        check_same_autoencoder(other_encoder, shipped, "latents", SHIPPED)
 
 
 def test_a_shortcut_sampler_fitted_to_a_frozen_backbone(my_music):

@@ -60,6 +60,10 @@ class AudioAutoencoderMixin:
     rate.
     """
 
+    # Config fields that change only how latents are decoded, not the latents themselves (Griffin-Lim's
+    # iterations, say): a latent dataset encoded before such a change still suits the model.
+    decode_only_config: tuple[str, ...] = ()
+
     # ---- implemented by each autoencoder -------------------------------------------------------------------
 
     @property

@@ -73,6 +73,7 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     # diffusers' mechanism for modules kept in float32: `from_pretrained(dtype=...)` loads the fitted PCA in
     # float32.
     _keep_in_fp32_modules = ["projection", "projection_mean"]
+    decode_only_config = ("griffin_lim_iters", "griffin_lim_momentum")
 
     @register_to_config
     def __init__(

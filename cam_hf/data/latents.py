@@ -702,6 +702,7 @@ def check_same_autoencoder(
     r"""
     Raises `ValueError` unless a latent dataset was encoded by a pipeline's own autoencoder (same class,
     config and weights or statistics): latents of another codec mean nothing to that pipeline's model.
+    Settings that only change decoding (the codec's `decode_only_config`) may differ.
 
     Args:
         dataset_autoencoder (`AudioAutoencoderMixin`): the codec a latent dataset carries.
@@ -709,8 +710,9 @@ def check_same_autoencoder(
         dataset_path (`str`), pipeline_path (`str`): where they come from, for the message.
     """
     ours, theirs = dataset_autoencoder, pipeline_autoencoder
-    config = {k: v for k, v in ours.config.items() if not k.startswith("_")}
-    their_config = {k: v for k, v in theirs.config.items() if not k.startswith("_")}
+    ignored = set(ours.decode_only_config)
+    config = {k: v for k, v in ours.config.items() if not k.startswith("_") and k not in ignored}
+    their_config = {k: v for k, v in theirs.config.items() if not k.startswith("_") and k not in ignored}
     differs = [k for k in sorted(set(config) | set(their_config)) if config.get(k) != their_config.get(k)]
     state, their_state = ours.state_dict(), theirs.state_dict()
     if not differs and state.keys() == their_state.keys():
