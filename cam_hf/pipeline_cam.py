@@ -9,6 +9,7 @@
 
 import math
 from collections.abc import Callable, Iterator
+from itertools import islice
 
 import numpy as np
 import torch
@@ -24,77 +25,11 @@ from .autoencoders.base import (
     AudioAutoencoderMixin,
 )
 from .hub_utils import PipelineSharingMixin
-from .modeling_cam import CAMModel, mix_noise
+from .modeling_cam import CAMModel, SlidingWindow, mix_noise
 from .sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler, FrameSampler
 from .utils import checks
+from .utils.audio import as_audio_batch
 from .utils.checks import MAX_AUDIO_LENGTH_IN_S, MAX_FRAME_RATE, MAX_GUIDANCE_SCALE, OUTPUT_TYPES
-
-
-class SlidingWindow:
-    r"""
-    What the Backbone sees while generating: the start vector, then the last frames as they were fed
-    (inference noise included) at positions 1, 2, ..., with their KV cache.
-
-    Each new frame costs one cached Backbone step. When the next frame would not fit in the context, the
-    window is rebuilt from the start vector and the last `context_frames - context_shift` frames at positions
-    1, 2, ...: exactly what a training crop looks like (a crop always begins with the start vector). That
-    rebuild is one batched forward pass every `context_shift` frames, so the cost per frame stays flat however
-    long the audio; the frames live in one buffer of `context_frames` allocated at the start, so memory stays
-    bounded too.
-
-    Args:
-        backbone ([`CAMModel`]): the Backbone.
-        context_shift (`int`): frames dropped from the window at each rebuild, in [1, context_frames - 1].
-        noise_level (`torch.Tensor`, a scalar): k_inf, passed to a Backbone that is told its inputs' noise
-            level.
-        instrument_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*): each sequence's instrument,
-            for a Backbone with instrument conditioning (its embedding is part of every position, the start
-            vector's too).
-    """
-
-    def __init__(
-        self,
-        backbone: CAMModel,
-        context_shift: int,
-        noise_level: torch.Tensor,
-        instrument_ids: torch.LongTensor | None = None,
-    ):
-        self.backbone, self.context_shift, self.noise_level = backbone, context_shift, noise_level
-        self.instrument_ids = instrument_ids
-        self.context_frames = backbone.config.max_position_embeddings - 1
-        self.frames, self.length, self.cache = None, 0, None
-
-    def start(self, frames: torch.Tensor) -> torch.Tensor:
-        """Fills the window behind the start vector with the last of `frames`
-        `(batch_size, num_frames, latent_dim)` (a prompt as fed; `num_frames` may be 0) and returns the
-        Backbone's output at the last position, z."""
-        batch_size, _, latent_dim = frames.shape
-        self.frames = frames.new_empty(batch_size, self.context_frames, latent_dim)
-        return self._refill(frames[:, -(self.context_frames - self.context_shift) :])
-
-    def append(self, frame: torch.Tensor) -> torch.Tensor:
-        """Feeds one frame `(batch_size, latent_dim)` (as fed: noise included) and returns the next z."""
-        if self.length == self.context_frames:
-            kept = self.frames[:, self.length - (self.context_frames - self.context_shift - 1) : self.length]
-            return self._refill(torch.cat([kept, frame[:, None]], dim=1))
-        self.frames[:, self.length] = frame
-        self.length += 1
-        return self._forward(frame[:, None], self.cache)
-
-    def _refill(self, frames: torch.Tensor) -> torch.Tensor:
-        self.frames[:, : frames.shape[1]] = frames
-        self.length = frames.shape[1]
-        return self._forward(frames, cache=None)
-
-    def _forward(self, frames: torch.Tensor, cache) -> torch.Tensor:
-        # The one place the Backbone runs while generating: conditioning inputs it may take go here.
-        conditioned = self.backbone.config.condition_on_noise_level
-        levels = self.noise_level.expand(frames.shape[:2]) if conditioned else None
-        output = self.backbone(
-            frames, cache=cache, use_cache=True, noise_level=levels, instrument_ids=self.instrument_ids
-        )
-        self.cache = output.cache
-        return output.last_hidden_state[:, -1]
 
 
 class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
@@ -127,18 +62,9 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         autoencoder: AudioAutoencoderMixin | None,
     ):
         super().__init__()
-        if backbone is not None and autoencoder is not None and (
-            backbone.config.latent_dim != autoencoder.latent_dim
-        ):
-            raise ValueError(
-                f"The autoencoder's latent_dim ({autoencoder.latent_dim}) differs from the Backbone's "
-                f"({backbone.config.latent_dim}): they must be trained on the same latents."
-            )
-        if backbone is not None and sampler is not None:
-            sampler.check_backbone_config(backbone.config)
-        self.register_modules(
-            backbone=backbone, sampler=sampler, scheduler=scheduler, autoencoder=autoencoder
-        )
+        checks.check_components(backbone=backbone, sampler=sampler, autoencoder=autoencoder)
+        components = dict(backbone=backbone, sampler=sampler, scheduler=scheduler, autoencoder=autoencoder)
+        self.register_modules(**components)
 
     @property
     def sample_rate(self) -> int:
@@ -212,12 +138,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
 
     def _encode_checked_prompt(self, audio, sample_rate, prompt_latents, copies: int, device=None):
         if audio is not None:
-            # To (batch_size, channels, samples): a list is a batch of waveforms, a lone one a batch of 1.
-            if isinstance(audio, list | tuple):
-                audio = torch.stack([_with_channel_axis(torch.as_tensor(waveform)) for waveform in audio])
-            audio = torch.as_tensor(audio).float()
-            if audio.ndim < 3:
-                audio = _with_channel_axis(audio)[None]
+            audio = as_audio_batch(audio)
             prompt_latents = self.autoencoder.encode(audio, sample_rate=sample_rate)
         if prompt_latents is None:
             return None
@@ -355,20 +276,19 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
 
         Args:
             audio (`torch.Tensor` or `np.ndarray` of shape `(samples,)`, `(channels, samples)` or
-                `(batch_size, channels, samples)`, or a list of `(samples,)` / `(channels, samples)` waveforms
-                of one shape, *optional*): an audio prompt to continue, real floats in [-1, 1].
+                `(batch_size, channels, samples)`, or a list of waveforms of one shape, *optional*): an audio
+                prompt to continue, real floats in [-1, 1].
             sample_rate (`int`, *optional*): the prompt's sample rate in Hz (required with `audio`).
             prompt_latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`, *optional*): an
                 already encoded prompt, instead of `audio`.
-            audio_length_in_s (`float`, *optional*): length of the NEW audio in seconds, at most an hour (the
-                prompt is not repeated in the output). Exactly one of this and `num_frames`.
+            audio_length_in_s (`float`, *optional*): length of the NEW audio in seconds (the prompt is not
+                repeated in the output), at most an hour. Exactly one of this and `num_frames`.
             num_frames (`int`, *optional*): length of the new audio in latent frames.
             num_inference_steps (`int`, *optional*): Sampler steps per frame; by default the Sampler's own
-                (`sampler.config.num_inference_steps`, 16 for a plain flow head).
+                (`sampler.config.num_inference_steps`).
             inference_noise (`float`, *optional*): k_inf, the noise mixed into each frame before it is fed
-                back; defaults to the Backbone config's `inference_noise`.
-            batch_size (`int`, *optional*): waveforms to generate without a prompt (1 by default); with a
-                prompt it is the prompt's batch.
+                back; by default the Backbone config's `inference_noise`.
+            batch_size (`int`, *optional*): waveforms to generate without a prompt (1 by default).
             num_waveforms_per_prompt (`int`, defaults to 1): waveforms per prompt (per unit of `batch_size`
                 without a prompt).
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): one generator, or one per
@@ -376,30 +296,26 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             output_type (`str`, defaults to `"np"`): `"np"`, `"pt"`, or `"latent"` (the frames, not decoded).
             return_dict (`bool`, defaults to `True`): return an `AudioPipelineOutput` instead of a tuple.
             callback_on_step_end (`Callable`, *optional*): called after each FRAME as
-                `callback(pipe, frame_index, frame_index, callback_kwargs)`, where
-                `callback_kwargs["latents"]` is the new frame, shape `(batch_size, 1, latent_dim)`. It returns
-                a dict; a `"latents"` entry of that shape replaces the frame (what is fed back and output).
-                Earlier frames cannot be changed: they were already fed back and yielded.
-                `pipe._interrupt = True` stops after the current frame; `pipe.num_timesteps` is the number of
-                frames of the call.
+                `callback(pipe, frame_index, frame_index, callback_kwargs)`, with the new frame
+                `(batch_size, 1, latent_dim)` in `callback_kwargs["latents"]`; a `"latents"` entry in the dict
+                it returns replaces the frame (earlier frames were already fed back). `pipe._interrupt = True`
+                stops after the current frame.
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*): among `_callback_tensor_inputs`.
             context_shift (`int`, *optional*): frames dropped from the sliding window once the Backbone's
                 context is full (default: half the context).
             decode_chunk_frames (`int`, defaults to 64): frames decoded at a time (also the streaming chunk).
             decode_context_frames (`int`, defaults to 4): frames of context decoded on each side of a chunk,
-                and the length of the crossfade between chunks (see the autoencoder's `decode_stream`).
-            instrument (`str`, `int` or a list of them, *optional*): for a Backbone trained with instrument
-                conditioning (`backbone.config.instrument_names`), the instrument to generate, by name or id:
-                one for every waveform, or a list with one per waveform. `None` generates without an
-                instrument.
+                and the length of the crossfade between chunks.
+            instrument (`str`, `int` or a list of them, *optional*): with an instrument-conditioned Backbone
+                (`backbone.config.instrument_names`), the instrument by name or id, for every waveform or one
+                per waveform. `None` generates without one.
             guidance_scale (`float`, defaults to 1.0): classifier-free guidance weight w with `instrument`:
-                each Sampler step predicts u + w (c - u) from the conditional (c) and the unconditional (u)
-                prediction. 1 is no guidance (no extra cost); larger values follow the instrument more
-                closely; guidance runs the Backbone and the Sampler on twice the batch.
+                each Sampler step predicts u + w (c - u) from the conditional (c) and unconditional (u)
+                predictions, on twice the batch. 1 is no guidance and no extra cost.
 
         Returns:
             [`~diffusers.pipelines.AudioPipelineOutput`] with `audios` of shape
-            `(batch_size, channels, samples)` (or latents `(batch_size, num_frames, latent_dim)` for
+            `(batch_size, channels, samples)` (latents `(batch_size, num_frames, latent_dim)` for
             `output_type="latent"`), or a tuple.
         """
         if not isinstance(return_dict, bool):
@@ -461,7 +377,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             num_inference_steps = self.sampler.config.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
 
         # 1. Check every argument, before any work.
-        checks.check_generation_inputs(
+        batch_size = checks.check_generation_inputs(
             self,
             audio=audio, sample_rate=sample_rate, prompt_latents=prompt_latents,
             audio_length_in_s=audio_length_in_s, num_frames=num_frames,
@@ -474,15 +390,10 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         )
 
         # 2. Encode the prompt (if any), one copy per waveform.
-        prompt_latents = self._encode_checked_prompt(
-            audio, sample_rate, prompt_latents, num_waveforms_per_prompt
-        )
+        copies = num_waveforms_per_prompt
+        prompt_latents = self._encode_checked_prompt(audio, sample_rate, prompt_latents, copies)
 
-        # 3. Prepare: how many waveforms and frames, the noise level fed back with each frame, the guidance.
-        if prompt_latents is not None:
-            batch_size = prompt_latents.shape[0]
-        else:
-            batch_size = (batch_size or 1) * num_waveforms_per_prompt
+        # 3. Prepare: the number of frames, the noise fed back with each frame, the instruments, the guidance.
         if num_frames is None:
             num_frames = max(1, math.ceil(audio_length_in_s * self.frame_rate))
         if inference_noise is None:
@@ -513,22 +424,11 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         self.maybe_free_model_hooks()
 
 
-def _with_channel_axis(waveform: torch.Tensor) -> torch.Tensor:
-    """`(samples,)` -> `(1, samples)`; `(channels, samples)` unchanged."""
-    return waveform[None] if waveform.ndim == 1 else waveform
-
-
 def _stack_in_chunks(frames: Iterator[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
-    """Frames `(batch_size, latent_dim)` stacked `size` at a time: `(batch_size, size, latent_dim)` (the last
+    """Frames `(batch_size, latent_dim)`, `size` at a time: `(batch_size, size, latent_dim)` (the last
     shorter)."""
-    chunk = []
-    for frame in frames:
-        chunk.append(frame)
-        if len(chunk) == size:
-            yield torch.stack(chunk, dim=1)
-            chunk = []
-    if chunk:
+    while chunk := list(islice(frames, size)):
         yield torch.stack(chunk, dim=1)
 
 
-__all__ = ["MAX_AUDIO_LENGTH_IN_S", "MAX_GUIDANCE_SCALE", "OUTPUT_TYPES", "CAMPipeline", "SlidingWindow"]
+__all__ = ["MAX_AUDIO_LENGTH_IN_S", "MAX_GUIDANCE_SCALE", "OUTPUT_TYPES", "CAMPipeline"]

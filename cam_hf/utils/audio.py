@@ -1,4 +1,5 @@
-"""Audio resampling: the one implementation the codecs, the embeddings and the dataset builders share."""
+"""Audio helpers: resampling (the one implementation that the codecs, the embeddings and the dataset
+builders share), and waveforms in any layout as one batch."""
 
 from __future__ import annotations
 
@@ -41,4 +42,13 @@ def resample_audio(
     return resampled.astype(dtype, copy=False)
 
 
-__all__ = ["resample_audio"]
+def as_audio_batch(audio: torch.Tensor | np.ndarray | list | tuple) -> torch.Tensor:
+    """A waveform `(samples,)` or `(channels, samples)`, a batch `(batch_size, channels, samples)`, or a list
+    of waveforms of one shape, as a float tensor `(batch_size, channels, samples)`."""
+    if isinstance(audio, list | tuple):
+        return torch.stack([as_audio_batch(waveform)[0] for waveform in audio])
+    audio = torch.as_tensor(audio).float()
+    return audio[None, None] if audio.ndim == 1 else audio[None] if audio.ndim == 2 else audio
+
+
+__all__ = ["as_audio_batch", "resample_audio"]

@@ -125,6 +125,18 @@ def check_num_waveforms_per_prompt(num_waveforms_per_prompt) -> None:
         )
 
 
+def check_components(*, backbone, sampler, autoencoder) -> None:
+    """Checks that a pipeline's components (any may be `None`) were made for the same latents."""
+    if backbone is not None and autoencoder is not None:
+        if backbone.config.latent_dim != autoencoder.latent_dim:
+            raise ValueError(
+                f"The autoencoder's latent_dim ({autoencoder.latent_dim}) differs from the Backbone's "
+                f"({backbone.config.latent_dim}): they must be trained on the same latents."
+            )
+    if backbone is not None and sampler is not None:
+        sampler.check_backbone_config(backbone.config)
+
+
 def check_prompt(*, audio, sample_rate, prompt_latents, latent_dim: int, autoencoder) -> int | None:
     """
     Checks an audio prompt (`audio` at `sample_rate`) or an encoded one (`prompt_latents`), as `CAMPipeline`
@@ -231,10 +243,14 @@ def check_generation_inputs(
     decode_context_frames,
     instrument,
     guidance_scale,
-) -> None:
+) -> int:
     """
     Checks every argument of `CAMPipeline.__call__` and `stream` (type and range) against `pipeline`'s
     components, before any work. See `CAMPipeline.__call__` for the arguments.
+
+    Returns:
+        `int`: the number of waveforms the call generates (prompts, or `batch_size`, times
+        `num_waveforms_per_prompt`).
 
     Raises:
         `ValueError`: naming the first bad argument, its value, and the fix.
@@ -309,6 +325,7 @@ def check_generation_inputs(
         instrument=instrument, guidance_scale=guidance_scale, num_waveforms=num_waveforms,
         backbone_config=pipeline.backbone.config,
     )
+    return num_waveforms
 
 
 def _check_batch(batch_size, num_waveforms_per_prompt, prompt_batch: int | None, generator) -> int:
