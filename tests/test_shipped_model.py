@@ -21,6 +21,15 @@ def test_the_shipped_model_is_small_and_holds_no_pickles():
     assert len([path for path in files if path.suffix == ".safetensors"]) >= 3  # Backbone, Sampler, codec
 
 
+def test_the_shipped_remote_code_is_the_librarys():
+    # `AutoModel.from_pretrained(..., trust_remote_code=True)` runs the copies next to the weights: they must
+    # not drift from the sources the tests check.
+    library = Path(__file__).resolve().parents[1] / "cam_hf"
+    for name in ("modeling_cam.py", "configuration_cam.py"):
+        shipped = (MODEL / "backbone" / name).read_text()
+        assert shipped == (library / name).read_text(), f"copy cam_hf/{name} to {MODEL.name}/backbone/"
+
+
 def test_the_shipped_model_generates_each_of_its_instruments():
     pipe = CAMPipeline.from_pretrained(str(MODEL))
     pipe.set_progress_bar_config(disable=True)

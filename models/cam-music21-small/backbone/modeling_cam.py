@@ -423,4 +423,67 @@ class CAMModel(CAMPreTrainedModel):
                 )
 
 
-__all__ = ["CAMCache", "CAMCacheLayer", "CAMModel", "CAMPreTrainedModel", "mix_noise"]
+class SlidingWindow:
+    r"""
+    The Backbone's memory while generating frame by frame: the start vector, then the last frames as they
+    were fed (inference noise included) at positions 1, 2, ..., with their KV cache.
+
+    Each new frame costs one cached Backbone step. When the next frame would not fit in the context, the
+    window is rebuilt from the start vector and the last `context_frames - context_shift` frames, exactly as
+    a training crop begins: one batched forward pass every `context_shift` frames, so the cost per frame
+    stays flat however long the audio. The frames live in one buffer of `context_frames`: memory is bounded.
+
+    Args:
+        backbone ([`CAMModel`]): the Backbone.
+        context_shift (`int`): frames dropped at each rebuild, in [1, context_frames - 1].
+        noise_level (`torch.Tensor`, a scalar): k_inf, for a Backbone told its inputs' noise level.
+        instrument_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*): each sequence's instrument,
+            for a Backbone with instrument conditioning.
+    """
+
+    def __init__(
+        self,
+        backbone: CAMModel,
+        context_shift: int,
+        noise_level: torch.Tensor,
+        instrument_ids: torch.LongTensor | None = None,
+    ):
+        self.backbone, self.context_shift, self.noise_level = backbone, context_shift, noise_level
+        self.instrument_ids = instrument_ids
+        self.context_frames = backbone.config.max_position_embeddings - 1
+        self.frames, self.length, self.cache = None, 0, None
+
+    def start(self, frames: torch.Tensor) -> torch.Tensor:
+        """Fills the window behind the start vector with the last of `frames`
+        `(batch_size, num_frames, latent_dim)` (a prompt as fed; `num_frames` may be 0) and returns the
+        Backbone's output at the last position, z."""
+        batch_size, _, latent_dim = frames.shape
+        self.frames = frames.new_empty(batch_size, self.context_frames, latent_dim)
+        return self._refill(frames[:, -(self.context_frames - self.context_shift) :])
+
+    def append(self, frame: torch.Tensor) -> torch.Tensor:
+        """Feeds one frame `(batch_size, latent_dim)` (as fed: noise included) and returns the next z."""
+        if self.length == self.context_frames:
+            kept = self.frames[:, self.length - (self.context_frames - self.context_shift - 1) : self.length]
+            return self._refill(torch.cat([kept, frame[:, None]], dim=1))
+        self.frames[:, self.length] = frame
+        self.length += 1
+        return self._forward(frame[:, None], self.cache)
+
+    def _refill(self, frames: torch.Tensor) -> torch.Tensor:
+        self.frames[:, : frames.shape[1]] = frames
+        self.length = frames.shape[1]
+        return self._forward(frames, cache=None)
+
+    def _forward(self, frames: torch.Tensor, cache) -> torch.Tensor:
+        # The one place the Backbone runs while generating: conditioning inputs it may take go here.
+        conditioned = self.backbone.config.condition_on_noise_level
+        levels = self.noise_level.expand(frames.shape[:2]) if conditioned else None
+        output = self.backbone(
+            frames, cache=cache, use_cache=True, noise_level=levels, instrument_ids=self.instrument_ids
+        )
+        self.cache = output.cache
+        return output.last_hidden_state[:, -1]
+
+
+__all__ = ["CAMCache", "CAMCacheLayer", "CAMModel", "CAMPreTrainedModel", "SlidingWindow", "mix_noise"]
