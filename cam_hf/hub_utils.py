@@ -117,7 +117,7 @@ def model_card(
         width=sampler.width,
         prediction=sampler.prediction_type,
         scheduler_class=type(pipeline.scheduler).__name__,
-        default_steps=DEFAULT_NUM_INFERENCE_STEPS,
+        default_steps=sampler.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS),
         autoencoder_class=type(pipeline.autoencoder).__name__,
         sample_rate=pipeline.sample_rate,
         channels=pipeline.autoencoder.audio_channels,

@@ -89,7 +89,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 class BuiltInMelodies:
     """The built-in dataset's test-split melodies (never seen in training), rendered on request by
-    `examples/demo.py`'s `render_test_melody`, with the instrument the dataset gave each, and kept."""
+    `cam_hf.data.build_from_corpus.render_test_melody`, with the instrument the dataset gave each, and
+    kept."""
 
     def __init__(self, pipe: CAMPipeline, count: int):
         self.pipe = pipe
@@ -100,27 +101,26 @@ class BuiltInMelodies:
         if count <= 0:
             return
         try:
-            from demo import DATASET_PIECES, DATASET_SAMPLE_RATE
+            from demo import built_in_test_split
 
-            from cam_hf.data import CorpusBuildConfig
             from cam_hf.data.build_from_corpus import split_pieces
 
-            config = CorpusBuildConfig(max_pieces=DATASET_PIECES, sample_rate=DATASET_SAMPLE_RATE,
-                                       renderer="tinysoundfont")
-            config.validate()
-            self.names = [ref.name for ref in split_pieces(config, "test")[:count]]
+            self.config = built_in_test_split()
+            self.config.validate()
+            self.names = [ref.name for ref in split_pieces(self.config, "test")[:count]]
         except ImportError as error:
             self.unavailable = f"Test melodies need music21 and tinysoundfont (`make install`): {error}."
 
     def prompt(self, name: str) -> tuple[np.ndarray, int, str]:
         """The first `MELODY_PROMPT_SECONDS` of melody `name`: audio `[1, samples]`, rate, description."""
-        from demo import render_test_melody
+        from cam_hf.data.build_from_corpus import render_test_melody
 
         with self._lock:
             if name not in self._rendered:
                 seconds = MELODY_PROMPT_SECONDS
                 try:
-                    rendering = render_test_melody(self.pipe, name, seconds, seconds + 1.0)
+                    rendering = render_test_melody(self.config, name, seconds, seconds + 1.0,
+                                                   self.pipe.backbone.config.instrument_names)
                 except ImportError as error:
                     raise ValueError(f"Rendering a test melody needs tinysoundfont (`make install`): "
                                      f"{error}.") from None

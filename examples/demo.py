@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from cam_hf import CAMPipeline
+from cam_hf.data import CorpusBuildConfig
+from cam_hf.data.build_from_corpus import render_test_melody
 from cam_hf.listening import (
     ListeningItem,
     ListeningSection,
@@ -91,34 +93,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def render_test_melody(pipe: CAMPipeline, piece: str | None, min_seconds: float, max_seconds: float):
-    """Render a test-split melody of the built-in dataset with the instrument the dataset gave it."""
-    from cam_hf.data import CorpusBuildConfig
-    from cam_hf.data.build_from_corpus import render_melody, split_pieces
-    from cam_hf.data.corpus import extract_melodies
-
-    config = CorpusBuildConfig(
+def built_in_test_split() -> CorpusBuildConfig:
+    """The options of the built-in dataset the shipped model was trained on: they fix its test split."""
+    return CorpusBuildConfig(
         max_pieces=DATASET_PIECES, sample_rate=DATASET_SAMPLE_RATE, renderer="tinysoundfont"
     )
-    config.validate()
-    pieces = split_pieces(config, "test")
-    if piece is not None:
-        pieces = [ref for ref in pieces if ref.name == piece]
-        if not pieces:
-            raise ValueError(
-                f"--piece {piece!r} is not in the test split of the built-in dataset's first "
-                f"{DATASET_PIECES} pieces; pick one from the dataset's test `piece` column."
-            )
-    known = set(pipe.backbone.config.instrument_names or [])
-    for ref in pieces:
-        melodies, _, _ = extract_melodies(ref.path, [ref.number], config.polyphony, config.min_notes)
-        for melody in melodies:
-            for rendering in render_melody(melody, config, max_seconds=max_seconds):
-                if len(rendering.audio) >= min_seconds * config.sample_rate and (
-                    not known or rendering.instrument.name in known
-                ):
-                    return rendering
-    raise ValueError(f"No test-split melody renders to {min_seconds:.0f} s or more: lower --prompt_seconds.")
 
 
 def save(
@@ -162,7 +141,8 @@ def main(argv=None) -> str:
 
     print("[2/4] rendering a test-split melody of the built-in dataset (music21 corpus + SoundFont)")
     rendering = render_test_melody(
-        pipe, args.piece, args.prompt_seconds + 2.0, args.prompt_seconds + args.seconds
+        built_in_test_split(), args.piece, args.prompt_seconds + 2.0, args.prompt_seconds + args.seconds,
+        pipe.backbone.config.instrument_names,
     )
     real = rendering.audio
     prompt = real[: int(args.prompt_seconds * rendering.sample_rate)]

@@ -17,7 +17,6 @@ import torch
 
 from cam_hf import CAMPipeline
 from cam_hf.listening import save_spectrogram, write_wav
-from cam_hf.sampler import DEFAULT_NUM_INFERENCE_STEPS
 
 SHIPPED_MODEL = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "cam-music21-small"
@@ -38,7 +37,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="Length of the new audio, in seconds.")
     parser.add_argument("--num_waveforms", type=int, default=2, help="Waveforms to generate (per prompt).")
     parser.add_argument(
-        "--steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS, help="Sampler flow steps per latent frame."
+        "--steps",
+        type=int,
+        default=None,
+        help="Sampler steps per latent frame (default: the model's own, its sampler config's).",
     )
     parser.add_argument(
         "--inference_noise",

@@ -243,6 +243,46 @@ def split_pieces(config: CorpusBuildConfig, split: str) -> list[PieceRef]:
     ]
 
 
+def render_test_melody(
+    config: CorpusBuildConfig,
+    piece: str | None = None,
+    min_seconds: float = 0.0,
+    max_seconds: float | None = None,
+    instrument_names: list[str] | None = None,
+) -> RenderedMelody:
+    """The first test-split melody of a build that renders to at least `min_seconds`, rendered as the build
+    renders it (same instrument, tempo and transposition): a prompt the model never heard in training.
+
+    Args:
+        config (`CorpusBuildConfig`): the build's options (its `max_pieces` and `seed` fix the test split).
+        piece (`str`, *optional*): only this piece (a name from the dataset's test `piece` column).
+        min_seconds (`float`, defaults to 0): the shortest rendering accepted.
+        max_seconds (`float`, *optional*): notes starting later are left out.
+        instrument_names (`list[str]`, *optional*): accept only renderings with one of these instruments
+            (a model's `instrument_names`); any instrument by default.
+
+    Returns:
+        `RenderedMelody`.
+    """
+    config.validate()
+    pieces = split_pieces(config, "test")
+    if piece is not None:
+        pieces = [ref for ref in pieces if ref.name == piece]
+        if not pieces:
+            raise ValueError(
+                f"Piece {piece!r} is not in the test split of the first {config.max_pieces} pieces: pick one "
+                "from the dataset's test `piece` column."
+            )
+    for ref in pieces:
+        melodies, _, _ = extract_melodies(ref.path, [ref.number], config.polyphony, config.min_notes)
+        for melody in melodies:
+            for rendering in render_melody(melody, config, max_seconds=max_seconds):
+                long_enough = len(rendering.audio) >= min_seconds * config.sample_rate
+                if long_enough and (not instrument_names or rendering.instrument.name in instrument_names):
+                    return rendering
+    raise ValueError(f"No test-split melody renders to {min_seconds:.0f} s or more: ask for a shorter one.")
+
+
 def _render_melody(
     melody: Melody, config: CorpusBuildConfig, clip_dir: str, split: str
 ) -> tuple[list[dict], float, int]:
