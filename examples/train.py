@@ -310,8 +310,14 @@ def main(argv: list[str] | None = None) -> dict:
                               args.hub_model_id if args.push_to_hub else None, args.hub_token)
         print(f"Saved the trained CAMPipeline to {args.output_dir}: final training loss "
               f"{summary['final_train_loss']:.4f}, validation loss {summary['final_validation_loss']}.")
-    # Every process tears the process group down together: one that left while the main process was still
-    # saving could leave the main process waiting on it at exit (seen once, on a loaded machine).
+    # Tear the process group down here, every process together, and not at interpreter exit: there, freeing
+    # the DDP wrapper (whose Reducer held the group's last reference) joined Gloo's worker thread while
+    # holding the GIL that the worker needed to free a finished all-gather: a deadlock (seen twice on a
+    # loaded machine, `gdb` showed both threads). So the wrapper goes first, while the group is still
+    # registered, then a barrier lets the workers finish, then the group is destroyed.
+    model, optimizer, dataloader, lr_scheduler = accelerator.free_memory(
+        model, optimizer, dataloader, lr_scheduler
+    )
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
