@@ -49,7 +49,7 @@ errors instead of drifting.
 | Backbone | `{backbone_class}` | \
 {backbone_params} parameters, {layers} layers x {hidden} wide, context {context} frames |
 | Sampler | `{sampler_class}` | \
-{sampler_params} parameters, {blocks} blocks x {width}, predicts `{prediction}` |
+{sampler_params} parameters, {blocks} blocks x {width}, predicts `{prediction}`{few_step} |
 | scheduler | `{scheduler_class}` | {default_steps} steps per frame by default |
 | autoencoder | `{autoencoder_class}` | \
 {sample_rate} Hz, {channels} channel(s), {latent_dim}-dim latents at {frame_rate:.2f} frames/s |
@@ -116,6 +116,10 @@ def model_card(
         blocks=sampler.num_blocks,
         width=sampler.width,
         prediction=sampler.prediction_type,
+        few_step=(
+            f", trained for few steps (`{sampler['few_step_objective']}`)"
+            if sampler.get("few_step_objective") else ""
+        ),
         scheduler_class=type(pipeline.scheduler).__name__,
         default_steps=sampler.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS),
         autoencoder_class=type(pipeline.autoencoder).__name__,
