@@ -18,10 +18,12 @@ Sampler's config, Griffin-Lim iterations from its codec's, `--old_griffin_lim_it
   * from a cold start (a fresh `python` for each version), the time to `import cam_hf`, to
     `from cam_hf import CAMPipeline`, to the loaded pipeline and to the first chunk of `stream()`: the first
     sound a player could start;
+  * with `--old_model revision`, the old code runs the model shipped at the old revision, so that the
+    comparison is of what a user got then against what they get now (a new model may take fewer steps);
   * the load average at the start and the end. Benchmarks print figures; they never assert them.
 
 Run:  .venv/bin/python benchmarks/bench_shipped_model.py  [--model DIR] [--seconds 10] [--repeats 3]
-      [--baseline_revision REV] [--num_inference_steps N] [--threads 1]
+      [--baseline_revision REV] [--num_inference_steps N] [--threads 1] [--old_model same|revision]
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 # The revision before the frame loop, decoding and import work (docs/performance.md).
 BASELINE_REVISION = "99dcf0a"
+SHIPPED_NAME = "cam-music21-small"
 # The cold start: what a script that plays the model's first sound does, timed from the interpreter's start.
 COLD_START = """
 import json, sys, time
@@ -68,7 +71,7 @@ def export_revision(revision: str) -> str:
     """A temporary folder holding `revision`'s cam_hf twice: as `fresh/cam_hf` (for a fresh process) and as
     `beside/cam_hf_baseline` (to import beside this one). `git archive` leaves the repository as it is."""
     folder = tempfile.mkdtemp(prefix=f"cam_hf-{revision}-")
-    command = ["git", "-C", REPOSITORY, "archive", revision, "cam_hf"]
+    command = ["git", "-C", REPOSITORY, "archive", revision, "cam_hf", os.path.join("models", SHIPPED_NAME)]
     archive = subprocess.run(command, capture_output=True, check=True)
     os.makedirs(os.path.join(folder, "fresh"))
     subprocess.run(["tar", "-x", "-C", os.path.join(folder, "fresh")], input=archive.stdout, check=True)
@@ -205,7 +208,7 @@ def cold_start(model: str, checkout: str | None, griffin_lim_iters: int) -> dict
 def main(argv=None) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--model", default=os.path.join(REPOSITORY, "models", "cam-music21-small"))
+    parser.add_argument("--model", default=os.path.join(REPOSITORY, "models", SHIPPED_NAME))
     parser.add_argument("--seconds", type=float, default=10.0, help="Audio generated per run.")
     parser.add_argument("--repeats", type=int, default=3, help="Measurements of each figure per version.")
     parser.add_argument("--baseline_revision", default=BASELINE_REVISION, help="The old code's git revision.")
@@ -214,6 +217,9 @@ def main(argv=None) -> None:
     parser.add_argument("--old_griffin_lim_iters", type=int, default=32,
                         help="Griffin-Lim iterations of the old code (the shipped codec's, before).")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stage.")
+    parser.add_argument("--old_model", choices=("same", "revision"), default="same",
+                        help="What the old code runs: the new one's weights (`same`), or the model shipped "
+                        "at --baseline_revision (`revision`: old model and code against new model and code).")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     folder = export_revision(args.baseline_revision)
@@ -222,7 +228,11 @@ def main(argv=None) -> None:
           f"{args.baseline_revision}; {args.threads} torch thread(s) per stage; load average at start: "
           f"{load_average()}", flush=True)
 
-    pipes = {"old": build_pipeline("cam_hf_baseline", args.model)}
+    models = {"old": args.model, "new": args.model}
+    if args.old_model == "revision":
+        models["old"] = os.path.join(folder, "fresh", "models", SHIPPED_NAME)
+    print(f"old model: {models['old']}", flush=True)
+    pipes = {"old": build_pipeline("cam_hf_baseline", models["old"])}
     pipes["new"] = build_pipeline("cam_hf", args.model)
     if not importlib.import_module("cam_hf").__file__.startswith(REPOSITORY):
         raise RuntimeError(f"cam_hf was not imported from {REPOSITORY}: run from the repository.")
@@ -236,7 +246,8 @@ def main(argv=None) -> None:
     }
     for _ in range(args.repeats):
         for version, checkout in (("old", os.path.join(folder, "fresh")), ("new", None)):
-            figures = cold_start(args.model, checkout, pipes[version].autoencoder.config.griffin_lim_iters)
+            iterations = pipes[version].autoencoder.config.griffin_lim_iters
+            figures = cold_start(models[version], checkout, iterations)
             for name, value in figures.items():
                 samples.setdefault(name, {}).setdefault(version, []).append(value)
 
