@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     if pretrained is not None:
         check_same_autoencoder(autoencoder, pretrained.autoencoder, dataset_path,
                                args.pretrained_model_name_or_path)
+        autoencoder = pretrained.autoencoder  # the same latents; the pipeline's decoding settings are kept
     train_split = dataset[args.train_split]
     instrument_names = training_instruments(args, train_split, pretrained)
     has_column = args.instrument_column in train_split.column_names
