@@ -3,6 +3,9 @@ plays.
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +55,22 @@ def test_the_shipped_model_generates_each_of_its_instruments():
         generator=torch.Generator().manual_seed(0),
     ).audios
     assert audio.shape[-1] >= pipe.sample_rate and np.isfinite(audio).all() and 0 < np.abs(audio).max() < 4
+
+
+def test_a_stream_dropped_just_before_exit_ends_the_process_cleanly():
+    # The decoding thread is busy with the next chunk when the first one is taken and the script ends: closing
+    # the stream waits for it, instead of leaving it inside torch while the interpreter shuts down (which
+    # aborted the process: "terminate called without an active exception").
+    script = (
+        "import sys\n"
+        "from cam_hf import CAMPipeline\n"
+        "pipe = CAMPipeline.from_pretrained(sys.argv[1])\n"
+        "pipe.set_progress_bar_config(disable=True)\n"
+        "print(next(iter(pipe.stream(audio_length_in_s=20.0, decode_chunk_frames=8))).shape)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(MODEL)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0 and "terminate called" not in result.stderr, result.stderr[-2000:]
+    assert "(1, 1, 16384)" in result.stdout  # 8 frames of 2048 samples

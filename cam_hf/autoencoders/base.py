@@ -294,7 +294,8 @@ class AudioAutoencoderMixin:
                 raise audio
             return audio
 
-        threading.Thread(target=decode, name="cam_hf-decode", daemon=True).start()
+        thread = threading.Thread(target=decode, name="cam_hf-decode", daemon=True)
+        thread.start()
         try:
             for piece in pieces:
                 inbox.put(piece)
@@ -306,6 +307,9 @@ class AudioAutoencoderMixin:
         finally:
             stopped.set()
             inbox.put(_END_OF_STREAM)
+            # Wait for the thread (at most the chunk it is decoding): a stream dropped just before the
+            # interpreter exits would otherwise leave it inside torch at shutdown, which aborts the process.
+            thread.join()
 
     def prepare_audio(self, audio: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """
