@@ -46,7 +46,7 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED_MODEL = os.path.join(REPOSITORY, "models", "cam-music21-small")
 ANY_INSTRUMENT = "any"
 NO_MELODY = "none"
-# The Sampler's cost grows with its steps; past 4x the default a request only gets slower.
+# The Sampler's cost grows with its steps; past 4x a plain flow head's default a request only gets slower.
 MAX_STEPS = 4 * DEFAULT_NUM_INFERENCE_STEPS
 MAX_SEED = 2**32 - 1
 # A prompt whose peak is below -60 dBFS holds nothing the model could continue.
@@ -415,8 +415,9 @@ def build_demo(app: CAMApp, model: str) -> gr.Blocks:
                 with gr.Accordion("advanced", open=False):
                     k_inf = gr.Slider(0, 1, value=config.inference_noise, step=0.01, label="k_inf",
                                       info="noise mixed into each frame before it is fed back")
-                    steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_NUM_INFERENCE_STEPS, step=1,
-                                      label="Sampler steps per frame")
+                    own_steps = pipe.sampler.config.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
+                    steps = gr.Slider(1, MAX_STEPS, value=own_steps, step=1,
+                                      label="Sampler steps per frame", info="the model's own by default")
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop", variant="stop")

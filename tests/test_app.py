@@ -25,6 +25,8 @@ from cam_hf.listening import write_wav
 from .app_server import APP, REPOSITORY, AppServer
 
 SHIPPED_MODEL = REPOSITORY / "models" / "cam-music21-small"
+# The page's default: the shipped Sampler's own steps per frame.
+DEFAULT_STEPS = json.loads((SHIPPED_MODEL / "sampler" / "config.json").read_text())["num_inference_steps"]
 MAX_SECONDS = 12.0
 MAX_PROMPT_SECONDS = 4.0
 CHUNK_FRAMES = 16
@@ -66,7 +68,7 @@ def pipe():
 def generate(client: Client, **kwargs) -> tuple:
     """A request with the page's defaults, as the API takes it."""
     values = {"instrument": "any", "audio_length_in_s": 2.0, "guidance_scale": 1.0, "randomize_seed": False,
-              "seed": 0, "inference_noise": 0.02, "num_inference_steps": 16, "test_melody": "none"}
+              "seed": 0, "inference_noise": 0.02, "num_inference_steps": DEFAULT_STEPS, "test_melody": "none"}
     return client.predict(**{**values, **kwargs}, api_name="/generate")
 
 
@@ -122,7 +124,7 @@ def test_without_ffmpeg_the_app_sends_the_whole_file_and_says_why(pipe, tmp_path
 
 def test_generation_streams_then_sends_the_wav_of_the_seed_it_shows(client, pipe, tmp_path):
     job = client.submit(instrument="violin", audio_length_in_s=2.0, guidance_scale=2.0, randomize_seed=True,
-                        seed=0, inference_noise=0.02, num_inference_steps=16, test_melody="none",
+                        seed=0, inference_noise=0.02, num_inference_steps=DEFAULT_STEPS, test_melody="none",
                         api_name="/generate")
     stream, wav, spectrogram, seed, status = job.result(timeout=300)
     updates = job.outputs()
@@ -268,8 +270,8 @@ def test_four_clients_at_once_each_get_their_own_audio(app_server, pipe, tmp_pat
 
 def test_cancelling_a_request_ends_its_generation(client, app_server):
     job = client.submit(instrument="oboe", audio_length_in_s=MAX_SECONDS, guidance_scale=1.0,
-                        randomize_seed=False, seed=77, inference_noise=0.02, num_inference_steps=16,
-                        test_melody="none", api_name="/generate")
+                        randomize_seed=False, seed=77, inference_noise=0.02,
+                        num_inference_steps=DEFAULT_STEPS, test_melody="none", api_name="/generate")
     while not job.outputs() and not job.done():  # the first streamed chunk
         time.sleep(0.1)
     job.cancel()
