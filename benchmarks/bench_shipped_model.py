@@ -163,10 +163,12 @@ def stage_times(pipes: dict, steps: dict, repeats: int, frames: int = 40) -> dic
     backbone_ms, sampler_ms = {version: [] for version in pipes}, {version: [] for version in pipes}
     windows, draws, conditions = {}, {}, {}
     for version, pipe in pipes.items():
-        module = importlib.import_module(type(pipe).__module__)
+        # The window lives beside the Backbone now; the old code kept it in the pipeline's module.
+        modules = [importlib.import_module(type(part).__module__) for part in (pipe.backbone, pipe)]
+        window_class = next(module.SlidingWindow for module in modules if hasattr(module, "SlidingWindow"))
         ids = pipe.prepare_instrument_ids((pipe.backbone.config.instrument_names or [None])[0], 1)
         shift = pipe.context_frames // 2
-        windows[version] = module.SlidingWindow(pipe.backbone, shift, torch.tensor(0.02), ids)
+        windows[version] = window_class(pipe.backbone, shift, torch.tensor(0.02), ids)
         sampler_module = importlib.import_module(type(pipe.sampler).__module__)
         if hasattr(sampler_module, "FrameSampler"):
             draws[version] = sampler_module.FrameSampler(pipe.sampler, pipe.scheduler, steps[version])

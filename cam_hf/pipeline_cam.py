@@ -63,8 +63,9 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
     ):
         super().__init__()
         checks.check_components(backbone=backbone, sampler=sampler, autoencoder=autoencoder)
-        components = dict(backbone=backbone, sampler=sampler, scheduler=scheduler, autoencoder=autoencoder)
-        self.register_modules(**components)
+        self.register_modules(
+            backbone=backbone, sampler=sampler, scheduler=scheduler, autoencoder=autoencoder
+        )
 
     @property
     def sample_rate(self) -> int:
@@ -390,8 +391,9 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         )
 
         # 2. Encode the prompt (if any), one copy per waveform.
-        copies = num_waveforms_per_prompt
-        prompt_latents = self._encode_checked_prompt(audio, sample_rate, prompt_latents, copies)
+        prompt_latents = self._encode_checked_prompt(
+            audio, sample_rate, prompt_latents, num_waveforms_per_prompt
+        )
 
         # 3. Prepare: the number of frames, the noise fed back with each frame, the instruments, the guidance.
         if num_frames is None:
