@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -157,25 +159,32 @@ def measure(pipes: dict, seconds: float, steps: dict, repeats: int) -> dict[str,
     return samples
 
 
+def generation_part(pipe, name: str):
+    """`name` (`SlidingWindow`, `FrameSampler`, `sample_next_frame`) from `pipe`'s revision of cam_hf, or
+    `None`: from its `generation` module, or where revisions without one kept it (the Backbone's, the
+    pipeline's or the Sampler's module)."""
+    package = type(pipe).__module__.rpartition(".")[0]
+    modules = [f"{package}.generation"] if importlib.util.find_spec(f"{package}.generation") else []
+    modules += [type(part).__module__ for part in (pipe.backbone, pipe, pipe.sampler)]
+    return next((getattr(m, name) for m in map(importlib.import_module, modules) if hasattr(m, name)), None)
+
+
 @torch.no_grad()
 def stage_times(pipes: dict, steps: dict, repeats: int, frames: int = 40) -> dict[str, dict[str, list]]:
     """CPU ms of the Backbone's cached step and of a frame's Sampler steps, old and new alternating."""
     backbone_ms, sampler_ms = {version: [] for version in pipes}, {version: [] for version in pipes}
     windows, draws, conditions = {}, {}, {}
     for version, pipe in pipes.items():
-        # The window lives beside the Backbone now; the old code kept it in the pipeline's module.
-        modules = [importlib.import_module(type(part).__module__) for part in (pipe.backbone, pipe)]
-        window_class = next(module.SlidingWindow for module in modules if hasattr(module, "SlidingWindow"))
         ids = pipe.prepare_instrument_ids((pipe.backbone.config.instrument_names or [None])[0], 1)
         shift = pipe.context_frames // 2
+        window_class = generation_part(pipe, "SlidingWindow")
         windows[version] = window_class(pipe.backbone, shift, torch.tensor(0.02), ids)
-        sampler_module = importlib.import_module(type(pipe.sampler).__module__)
-        if hasattr(sampler_module, "FrameSampler"):
-            draws[version] = sampler_module.FrameSampler(pipe.sampler, pipe.scheduler, steps[version])
-        else:  # the old loop prepared the steps at every frame
-            draws[version] = (lambda s, p, n: lambda c: s.sample_next_frame(p.sampler, p.scheduler, c, n))(
-                sampler_module, pipe, steps[version]
-            )
+        frame_sampler = generation_part(pipe, "FrameSampler")
+        if frame_sampler is not None:
+            draws[version] = frame_sampler(pipe.sampler, pipe.scheduler, steps[version])
+        else:  # a revision without FrameSampler prepared the steps at every frame
+            draw = generation_part(pipe, "sample_next_frame")
+            draws[version] = partial(draw, pipe.sampler, pipe.scheduler, num_inference_steps=steps[version])
     latent_dim = pipes["new"].backbone.config.latent_dim
     for _ in range(repeats):
         prompt = torch.randn(1, pipes["new"].context_frames // 2, latent_dim)

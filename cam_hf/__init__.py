@@ -27,7 +27,7 @@ _NAME_TO_MODULE = {
     "CAMPipeline": "pipeline_cam",
     "CAMSampler": "sampler",
     "default_scheduler": "sampler",
-    "sample_next_frame": "sampler",
+    "sample_next_frame": "generation",
     "CAMForTraining": "training",
     "CAMTrainingOutput": "training",
 }
@@ -41,9 +41,10 @@ if TYPE_CHECKING:
         OobleckAutoencoder,
     )
     from .configuration_cam import CAMConfig
+    from .generation import sample_next_frame
     from .modeling_cam import CAMModel, CAMPreTrainedModel, mix_noise
     from .pipeline_cam import CAMPipeline
-    from .sampler import CAMSampler, default_scheduler, sample_next_frame
+    from .sampler import CAMSampler, default_scheduler
     from .training import CAMForTraining, CAMTrainingOutput
 
 

@@ -24,9 +24,10 @@ from .autoencoders.base import (
     DEFAULT_DECODE_CONTEXT_FRAMES,
     AudioAutoencoderMixin,
 )
+from .generation import FrameSampler, SlidingWindow
 from .hub_utils import PipelineSharingMixin
-from .modeling_cam import CAMModel, SlidingWindow, mix_noise
-from .sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler, FrameSampler
+from .modeling_cam import CAMModel, mix_noise
+from .sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler
 from .utils import checks
 from .utils.audio import as_audio_batch
 from .utils.checks import MAX_AUDIO_LENGTH_IN_S, MAX_FRAME_RATE, MAX_GUIDANCE_SCALE, OUTPUT_TYPES

@@ -19,7 +19,7 @@ from diffusers import (
 
 from cam_hf import CAMModel, CAMPipeline, CAMSampler, hub_utils, mix_noise, sample_next_frame
 from cam_hf.autoencoders.base import crossfade
-from cam_hf.sampler import FrameSampler
+from cam_hf.generation import FrameSampler
 from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
 
 from .conftest import seeded, tiny_config
