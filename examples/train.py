@@ -43,33 +43,27 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from cam_hf import CAMForTraining, CAMPipeline
-from cam_hf.data import (
-    LatentClips,
-    check_same_autoencoder,
-    collate_clips,
-    load_or_encode_latent_dataset,
-    random_crops,
-)
+from cam_hf.data import check_same_autoencoder, load_or_encode_latent_dataset
 from cam_hf.training import (
     FINE_TUNING_BACKBONE_FIELDS,
-    few_step_fields,
-    fine_tuning_backbone_and_sampler,
-    new_backbone_and_sampler,
-)
-from cam_hf.training_args import parse_training_args, resolve_training_defaults
-from cam_hf.training_checkpoints import (
-    find_checkpoint,
-    list_checkpoints,
-    resume_from_checkpoint,
-    save_checkpoint,
-)
-from cam_hf.training_utils import (
+    LatentClips,
     StepLog,
     check_weights_in_sync,
     choose_precision,
+    collate_clips,
     data_seed,
+    few_step_fields,
+    find_checkpoint,
+    fine_tuning_backbone_and_sampler,
     hardware_name,
+    list_checkpoints,
+    new_backbone_and_sampler,
+    parse_training_args,
+    random_crops,
+    resolve_training_defaults,
+    resume_from_checkpoint,
     run_validation,
+    save_checkpoint,
     save_trained_pipeline,
     step_generator,
     stop_if_not_finite,

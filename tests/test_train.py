@@ -20,9 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cam_hf import CAMPipeline
-from cam_hf.data import LatentClips, collate_clips, random_crops
-from cam_hf.training_checkpoints import list_checkpoints
-from cam_hf.training_utils import LOG_FILE, data_seed
+from cam_hf.training import LOG_FILE, LatentClips, collate_clips, data_seed, list_checkpoints, random_crops
 
 from .conftest import TOY_MEAN, TOY_STAY, write_toy_latent_dataset
 

@@ -11,7 +11,6 @@ from .build_from_corpus import CorpusBuildConfig, build_corpus_dataset
 from .clips import decode_audio
 from .hub import push_to_hub
 from .instruments import DEFAULT_INSTRUMENTS, INSTRUMENTS, resolve_instruments
-from .latent_clips import LatentClips, collate_clips, random_crops
 from .latents import (
     check_same_autoencoder,
     encode_audio_dataset,
@@ -27,11 +26,9 @@ __all__ = [
     "CorpusBuildConfig",
     "DEFAULT_INSTRUMENTS",
     "INSTRUMENTS",
-    "LatentClips",
     "build_audio_dataset",
     "build_corpus_dataset",
     "check_same_autoencoder",
-    "collate_clips",
     "decode_audio",
     "encode_audio_dataset",
     "is_latent_dataset",
@@ -39,7 +36,6 @@ __all__ = [
     "load_latent_dataset",
     "load_or_encode_latent_dataset",
     "push_to_hub",
-    "random_crops",
     "read_summary",
     "resolve_instruments",
 ]

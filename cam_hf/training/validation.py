@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from .data.latent_clips import LatentClips, collate_clips
-from .listening import plot_spectrograms
-from .pipeline_cam import CAMPipeline
-from .sampler import default_scheduler
-from .training import CAMForTraining
+from ..listening import plot_spectrograms
+from ..pipeline_cam import CAMPipeline
+from ..sampler import default_scheduler
+from .latent_clips import LatentClips, collate_clips
+from .objective import CAMForTraining
 
 LOG_FILE = "train_log.jsonl"
 # Seeds of the epochs' orders and of the per-step generators are mixed from the run's seed with these primes.

@@ -9,11 +9,11 @@ import math
 import os
 from typing import TYPE_CHECKING
 
-from .training import DEFAULT_TRAINING_SETTINGS as DEFAULTS
-from .training import MODEL_PRESETS, trained_settings
+from .objective import DEFAULT_TRAINING_SETTINGS as DEFAULTS
+from .objective import MODEL_PRESETS, trained_settings
 
 if TYPE_CHECKING:
-    from .pipeline_cam import CAMPipeline
+    from ..pipeline_cam import CAMPipeline
 
 
 def parse_training_args(argv: list[str] | None = None, description: str | None = None) -> argparse.Namespace:

@@ -27,9 +27,9 @@ from diffusers import DDPMScheduler
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .configuration_cam import CAMConfig
-from .modeling_cam import CAMModel, mix_noise
-from .sampler import DEFAULT_NUM_INFERENCE_STEPS, EPSILON_BETA_SCHEDULE, CAMSampler
+from ..configuration_cam import CAMConfig
+from ..modeling_cam import CAMModel, mix_noise
+from ..sampler import DEFAULT_NUM_INFERENCE_STEPS, EPSILON_BETA_SCHEDULE, CAMSampler
 
 # Named model sizes for `examples/train.py --preset` (and `benchmarks/bench_train.py`). `context_frames` is
 # the training crop length; the Backbone's `max_position_embeddings` is one more (the start vector). "small"

@@ -1,0 +1,84 @@
+"""Training a CAM: the objective (`CAMForTraining`), the models a run starts from, and the parts of a run
+around them that `examples/train.py` puts together (its options, data, checkpoints, validation, log and
+summary).
+"""
+
+from .args import check_training_args, parse_training_args, resolve_training_defaults
+from .checkpoints import (
+    check_checkpoint,
+    find_checkpoint,
+    list_checkpoints,
+    resume_from_checkpoint,
+    save_checkpoint,
+)
+from .latent_clips import LatentClips, collate_clips, random_crops
+from .objective import (
+    DEFAULT_TRAINING_SETTINGS,
+    FINE_TUNING_BACKBONE_FIELDS,
+    FINE_TUNING_SAMPLER_FIELDS,
+    MODEL_PRESETS,
+    CAMForTraining,
+    CAMTrainingOutput,
+    few_step_fields,
+    fine_tuning_backbone_and_sampler,
+    new_backbone_and_sampler,
+    trained_settings,
+)
+from .validation import (
+    LOG_FILE,
+    StepLog,
+    check_weights_in_sync,
+    choose_precision,
+    data_seed,
+    hardware_name,
+    read_log,
+    run_validation,
+    save_trained_pipeline,
+    step_generator,
+    stop_if_not_finite,
+    summarize_run,
+    training_details,
+    training_pipeline,
+    validation_loss,
+    write_validation_audio,
+)
+
+__all__ = [
+    "DEFAULT_TRAINING_SETTINGS",
+    "FINE_TUNING_BACKBONE_FIELDS",
+    "FINE_TUNING_SAMPLER_FIELDS",
+    "LOG_FILE",
+    "MODEL_PRESETS",
+    "CAMForTraining",
+    "CAMTrainingOutput",
+    "LatentClips",
+    "StepLog",
+    "check_checkpoint",
+    "check_training_args",
+    "check_weights_in_sync",
+    "choose_precision",
+    "collate_clips",
+    "data_seed",
+    "few_step_fields",
+    "find_checkpoint",
+    "fine_tuning_backbone_and_sampler",
+    "hardware_name",
+    "list_checkpoints",
+    "new_backbone_and_sampler",
+    "parse_training_args",
+    "random_crops",
+    "read_log",
+    "resolve_training_defaults",
+    "resume_from_checkpoint",
+    "run_validation",
+    "save_checkpoint",
+    "save_trained_pipeline",
+    "step_generator",
+    "stop_if_not_finite",
+    "summarize_run",
+    "trained_settings",
+    "training_details",
+    "training_pipeline",
+    "validation_loss",
+    "write_validation_audio",
+]
