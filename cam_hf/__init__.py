@@ -28,8 +28,8 @@ _NAME_TO_MODULE = {
     "CAMSampler": "sampler",
     "default_scheduler": "sampler",
     "sample_next_frame": "generation",
-    "CAMForTraining": "training",
-    "CAMTrainingOutput": "training",
+    "CAMForTraining": "training.objective",
+    "CAMTrainingOutput": "training.objective",
 }
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .modeling_cam import CAMModel, CAMPreTrainedModel, mix_noise
     from .pipeline_cam import CAMPipeline
     from .sampler import CAMSampler, default_scheduler
-    from .training import CAMForTraining, CAMTrainingOutput
+    from .training.objective import CAMForTraining, CAMTrainingOutput
 
 
 def __getattr__(name: str):
