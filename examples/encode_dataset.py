@@ -22,7 +22,7 @@ listed in OUT/encode_summary.json.
 import argparse
 
 from cam_hf.data import encode_audio_dataset
-from cam_hf.data.latents import AUTOENCODERS, DEFAULT_WEIGHTS, LATENT_DTYPES, LATENT_NORMALIZATIONS
+from cam_hf.data.encode import AUTOENCODERS, DEFAULT_WEIGHTS, LATENT_DTYPES, LATENT_NORMALIZATIONS
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -1,4 +1,4 @@
-"""Latent datasets (`cam_hf.data.latents`, `examples/encode_dataset.py`) on a tiny audio dataset built in the
+"""Latent datasets (`cam_hf.data.encode`, `examples/encode_dataset.py`) on a tiny audio dataset built in the
 test: the encoding itself, statistics from the train split only, resumption after a kill at any point, skipped
 clips, worker processes, the other autoencoders on weights the tests create, and the mel codec's global
 normalisation."""
@@ -25,7 +25,7 @@ from cam_hf.data import (
     is_latent_dataset,
     load_latent_dataset,
 )
-from cam_hf.data import latents as latents_module
+from cam_hf.data import encode as encode_module
 from tests.test_autoencoders import TINY_ENCODEC, TINY_MEL, TINY_OOBLECK, harmonic_notes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,7 +140,7 @@ def test_an_interrupted_encoding_resumes_to_the_same_dataset(
     output_dir = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:
         if where == "after 3 shards":
-            patch.setattr(latents_module, "_encode_shard", _interrupt_after(3, latents_module._encode_shard))
+            patch.setattr(encode_module, "_encode_shard", _interrupt_after(3, encode_module._encode_shard))
         elif where == "while fitting":
             patch.setattr(
                 MelAutoencoder, "_stacked_features", _interrupt_after(2, MelAutoencoder._stacked_features)

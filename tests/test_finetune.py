@@ -13,7 +13,7 @@ import torch
 
 from cam_hf import CAMPipeline
 from cam_hf.autoencoders import MelAutoencoder
-from cam_hf.data.latents import check_same_autoencoder
+from cam_hf.data.encode import check_same_autoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "cam-music21-small"

@@ -11,7 +11,7 @@ from .build_from_corpus import CorpusBuildConfig, build_corpus_dataset
 from .clips import decode_audio
 from .hub import push_to_hub
 from .instruments import DEFAULT_INSTRUMENTS, INSTRUMENTS, resolve_instruments
-from .latents import (
+from .encode import (
     check_same_autoencoder,
     encode_audio_dataset,
     is_latent_dataset,
