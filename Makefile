@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install test test-slow lint demo app train train-base clean
+.PHONY: install system-deps test test-slow lint format demo app train train-base clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,25 +22,43 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+# Debian packages the tests and the app need: chromium (tests/test_app.py drives the app in a real browser) and
+# ffmpeg (Gradio streams audio through it). apt-get as root, through sudo otherwise; nothing is done when both are
+# on PATH already.
+SYSTEM_PACKAGES := chromium ffmpeg
+SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
+system-deps:
+	@missing="$(foreach p,$(SYSTEM_PACKAGES),$(if $(shell command -v $(p)),,$(p)))"; \
+	if [ -n "$$(echo $$missing)" ]; then \
+		if [ "$$(id -u)" != 0 ] && [ -z "$(SUDO)" ]; then \
+			echo "Missing system packages:$$missing. Install them as root (apt-get install$$missing), or run make" \
+				"as root or with sudo on PATH." >&2; exit 1; \
+		fi; \
+		echo "Installing$$missing with apt-get"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing || { \
+			echo "apt-get could not install$$missing: install them by hand (Debian package names)." >&2; exit 1; }; \
+	fi
+
+test: install system-deps
 	$(PY) -m pytest -q
 
-test-slow: install
+test-slow: install system-deps
 	$(PY) -m pytest -q -m slow
 
+# `ruff format` keeps one style across the tree; `make format` applies it.
 lint: install
 	$(VENV)/bin/ruff check cam_hf tests examples benchmarks
+	$(VENV)/bin/ruff format --check cam_hf tests examples benchmarks
+
+format: install
+	$(VENV)/bin/ruff format cam_hf tests examples benchmarks
 
 demo: install
 	$(PY) examples/demo.py --output_dir outputs/demo
 
 # The web app (docs/app.md) on http://127.0.0.1:7860; APP_ARGS passes flags (e.g. APP_ARGS="--max_seconds 600").
-# Gradio streams audio through ffmpeg: installed with apt-get where missing (without it the app sends whole files).
 APP_ARGS ?=
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-app: install
-	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q ffmpeg; } || \
-		echo "ffmpeg could not be installed: the app will send whole files instead of streaming them."
+app: install system-deps
 	$(PY) examples/app.py $(APP_ARGS)
 
 # The shipped model (docs/training.md): render 3,000 pieces of the music21 corpus, encode them with the mel codec, then
