@@ -27,10 +27,20 @@ from .autoencoders.base import (
 from .generation import FrameSampler, SlidingWindow
 from .hub_utils import PipelineSharingMixin
 from .modeling_cam import CAMModel, mix_noise
+from .pipeline_checks import (
+    MAX_AUDIO_LENGTH_IN_S,
+    MAX_FRAME_RATE,
+    MAX_GUIDANCE_SCALE,
+    OUTPUT_TYPES,
+    check_callback_outputs,
+    check_components,
+    check_generated_latents,
+    check_generation_inputs,
+    check_num_waveforms_per_prompt,
+    check_prompt,
+)
 from .sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler
-from .utils import checks
 from .utils.audio import as_audio_batch
-from .utils.checks import MAX_AUDIO_LENGTH_IN_S, MAX_FRAME_RATE, MAX_GUIDANCE_SCALE, OUTPUT_TYPES
 
 
 class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
@@ -63,7 +73,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         autoencoder: AudioAutoencoderMixin | None,
     ):
         super().__init__()
-        checks.check_components(backbone=backbone, sampler=sampler, autoencoder=autoencoder)
+        check_components(backbone=backbone, sampler=sampler, autoencoder=autoencoder)
         self.register_modules(
             backbone=backbone, sampler=sampler, scheduler=scheduler, autoencoder=autoencoder
         )
@@ -130,11 +140,11 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             `None` without a prompt.
         """
         owner = self.backbone.config if self.backbone is not None else self.autoencoder
-        checks.check_prompt(
+        check_prompt(
             audio=audio, sample_rate=sample_rate, prompt_latents=prompt_latents, latent_dim=owner.latent_dim,
             autoencoder=self.autoencoder,
         )
-        checks.check_num_waveforms_per_prompt(num_waveforms_per_prompt)
+        check_num_waveforms_per_prompt(num_waveforms_per_prompt)
         copies = num_waveforms_per_prompt
         return self._encode_checked_prompt(audio, sample_rate, prompt_latents, copies, device)
 
@@ -234,7 +244,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         """Runs the callback on the new frame and returns the frame it leaves (replaced or not), checked."""
         latents = frame[:, None]
         outputs = callback(self, index, index, {name: {"latents": latents}[name] for name in tensor_inputs})
-        replaced = checks.check_callback_outputs(outputs, latents, index)
+        replaced = check_callback_outputs(outputs, latents, index)
         return frame if replaced is latents else replaced[:, 0].to(frame)
 
     def decode_latents(
@@ -379,7 +389,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             num_inference_steps = self.sampler.config.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
 
         # 1. Check every argument, before any work.
-        batch_size = checks.check_generation_inputs(
+        batch_size = check_generation_inputs(
             self,
             audio=audio, sample_rate=sample_rate, prompt_latents=prompt_latents,
             audio_length_in_s=audio_length_in_s, num_frames=num_frames,
@@ -418,7 +428,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         "latent"."""
         if output_type == "latent":
             # Decoding would catch a diverged Sampler's NaN; undecoded frames are checked once per chunk.
-            chunks = map(checks.check_generated_latents, _stack_in_chunks(frames, chunk_frames))
+            chunks = map(check_generated_latents, _stack_in_chunks(frames, chunk_frames))
         else:
             pieces = (frame[:, None] for frame in frames)
             chunks = self.autoencoder.decode_stream_beside(pieces, chunk_frames, context_frames)

@@ -14,14 +14,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cam_hf.testing_utils import random_pipeline
-from cam_hf.utils.checks import (
-    MAX_AUDIO_AMPLITUDE,
+from cam_hf.pipeline_checks import (
     MAX_AUDIO_LENGTH_IN_S,
     MAX_BATCH_SIZE,
     MAX_NUM_INFERENCE_STEPS,
     OUTPUT_TYPES,
 )
+from cam_hf.testing_utils import random_pipeline
+from cam_hf.utils.checks import MAX_AUDIO_AMPLITUDE
 
 PROPERTY_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
