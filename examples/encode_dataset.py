@@ -21,8 +21,9 @@ listed in OUT/encode_summary.json.
 
 import argparse
 
+from cam_hf.autoencoders.loading import AUTOENCODERS, DEFAULT_WEIGHTS
 from cam_hf.data import encode_audio_dataset
-from cam_hf.data.encode import AUTOENCODERS, DEFAULT_WEIGHTS, LATENT_DTYPES, LATENT_NORMALIZATIONS
+from cam_hf.data.encode import LATENT_DTYPES, LATENT_NORMALIZATIONS
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

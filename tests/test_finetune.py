@@ -12,8 +12,7 @@ import soundfile as sf
 import torch
 
 from cam_hf import CAMPipeline
-from cam_hf.autoencoders import MelAutoencoder
-from cam_hf.data.encode import check_same_autoencoder
+from cam_hf.autoencoders import MelAutoencoder, check_same_autoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "cam-music21-small"

@@ -13,6 +13,8 @@ _NAME_TO_MODULE = {
     "AudioAutoencoderMixin": "base",
     "resample_audio": "base",
     "EncodecAutoencoder": "encodec",
+    "check_same_autoencoder": "loading",
+    "load_autoencoder": "loading",
     "MelAutoencoder": "mel",
     "Music2LatentAutoencoder": "music2latent",
     "OobleckAutoencoder": "oobleck",
@@ -21,6 +23,7 @@ _NAME_TO_MODULE = {
 if TYPE_CHECKING:
     from .base import AudioAutoencoderMixin, resample_audio
     from .encodec import EncodecAutoencoder
+    from .loading import check_same_autoencoder, load_autoencoder
     from .mel import MelAutoencoder
     from .music2latent import Music2LatentAutoencoder
     from .oobleck import OobleckAutoencoder
@@ -44,5 +47,7 @@ __all__ = [
     "MelAutoencoder",
     "Music2LatentAutoencoder",
     "OobleckAutoencoder",
+    "check_same_autoencoder",
+    "load_autoencoder",
     "resample_audio",
 ]

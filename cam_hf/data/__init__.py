@@ -6,19 +6,18 @@ Needs the `data` extra (`music21`, `pretty_midi`) and `tinysoundfont` (`pip inst
 Not imported by `import cam_hf`, so the model works without these packages.
 """
 
+from ..autoencoders.loading import check_same_autoencoder, load_autoencoder
 from .build_from_audio import AudioBuildConfig, build_audio_dataset
 from .build_from_corpus import CorpusBuildConfig, build_corpus_dataset
 from .clips import decode_audio
-from .hub import push_to_hub
-from .instruments import DEFAULT_INSTRUMENTS, INSTRUMENTS, resolve_instruments
 from .encode import (
-    check_same_autoencoder,
     encode_audio_dataset,
     is_latent_dataset,
-    load_autoencoder,
     load_latent_dataset,
     load_or_encode_latent_dataset,
 )
+from .hub import push_to_hub
+from .instruments import DEFAULT_INSTRUMENTS, INSTRUMENTS, resolve_instruments
 from .summary import read_summary
 
 __all__ = [
