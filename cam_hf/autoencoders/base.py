@@ -99,6 +99,15 @@ class AudioAutoencoderMixin:
         chunks (the default) decodes each on its own; the mel codec carries its Griffin-Lim phase."""
         return self._decode(latents), None
 
+    @property
+    def exact_decode_context_frames(self) -> int | None:
+        """Frames of context on each side with which a chunk decodes, away from its edges, exactly as within
+        the whole latents (a decoder with a finite receptive field, such as the mel codec's vocoder), or
+        `None` when no context makes chunks exact (Griffin-Lim's phase, a sampling decoder: the default).
+        With a number, `decode_stream` uses at least that much context and no crossfade: the previous chunk's
+        decode of the frames at its edge is the one inexact piece a crossfade would mix in."""
+        return None
+
     # ---- shared --------------------------------------------------------------------------------------------
 
     @property
@@ -182,8 +191,10 @@ class AudioAutoencoderMixin:
         each side (where they exist), so the codec sees the signal continue across the chunk's edges; the
         audio of the first `decode_context_frames` frames of a chunk is crossfaded with the previous chunk's
         decode of the same frames, which hides the seam a per-chunk decoder (Griffin-Lim's phase, a VAE's
-        receptive field) would leave. A chunk is yielded once `decode_context_frames` frames past its end
-        exist: latency is one chunk plus the context, and memory holds at most a chunk and its context,
+        receptive field) would leave. A codec whose chunks decode exactly given enough context
+        (`exact_decode_context_frames`: the mel codec with a vocoder) gets at least that much context and no
+        crossfade, and its chunks equal the whole decode. A chunk is yielded once the context frames past its
+        end exist: latency is one chunk plus the context, and memory holds at most a chunk and its context,
         however long the stream.
 
         Arguments are checked when this is called, not when the first chunk is asked for.
@@ -205,6 +216,9 @@ class AudioAutoencoderMixin:
 
     def _decode_stream(self, pieces: Iterator[torch.Tensor], chunk: int, context: int):
         hop = self.hop_length
+        exact_context = self.exact_decode_context_frames
+        if exact_context is not None:
+            context = max(context, exact_context)
         # `pending`: the pieces some chunk still needs, starting at frame number `offset`.
         pending, offset = [], 0
         available = 0  # frames received so far
@@ -224,7 +238,7 @@ class AudioAutoencoderMixin:
                 raw = self.denormalize_latents(latents.float())
                 audio, carried = self._decode_continuing(raw, carried, next_first - first)
             body = audio[..., (start - first) * hop : (end - first) * hop]
-            if previous_tail is not None and previous_tail.shape[-1] > 0:
+            if exact_context is None and previous_tail is not None and previous_tail.shape[-1] > 0:
                 body = crossfade(previous_tail, body)
             previous_tail = audio[..., (end - first) * hop :]
             # Keep only the frames the next chunk's left context needs.

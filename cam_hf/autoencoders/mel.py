@@ -3,7 +3,8 @@
 encode: audio -> |STFT| -> mel filterbank -> log -> stack `frames_per_latent` consecutive mel frames into one
         vector -> (optional) PCA to `latent_dim` -> normalise.
 decode: the same steps backwards; the linear magnitude is recovered from the mel one with the filterbank's
-        pseudo-inverse, and the phase with fast Griffin-Lim (`torch.stft` / `torch.istft`).
+        pseudo-inverse, and the phase with fast Griffin-Lim (`torch.stft` / `torch.istft`); or, when a trained
+        `MelVocoder` is attached (`set_vocoder`), the log-mel frames go through it instead.
 
 Why stacking + PCA: the Sampler is an MLP flow head that models one frame at a time and does well with ~64-128
 dimensions at ~10-20 frames per second. A single mel frame at a hop coarse enough for that frame rate smears
@@ -13,15 +14,26 @@ folds the (highly correlated) stacked vector down to `latent_dim`.
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 from collections.abc import Iterable
 
-import librosa
-import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import logging
 
 from .base import _MIN_STD, AudioAutoencoderMixin
+from .vocoder import MelVocoder, mel_filterbank
+
+logger = logging.get_logger(__name__)
+
+# The subfolder of a saved codec that holds its vocoder (`MelVocoder.save_pretrained`), when it has one.
+VOCODER_SUBFOLDER = "vocoder"
+# `from_pretrained` arguments that say where and how to fetch files, passed on to the vocoder's loading; the
+# rest (dtype, device map, ...) are the codec's: the vocoder always computes in float32.
+_FETCH_ARGUMENTS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 
 
 class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
@@ -68,6 +80,12 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
             hand.
         latents_mean (`list[float]`, *optional*): per-channel latent mean, set by `fit_latent_statistics`.
         latents_std (`list[float]`, *optional*): per-channel latent standard deviation, set likewise.
+
+    A learned decoder (`MelVocoder`, optional): `set_vocoder` attaches one, and `decode` then runs it on the
+    log-mel frames instead of Griffin-Lim. It is not part of the codec's config or weights file but saved
+    beside them, in a `vocoder/` subfolder that `from_pretrained` reads when present: the latents do not
+    depend on it, so a codec with a vocoder is the same codec for encoding (`check_same_autoencoder` compares
+    config and weights), folders saved before it load unchanged, and the shipped model decodes as before.
     """
 
     # diffusers' mechanism for modules kept in float32: `from_pretrained(dtype=...)` loads the fitted PCA in
@@ -102,13 +120,11 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
                 f"latent_dim ({latent_dim}) exceeds audio_channels * n_mels * frames_per_latent "
                 f"({self.stacked_dim}): lower latent_dim or stack more frames."
             )
-        mel_basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max)
+        mel_basis, mel_inverse = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
         # Derived from the config, so not saved (persistent=False): the weights file holds only the fitted
         # PCA.
-        self.register_buffer("mel_basis", torch.from_numpy(mel_basis).float(), persistent=False)
-        self.register_buffer(
-            "mel_inverse", torch.from_numpy(np.linalg.pinv(mel_basis)).float(), persistent=False
-        )
+        self.register_buffer("mel_basis", mel_basis, persistent=False)
+        self.register_buffer("mel_inverse", mel_inverse, persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft, dtype=torch.float32), persistent=False)
         # PCA: latents = (stacked - projection_mean) @ projection. Identity until fitted.
         self.register_buffer("projection", torch.eye(self.stacked_dim, latent_dim, dtype=torch.float32))
@@ -116,6 +132,9 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         # The precision asked for, which `dtype` reports: `from_pretrained(dtype=...)` builds the model under
         # that default dtype, and `_apply` follows every cast.
         self._requested_dtype = torch.get_default_dtype()
+        # Held outside `_modules` (see the class docstring): `state_dict` and `parameters` are the latents'
+        # alone.
+        self.__dict__["_vocoder"] = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -133,6 +152,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         for name, buffer in self._buffers.items():
             if buffer is not None and buffer.dtype != originals[name].dtype:
                 self._buffers[name] = originals[name].to(buffer.device)
+        if self._vocoder is not None:  # it follows the codec's device, in float32 like the buffers
+            self._vocoder.to(fn(torch.empty(0, device=self._vocoder.device)).device)
         return self
 
     # ---- interface -----------------------------------------------------------------------------------------
@@ -226,19 +247,141 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         # float32.
         return torch.matmul(stacked - self.projection_mean.float(), self.projection.float())
 
+    def latents_to_log_mel(self, latents: torch.Tensor) -> torch.Tensor:
+        """
+        The log-mel frames that raw latents stand for: the PCA projection undone, the frames unstacked.
+
+        Args:
+            latents (`torch.Tensor` of shape `[B, T, latent_dim]`): raw (unnormalised) latents, as `_encode`
+                gives them.
+
+        Returns:
+            `torch.Tensor` of shape `[B, audio_channels, n_mels, T * frames_per_latent]`: what decoding turns
+            into audio, Griffin-Lim or the vocoder.
+        """
+        self._check_projection()
+        return self._unstack(torch.matmul(latents, self.projection.float().T) + self.projection_mean.float())
+
+    # ---- the learned decoder -------------------------------------------------------------------------------
+
+    @property
+    def vocoder(self) -> MelVocoder | None:
+        """The attached `MelVocoder` that decodes instead of Griffin-Lim, or `None` (Griffin-Lim)."""
+        return self._vocoder
+
+    def set_vocoder(self, vocoder: MelVocoder | None) -> None:
+        """
+        Attach a trained vocoder (decoding then runs it instead of Griffin-Lim), or detach it with `None`. The
+        latents are unchanged either way; `save_pretrained` saves it in the `vocoder/` subfolder.
+
+        Args:
+            vocoder (`MelVocoder`, *optional*): made for this codec's STFT and mel settings
+                (`MelVocoder.for_codec`); moved to the codec's device, in float32, in eval mode.
+
+        Raises:
+            `ValueError`: not a `MelVocoder`, or one made for other settings (named, with both values).
+        """
+        if vocoder is not None:
+            if not isinstance(vocoder, MelVocoder):
+                raise ValueError(f"set_vocoder takes a MelVocoder or None, got {type(vocoder).__name__}.")
+            ours = self.config
+            expected = {
+                "sample_rate": ours.sample_rate,
+                "n_fft": ours.n_fft,
+                "hop_length": ours.stft_hop_length,
+                "n_mels": ours.n_mels,
+                "f_min": ours.f_min,
+                "f_max": ours.f_max,
+                "log_floor": ours.log_floor,
+            }
+            differ = {k: (vocoder.config[k], v) for k, v in expected.items() if vocoder.config[k] != v}
+            if differ:
+                listed = ", ".join(f"{k} {theirs} (codec: {mine})" for k, (theirs, mine) in differ.items())
+                raise ValueError(
+                    f"This vocoder was made for other mel settings than the codec's: {listed}. Train one "
+                    "for this codec (MelVocoder.for_codec(codec), examples/train_vocoder.py)."
+                )
+            # `.float()`, not `.to(dtype=...)`, after which diffusers warns whatever the model.
+            vocoder = vocoder.float().to(self.mel_basis.device).eval()
+        self.__dict__["_vocoder"] = vocoder
+
+    @property
+    def exact_decode_context_frames(self) -> int | None:
+        """With a vocoder: the latent frames of context that cover its receptive field (see
+        `MelVocoder.context_frames`), with which chunked decoding equals whole decoding. With Griffin-Lim:
+        `None` (chunks are crossfaded)."""
+        if self._vocoder is None:
+            return None
+        return math.ceil(self._vocoder.context_frames / self.config.frames_per_latent)
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *,
+        is_main_process: bool = True,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        **kwargs,
+    ) -> None:
+        """`ModelMixin.save_pretrained`, and the vocoder, when there is one, in the `vocoder/` subfolder (a
+        `vocoder/` left there by an earlier save is removed otherwise, so that the folder loads as what was
+        saved). Written before the codec's own files, so that `push_to_hub=True` uploads it too."""
+        folder = os.path.join(save_directory, VOCODER_SUBFOLDER)
+        if is_main_process:
+            if os.path.isdir(folder):
+                shutil.rmtree(folder)
+            if self._vocoder is not None:
+                self._vocoder.save_pretrained(folder, safe_serialization=safe_serialization, variant=variant)
+        super().save_pretrained(
+            save_directory,
+            is_main_process=is_main_process,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> MelAutoencoder:
+        """`ModelMixin.from_pretrained`, with the vocoder of the `vocoder/` subfolder attached when the folder
+        has one (folders without it, every one saved before vocoders existed, decode with Griffin-Lim)."""
+        codec = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        subfolder = os.path.join(kwargs.get("subfolder") or "", VOCODER_SUBFOLDER)
+        fetch = {name: kwargs[name] for name in _FETCH_ARGUMENTS if name in kwargs}
+        if os.path.isdir(pretrained_model_name_or_path):
+            # The folder itself, not `subfolder=`: diffusers would load the codec's weights file above it.
+            folder = os.path.join(pretrained_model_name_or_path, subfolder)
+            if os.path.isdir(folder):
+                codec.set_vocoder(MelVocoder.from_pretrained(folder))
+        else:  # a Hub repository: its vocoder, if it has one
+            try:
+                vocoder = MelVocoder.from_pretrained(
+                    pretrained_model_name_or_path, subfolder=subfolder, **fetch
+                )
+            except OSError as error:  # diffusers' error for a repository without that file
+                logger.info(
+                    f"No vocoder in {pretrained_model_name_or_path} ({error}): decoding with Griffin-Lim."
+                )
+                vocoder = None
+            codec.set_vocoder(vocoder)
+        return codec
+
+    # ---- decoding ------------------------------------------------------------------------------------------
+
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self._decode_continuing(latents, None, latents.shape[1])[0]
 
     def _decode_continuing(
         self, latents: torch.Tensor, phase: torch.Tensor | None, keep_from: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`_decode` of a chunk of a stream: Griffin-Lim starts the chunk's first STFT frames from the phase
         the previous chunk reached on the same frames (`phase`), and returns, beside the audio, the phase of
-        the frames from latent frame `keep_from` on, where the next chunk starts."""
-        self._check_projection()
-        stacked = torch.matmul(latents, self.projection.float().T) + self.projection_mean.float()
-        log_mel = self._unstack(stacked)
+        the frames from latent frame `keep_from` on, where the next chunk starts. A vocoder carries nothing:
+        given `exact_decode_context_frames` of context its chunks need no help to join."""
+        log_mel = self.latents_to_log_mel(latents)
         batch, channels, n_mels, frames = log_mel.shape
+        if self._vocoder is not None:
+            audio = self._vocoder(log_mel.reshape(batch * channels, n_mels, frames))
+            return audio.float().reshape(batch, channels, -1), None
         mel = log_mel.reshape(batch * channels, n_mels, frames).exp()
         # Least-squares inverse of the filterbank; negative values are not magnitudes, so they are clipped.
         magnitude = torch.matmul(self.mel_inverse, mel).clamp(min=0)
