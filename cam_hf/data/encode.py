@@ -1,5 +1,5 @@
-"""Latent datasets: an audio `DatasetDict` encoded once, by a CAM autoencoder, into the latents the model
-trains on.
+"""Encoding an audio `DatasetDict` into a latent dataset (the layout `latents.py` describes and loads), once,
+by a CAM autoencoder, resumably and in worker processes.
 
     audio DatasetDict (save_to_disk)
       --fit the autoencoder's statistics (the mel codec's PCA) on a sample of the TRAIN split-->
@@ -8,12 +8,11 @@ trains on.
       encode_summary.json, README.md
 
 Resumable at any point: every file is written under a temporary name and renamed into place, a shard counts as
-done
-only once its record (`NNNNN.json`, written after its data) exists, and everything random is seeded. A run
-killed anywhere and started again with the same options skips the finished shards and gives the same dataset,
-byte for byte, as a run never interrupted. A clip that fails to decode or to encode is skipped, listed in
-`encode_summary.json` with its reason and printed; the options are kept in `encode_options.json` so that a
-second run with other options refuses the folder instead of mixing two encodings.
+done only once its record (`NNNNN.json`, written after its data) exists, and everything random is seeded. A
+run killed anywhere and started again with the same options skips the finished shards and gives the same
+dataset, byte for byte, as a run never interrupted. A clip that fails to decode or to encode is skipped,
+listed in `encode_summary.json` with its reason and printed; the options are kept in `encode_options.json` so
+that a second run with other options refuses the folder instead of mixing two encodings.
 """
 
 from __future__ import annotations
@@ -33,20 +32,18 @@ from datasets.arrow_writer import ArrowWriter
 from tqdm.auto import tqdm
 
 from ..autoencoders import AudioAutoencoderMixin
-from ..autoencoders.loading import AUTOENCODERS, load_autoencoder
+from ..autoencoders.loading import load_autoencoder
 from .build import map_in_workers
 from .card import write_latent_card
 from .clips import decode_audio
-from .summary import ENCODE_SUMMARY_FILE, render_encoding_summary, summarize_encoding
+from .latents import AUTOENCODER_DIR, OPTIONS_FILE, SUMMARY_FILE, is_latent_dataset
+from .summary import render_encoding_summary, summarize_encoding
 
 LATENT_DTYPES = ("float16", "float32")
 LATENT_NORMALIZATIONS = ("per_channel", "global")
 # Columns this module adds to the audio dataset's metadata.
 ADDED_COLUMNS = ("latents", "num_frames", "source_index")
 
-OPTIONS_FILE = "encode_options.json"
-SUMMARY_FILE = ENCODE_SUMMARY_FILE
-AUTOENCODER_DIR = "autoencoder"
 SHARDS_DIR = "_shards"
 
 
@@ -70,13 +67,6 @@ def _read_json(path: str) -> dict:
 def _as_channels_first(audio: np.ndarray) -> torch.Tensor:
     """soundfile's `[samples]` or `[samples, channels]` -> `[channels, samples]`."""
     return torch.from_numpy(np.ascontiguousarray(audio.T if audio.ndim == 2 else audio[None]))
-
-
-def is_latent_dataset(path: str) -> bool:
-    """Whether `path` holds a finished latent dataset (as written by `encode_audio_dataset`)."""
-    return os.path.isfile(os.path.join(path, SUMMARY_FILE)) and os.path.isdir(
-        os.path.join(path, AUTOENCODER_DIR)
-    )
 
 
 def _load_audio_dataset(dataset_dir: str, audio_column: str) -> DatasetDict:
@@ -554,74 +544,3 @@ def _assemble(output_dir: str, audio: DatasetDict, records: dict) -> None:
             f"No clip of {list(audio)} could be encoded: see the skipped clips in {output_dir}/_shards."
         )
     dataset.save_to_disk(output_dir)
-
-
-def load_latent_dataset(path: str) -> tuple[DatasetDict, AudioAutoencoderMixin]:
-    """
-    Load a latent dataset written by `encode_audio_dataset`, with the autoencoder it was encoded with.
-
-    Args:
-        path (`str`): the `output_dir` of `encode_audio_dataset`.
-
-    Returns:
-        `tuple`: the `datasets.DatasetDict` (memory-mapped) and the fitted autoencoder (`from_pretrained`,
-            eval mode).
-    """
-    if not is_latent_dataset(path):
-        unfinished = os.path.isfile(os.path.join(path, OPTIONS_FILE))
-        raise ValueError(
-            f"{path!r} is not a finished latent dataset"
-            + (
-                ": its encoding was interrupted; run examples/encode_dataset.py with the same options to "
-                "resume it."
-                if unfinished
-                else ": make one with `python examples/encode_dataset.py --dataset_dir AUDIO --output_dir "
-                "DIR`."
-            )
-        )
-    class_name = _read_json(os.path.join(path, AUTOENCODER_DIR, "config.json")).get("_class_name")
-    classes = {cls.__name__: cls for cls in AUTOENCODERS.values()}
-    if class_name not in classes:
-        raise ValueError(
-            f"{path!r} was encoded with {class_name!r}, not one of {sorted(classes)}: load it with its own "
-            "class."
-        )
-    autoencoder = classes[class_name].from_pretrained(os.path.join(path, AUTOENCODER_DIR)).eval()
-    return DatasetDict.load_from_disk(path), autoencoder
-
-
-def load_or_encode_latent_dataset(
-    dataset_dir: str,
-    cache_dir: str | None = None,
-    autoencoder: str | AudioAutoencoderMixin = "mel",
-    autoencoder_path: str | None = None,
-) -> tuple[DatasetDict, AudioAutoencoderMixin, str]:
-    r"""
-    A latent dataset to train on: `dataset_dir` itself when it is one, else the audio dataset `dataset_dir`
-    encoded into `cache_dir` (once: a finished encoding is reused, an interrupted one resumed).
-
-    Args:
-        dataset_dir (`str`): a latent dataset, or an audio `DatasetDict` saved with `save_to_disk`.
-        cache_dir (`str`, *optional*): where an audio dataset is encoded to; needed for one.
-        autoencoder (`str` or `AudioAutoencoderMixin`, defaults to `"mel"`): the codec that encodes an audio
-            dataset (a name for `load_autoencoder`, or a codec, e.g. a pipeline's).
-        autoencoder_path (`str`, *optional*): the weights of a codec given by name.
-
-    Returns:
-        `tuple`: the latent `DatasetDict`, its autoencoder, and the folder they were loaded from.
-    """
-    if not os.path.isdir(dataset_dir):
-        raise ValueError(
-            f"dataset_dir {dataset_dir!r} is not a folder: pass a dataset saved by examples/make_dataset.py "
-            "or examples/encode_dataset.py."
-        )
-    path = dataset_dir
-    if not is_latent_dataset(dataset_dir):
-        if cache_dir is None:
-            raise ValueError(f"{dataset_dir!r} is an audio dataset: pass a cache_dir to encode it into.")
-        encode_audio_dataset(
-            dataset_dir, cache_dir, autoencoder=autoencoder, autoencoder_path=autoencoder_path
-        )
-        path = cache_dir
-    dataset, codec = load_latent_dataset(path)
-    return dataset, codec, path
