@@ -56,6 +56,16 @@ class CAMConfig(PreTrainedConfig):
             `instrument_names[i]`, and id `len(instrument_names)` is "no instrument" (the unconditional class
             used for label dropout in training and for classifier-free guidance). `None` for an unconditional
             Backbone.
+        short_context_frames (`int`, *optional*, defaults to 0):
+            K, the number of CLEAN frames the short context sees (CALM, arXiv 2509.06926): a small causal
+            convolution stack over x_{t-K+1}..x_t, read before the noise augmentation, whose output is added to
+            z_t. The noisy long context gives robustness, the clean short one the local detail the noise
+            destroys. `0` turns it off (as in every model saved before it existed).
+        short_context_num_layers (`int`, *optional*, defaults to 2):
+            Convolutions in the short context; each has kernel `(K - 1) / layers + 1`, so `K - 1` must be a
+            multiple of this.
+        short_context_hidden_size (`int`, *optional*):
+            Channels of the short context's convolutions. Defaults to `hidden_size`.
     """
 
     model_type = "cam"
@@ -78,11 +88,16 @@ class CAMConfig(PreTrainedConfig):
     inference_noise: float = 0.02
     condition_on_noise_level: bool = False
     instrument_names: list[str] | None = None
+    short_context_frames: int = 0
+    short_context_num_layers: int = 2
+    short_context_hidden_size: int | None = None
     use_cache: bool = True
 
     def __post_init__(self, **kwargs):
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
+        if self.short_context_hidden_size is None:
+            self.short_context_hidden_size = self.hidden_size
         super().__post_init__(**kwargs)
         self._validate()
 
@@ -133,6 +148,23 @@ class CAMConfig(PreTrainedConfig):
             raise ValueError(
                 f"`noise_mixing` must be one of {NOISE_MIXING_MODES}, got {self.noise_mixing!r}."
             )
+        if self.short_context_frames < 0:
+            raise ValueError(
+                f"`short_context_frames` must be 0 (off) or a positive number of frames, got "
+                f"{self.short_context_frames}."
+            )
+        if self.short_context_frames:
+            layers = self.short_context_num_layers
+            if layers < 1 or (self.short_context_frames - 1) % layers != 0:
+                raise ValueError(
+                    f"`short_context_frames - 1` ({self.short_context_frames - 1}) must be a multiple of "
+                    f"`short_context_num_layers` ({layers}, at least 1): each convolution then sees "
+                    "(frames - 1) / layers + 1 frames."
+                )
+            if self.short_context_hidden_size < 1:
+                raise ValueError(
+                    f"`short_context_hidden_size` must be positive, got {self.short_context_hidden_size}."
+                )
         if self.rope_theta <= 0:
             raise ValueError(f"`rope_theta` must be positive, got {self.rope_theta}.")
         if self.instrument_names is not None:
@@ -153,6 +185,11 @@ class CAMConfig(PreTrainedConfig):
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def short_context_kernel_size(self) -> int:
+        """The kernel of each short-context convolution: together they see `short_context_frames` frames."""
+        return (self.short_context_frames - 1) // self.short_context_num_layers + 1
 
     @property
     def num_instruments(self) -> int:

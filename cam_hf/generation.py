@@ -6,6 +6,7 @@ and a diffusers scheduler. [`sample_next_frame`] is one such draw, for a single 
 """
 
 import inspect
+import math
 import numbers
 
 import torch
@@ -14,7 +15,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
 from .modeling_cam import CAMModel
-from .sampler import CAMSampler
+from .sampler import CAMSampler, check_temperature
 
 # `sample_next_frame` precomputes the AdaLN modulations of all steps at once up to this many rows (batch x
 # steps): beyond it the batch alone reuses the weights well, and the precomputed tensors would cost memory for
@@ -25,7 +26,8 @@ MAX_PRECOMPUTED_ROWS = 1024
 class SlidingWindow:
     r"""
     The Backbone's memory while generating frame by frame: the start vector, then the last frames as they
-    were fed (inference noise included) at positions 1, 2, ..., with their KV cache.
+    were fed (inference noise included) at positions 1, 2, ..., with their KV cache. For a Backbone with a
+    short context, the same frames clean (as the Sampler drew them, before the inference noise) beside them.
 
     Each new frame costs one cached Backbone step. When the next frame would not fit in the context, the
     window is rebuilt from the start vector and the last `context_frames - context_shift` frames, exactly as
@@ -50,39 +52,73 @@ class SlidingWindow:
         self.backbone, self.context_shift, self.noise_level = backbone, context_shift, noise_level
         self.instrument_ids = instrument_ids
         self.context_frames = backbone.config.max_position_embeddings - 1
-        self.frames, self.length, self.cache = None, 0, None
+        self.reads_clean_frames = backbone.config.short_context_frames > 0
+        self.frames, self.clean_frames, self.length, self.cache = None, None, 0, None
 
-    def start(self, frames: torch.Tensor) -> torch.Tensor:
+    def start(self, frames: torch.Tensor, clean_frames: torch.Tensor | None = None) -> torch.Tensor:
         """Fills the window behind the start vector with the last of `frames`
         `(batch_size, num_frames, latent_dim)` (a prompt as fed; `num_frames` may be 0) and returns the
-        Backbone's output at the last position, z."""
+        Backbone's output at the last position, z. `clean_frames` (same shape: the prompt before the inference
+        noise) is required by a Backbone with a short context, and ignored by others."""
         batch_size, _, latent_dim = frames.shape
+        kept = self.context_frames - self.context_shift
         self.frames = frames.new_empty(batch_size, self.context_frames, latent_dim)
-        return self._refill(frames[:, -(self.context_frames - self.context_shift) :])
+        if self.reads_clean_frames:
+            self._check_clean(frames, clean_frames)
+            self.clean_frames = torch.empty_like(self.frames)
+            clean_frames = clean_frames[:, -kept:]
+        return self._refill(frames[:, -kept:], clean_frames)
 
-    def append(self, frame: torch.Tensor) -> torch.Tensor:
-        """Feeds one frame `(batch_size, latent_dim)` (as fed: noise included) and returns the next z."""
+    def append(self, frame: torch.Tensor, clean_frame: torch.Tensor | None = None) -> torch.Tensor:
+        """Feeds one frame `(batch_size, latent_dim)` (as fed: noise included) and returns the next z.
+        `clean_frame` (same shape: the frame as drawn) is required by a Backbone with a short context."""
+        if self.reads_clean_frames:
+            self._check_clean(frame, clean_frame)
+        else:
+            clean_frame = None
         if self.length == self.context_frames:
-            kept = self.frames[:, self.length - (self.context_frames - self.context_shift - 1) : self.length]
-            return self._refill(torch.cat([kept, frame[:, None]], dim=1))
+            start = self.length - (self.context_frames - self.context_shift - 1)
+            frames = torch.cat([self.frames[:, start:], frame[:, None]], dim=1)
+            if clean_frame is not None:
+                clean_frame = torch.cat([self.clean_frames[:, start:], clean_frame[:, None]], dim=1)
+            return self._refill(frames, clean_frame)
         self.frames[:, self.length] = frame
+        if clean_frame is not None:
+            self.clean_frames[:, self.length] = clean_frame
+            clean_frame = clean_frame[:, None]
         self.length += 1
-        return self._forward(frame[:, None], self.cache)
+        return self._forward(frame[:, None], clean_frame, self.cache)
 
-    def _refill(self, frames: torch.Tensor) -> torch.Tensor:
+    def _refill(self, frames: torch.Tensor, clean_frames: torch.Tensor | None) -> torch.Tensor:
         self.frames[:, : frames.shape[1]] = frames
+        if clean_frames is not None:
+            self.clean_frames[:, : frames.shape[1]] = clean_frames
         self.length = frames.shape[1]
-        return self._forward(frames, cache=None)
+        return self._forward(frames, clean_frames, cache=None)
 
-    def _forward(self, frames: torch.Tensor, cache) -> torch.Tensor:
+    def _forward(self, frames: torch.Tensor, clean_frames: torch.Tensor | None, cache) -> torch.Tensor:
         # The one place the Backbone runs while generating: conditioning inputs it may take go here.
         conditioned = self.backbone.config.condition_on_noise_level
         levels = self.noise_level.expand(frames.shape[:2]) if conditioned else None
         output = self.backbone(
-            frames, cache=cache, use_cache=True, noise_level=levels, instrument_ids=self.instrument_ids
+            frames,
+            cache=cache,
+            use_cache=True,
+            noise_level=levels,
+            instrument_ids=self.instrument_ids,
+            clean_latents=clean_frames,
         )
         self.cache = output.cache
         return output.last_hidden_state[:, -1]
+
+    @staticmethod
+    def _check_clean(frames: torch.Tensor, clean_frames: torch.Tensor | None) -> None:
+        if clean_frames is None or clean_frames.shape != frames.shape:
+            raise ValueError(
+                "This Backbone has a short context: pass the clean frames (before the inference noise), of "
+                f"the shape of the fed ones {tuple(frames.shape)}, got "
+                f"{None if clean_frames is None else tuple(clean_frames.shape)}."
+            )
 
 
 def sample_next_frame(
@@ -94,6 +130,7 @@ def sample_next_frame(
     noise: torch.Tensor | None = None,
     unconditional_condition: torch.Tensor | None = None,
     guidance_scale: float = 1.0,
+    temperature: float | None = None,
 ) -> torch.Tensor:
     r"""
     Draws one latent frame per conditioning vector by integrating the Sampler from noise to data with a
@@ -126,6 +163,8 @@ def sample_next_frame(
             Backbone's outputs for the same frames without the condition ("no instrument"), for
             classifier-free guidance.
         guidance_scale (`float`, defaults to 1.0): the guidance weight w, used with `unconditional_condition`.
+        temperature (`float`, *optional*): tau: the starting noise (drawn or given) is scaled by sqrt(tau).
+            By default the Sampler's own (`sampler.config.temperature`).
 
     Returns:
         `torch.Tensor` of shape `(batch_size, latent_dim)`: the sampled frames x_{t+1}.
@@ -136,7 +175,9 @@ def sample_next_frame(
             f"`unconditional_condition` must have the shape of `condition` {tuple(condition.shape)}, got "
             f"{tuple(unconditional_condition.shape)}."
         )
-    draw = FrameSampler(sampler, scheduler, num_inference_steps, device=condition.device)
+    draw = FrameSampler(
+        sampler, scheduler, num_inference_steps, device=condition.device, temperature=temperature
+    )
     return draw(condition, generator, noise, unconditional_condition, guidance_scale)
 
 
@@ -158,6 +199,7 @@ class FrameSampler:
         scheduler ([`~diffusers.SchedulerMixin`]): the solver (see [`sample_next_frame`]).
         num_inference_steps (`int`): steps per frame.
         device (`torch.device`, *optional*): where the frames are drawn; the Sampler's device by default.
+        temperature (`float`, *optional*): tau, the starting noise's variance; the Sampler's own by default.
     """
 
     def __init__(
@@ -166,8 +208,12 @@ class FrameSampler:
         scheduler: SchedulerMixin,
         num_inference_steps: int,
         device: torch.device | None = None,
+        temperature: float | None = None,
     ):
         self.sampler, self.scheduler, self.num_inference_steps = sampler, scheduler, num_inference_steps
+        temperature = sampler.config.temperature if temperature is None else temperature
+        check_temperature(temperature)
+        self.noise_scale = math.sqrt(temperature)
         device = device if device is not None else sampler.device
         config, step_size, sigmas = sampler.config, None, None
         if config.few_step_objective == "shortcut":
@@ -210,6 +256,8 @@ class FrameSampler:
         if noise is None:
             shape = (condition.shape[0], sampler.config.latent_dim)
             noise = randn_tensor(shape, generator=generator, device=condition.device, dtype=condition.dtype)
+        if self.noise_scale != 1.0:
+            noise = noise * self.noise_scale
         # Guidance runs both conditions as one batch of 2 x batch_size rows: the weights are read once for
         # both.
         conditions = torch.cat([condition, unconditional_condition]) if guided else condition

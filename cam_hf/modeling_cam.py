@@ -100,6 +100,9 @@ class CAMCache(DynamicCache):
     [`CAMCacheLayer`], so that a generation step costs the same at every position instead of copying the cache
     each time.
 
+    It also holds what the short context ([`CAMShortContext`]) needs of earlier positions: their last clean
+    frames.
+
     Args:
         config ([`CAMConfig`]): the Backbone's config; its `max_position_embeddings` caps each layer's buffer.
     """
@@ -108,6 +111,8 @@ class CAMCache(DynamicCache):
         max_length = config.max_position_embeddings
         layers = [CAMCacheLayer(max_length=max_length) for _ in range(config.num_hidden_layers)]
         Cache.__init__(self, layers=layers)
+        # The last `short_context_frames - 1` clean frames, for a Backbone with a short context.
+        self.short_context_history: torch.Tensor | None = None
 
 
 class CAMRMSNorm(nn.Module):
@@ -232,6 +237,44 @@ class CAMDecoderLayer(GradientCheckpointingLayer):
         return hidden_states
 
 
+class CAMShortContext(nn.Module):
+    r"""
+    The short clean context of Kyutai's CALM (arXiv 2509.06926): a causal convolution stack over the last
+    K CLEAN frames, h_t = f(x_{t-K+1}, ..., x_t), whose output is added to the Backbone's z_t.
+
+    The Backbone reads noise-augmented frames, which makes it robust to its own errors but blurs the local
+    detail the next frame depends on (a note's exact pitch and onset); this module sees that detail, and only
+    over K frames, so it cannot carry errors far. Its output layer starts at zero: added to a trained
+    Backbone, it leaves the model's outputs unchanged until it has learned something.
+
+    Position 0 (the start vector) and the positions before the first frame see zero frames, in training and
+    at generation alike.
+    """
+
+    def __init__(self, config: CAMConfig):
+        super().__init__()
+        width, kernel_size = config.short_context_hidden_size, config.short_context_kernel_size
+        self.input_proj = nn.Linear(config.latent_dim, width)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(width, width, kernel_size) for _ in range(config.short_context_num_layers)
+        )
+        self.output_proj = nn.Linear(width, config.hidden_size)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        r"""
+        Args:
+            frames (`torch.Tensor` of shape `(batch_size, K - 1 + num_positions, latent_dim)`): the clean
+                frames of `num_positions` positions, behind the K - 1 frames before the first of them.
+
+        Returns:
+            `torch.Tensor` of shape `(batch_size, num_positions, hidden_size)`: h for each position.
+        """
+        hidden_states = self.input_proj(frames).transpose(1, 2)
+        for conv in self.convs:
+            hidden_states = nn.functional.silu(conv(hidden_states))
+        return self.output_proj(hidden_states.transpose(1, 2))
+
+
 class CAMPreTrainedModel(PreTrainedModel):
     config_class = CAMConfig
     config: CAMConfig
@@ -248,6 +291,12 @@ class CAMPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, CAMModel):
             init.normal_(module.start_embedding, mean=0.0, std=self.config.initializer_range)
+        # The short context's output layer starts at zero, so that adding it to a trained Backbone changes
+        # nothing at first. Matched as a layer: loading initialises only the modules with missing weights.
+        short_context = getattr(self, "short_context", None)
+        if short_context is not None and module is short_context.output_proj:
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
 
 
 class CAMModel(CAMPreTrainedModel):
@@ -271,6 +320,7 @@ class CAMModel(CAMPreTrainedModel):
         )
         self.layers = nn.ModuleList(CAMDecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = CAMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.short_context = CAMShortContext(config) if config.short_context_frames else None
         self.rotary_emb = CAMRotaryEmbedding(config)
         self.gradient_checkpointing = False
         self.post_init()
@@ -284,6 +334,7 @@ class CAMModel(CAMPreTrainedModel):
         use_cache: bool | None = None,
         noise_level: torch.Tensor | None = None,
         instrument_ids: torch.LongTensor | None = None,
+        clean_latents: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         r"""
@@ -310,6 +361,11 @@ class CAMModel(CAMPreTrainedModel):
                 `config.no_instrument_id`), for a Backbone with instrument conditioning; `None` means "no
                 instrument". Its embedding is added to every position, the start vector included, so a window
                 rebuilt anywhere in a long generation keeps it.
+            clean_latents (`torch.Tensor` of the shape of `latents`, *optional*):
+                The same frames before any noise was mixed in, for a Backbone with a short context
+                (`config.short_context_frames > 0`, [`CAMShortContext`]), which reads them; required there,
+                refused elsewhere. In training, the clean frames the noise augmentation corrupted; at
+                generation, the frames the Sampler drew (and the prompt's), before the inference noise.
 
         Returns:
             [`~transformers.modeling_outputs.BaseModelOutputWithPast`]: `last_hidden_state` of shape
@@ -323,6 +379,7 @@ class CAMModel(CAMPreTrainedModel):
         past_length = cache.get_seq_length() if cache is not None else 0
         starts_sequence = past_length == 0
         self._check_inputs(latents, attention_mask, noise_level, instrument_ids, past_length, starts_sequence)
+        self._check_clean_latents(latents, clean_latents, cache, starts_sequence)
 
         hidden_states = self.input_proj(latents)
         if self.noise_level_proj is not None:
@@ -362,7 +419,50 @@ class CAMModel(CAMPreTrainedModel):
         for layer in self.layers:
             hidden_states = layer(hidden_states, position_embeddings, causal_mask, cache, **kwargs)
         hidden_states = self.norm(hidden_states)
+        if self.short_context is not None:
+            if attention_mask is not None:
+                # Padding reads as the zero frames a sequence starts behind.
+                clean_latents = clean_latents * attention_mask[:, -latents.shape[1] :, None]
+            hidden_states = hidden_states + self._short_context(clean_latents, cache, starts_sequence)
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
+
+    def _short_context(self, clean_latents: torch.Tensor, cache: Cache | None, starts_sequence: bool):
+        """h for every new position: the short context over the clean frames behind each; the cache keeps the
+        last K - 1 of them for the next call."""
+        history_length = self.config.short_context_frames - 1
+        clean_latents = clean_latents.to(self.short_context.input_proj.weight.dtype)
+        if starts_sequence:
+            # The start vector's position and the K - 1 before it hold no frame.
+            batch_size, _, latent_dim = clean_latents.shape
+            history = clean_latents.new_zeros(batch_size, history_length + 1, latent_dim)
+        else:
+            history = cache.short_context_history
+        frames = torch.cat([history, clean_latents], dim=1)
+        if cache is not None:
+            cache.short_context_history = frames[:, frames.shape[1] - history_length :]
+        return self.short_context(frames)
+
+    def _check_clean_latents(self, latents, clean_latents, cache, starts_sequence) -> None:
+        if self.short_context is None:
+            if clean_latents is not None:
+                raise ValueError(
+                    "This Backbone has no short context (`config.short_context_frames` is 0): do not pass "
+                    "`clean_latents`."
+                )
+            return
+        if clean_latents is None or clean_latents.shape != latents.shape:
+            raise ValueError(
+                "This Backbone has a short context over the clean frames (`config.short_context_frames` = "
+                f"{self.config.short_context_frames}): pass `clean_latents` of the shape of `latents` "
+                f"{tuple(latents.shape)}, got "
+                f"{None if clean_latents is None else tuple(clean_latents.shape)}."
+            )
+        if not starts_sequence and getattr(cache, "short_context_history", None) is None:
+            raise ValueError(
+                "A Backbone with a short context continues a sequence from a `CAMCache`, which keeps the "
+                f"last clean frames; got a {type(cache).__name__} without them. Let the Backbone make its "
+                "cache (`use_cache=True` with no `cache`)."
+            )
 
     def _check_inputs(
         self, latents, attention_mask, noise_level, instrument_ids, past_length, starts_sequence
@@ -423,4 +523,4 @@ class CAMModel(CAMPreTrainedModel):
                 )
 
 
-__all__ = ["CAMCache", "CAMCacheLayer", "CAMModel", "CAMPreTrainedModel", "mix_noise"]
+__all__ = ["CAMCache", "CAMCacheLayer", "CAMModel", "CAMPreTrainedModel", "CAMShortContext", "mix_noise"]

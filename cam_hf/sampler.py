@@ -60,6 +60,16 @@ class CAMSamplerBlock(nn.Module):
         return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
 
 
+def check_temperature(temperature) -> None:
+    """A temperature must be a positive real number."""
+    valid = isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+    if not valid or not 0 < temperature < float("inf"):
+        raise ValueError(
+            f"`temperature` must be a positive number (1.0: the noise the Sampler was trained on), got "
+            f"{temperature!r}."
+        )
+
+
 class CAMSampler(ModelMixin, ConfigMixin):
     r"""
     The Sampler of a Continuous Autoregressive Model: models p(x_{t+1} | z_t) one frame at a time.
@@ -97,6 +107,10 @@ class CAMSampler(ModelMixin, ConfigMixin):
             power of two). Steps of size 1 / `max_shortcut_steps` or smaller use d = 0, the flow velocity.
         num_inference_steps (`int`, defaults to 16): the steps per frame that generation uses unless told
             otherwise.
+        temperature (`float`, defaults to 1.0): tau, the variance of the noise each frame starts from (its
+            standard deviation is sqrt(tau)), which generation uses unless told otherwise. Below 1 the frames
+            stay nearer the modes, above 1 they spread (as in Kyutai's CALM, arXiv 2509.06926); a trained
+            model stores the value measured best for it.
     """
 
     @register_to_config
@@ -115,6 +129,7 @@ class CAMSampler(ModelMixin, ConfigMixin):
         few_step_objective: str | None = None,
         max_shortcut_steps: int = 16,
         num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        temperature: float = 1.0,
     ):
         super().__init__()
         if prediction_type not in PREDICTION_TYPES:
@@ -132,6 +147,7 @@ class CAMSampler(ModelMixin, ConfigMixin):
                 f"`few_step_objective={few_step_objective!r}` needs `prediction_type='flow'`, "
                 f"got {prediction_type!r}."
             )
+        check_temperature(temperature)
         if logit_normal_std <= 0:
             raise ValueError(f"`logit_normal_std` must be positive, got {logit_normal_std}.")
         for name, value in [
@@ -321,7 +337,6 @@ class CAMSampler(ModelMixin, ConfigMixin):
             x = block.forward_modulated(x, shift, scale, gate)
         shift, scale = modulations[-1]
         return self.output_proj(modulate(self.final_norm(x), shift, scale))
-
 
 
 def default_scheduler(sampler: CAMSampler) -> SchedulerMixin:
