@@ -45,9 +45,8 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from cam_hf.autoencoders.mel import MelAutoencoder
+from cam_hf.autoencoders import MelAutoencoder, MelVocoder
 from cam_hf.autoencoders.metrics import spectral_metrics
-from cam_hf.autoencoders.vocoder import MelVocoder
 from cam_hf.autoencoders.vocoder_losses import STFT_LOSS_FFT_SIZES, mel_loss, multi_resolution_stft_loss
 from cam_hf.data import decode_audio
 from cam_hf.training import (

@@ -16,10 +16,8 @@ import torch
 from datasets import Audio, Dataset, DatasetDict
 
 from cam_hf import CAMPipeline
-from cam_hf.autoencoders.mel import MelAutoencoder
-from cam_hf.autoencoders.vocoder import MelVocoder
+from cam_hf.autoencoders import MelAutoencoder, MelVocoder, check_same_autoencoder
 from cam_hf.autoencoders.vocoder_losses import mel_loss, multi_resolution_stft_loss
-from cam_hf.data import check_same_autoencoder
 from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,9 @@
 """Audio autoencoders for CAM: audio [B, C, N] <-> continuous latents [B, T, D], one shared interface.
 
-`MelAutoencoder` needs no weights (the default). The others wrap another library's codec (transformers'
-EnCodec, diffusers' Oobleck, the optional `music2latent` package), so each is imported on first use: importing
-this package never imports their stacks, nor requires the optional extra.
+`MelAutoencoder` needs no weights (the default; `MelVocoder` is its optional learned decoder). The others wrap
+another library's codec (transformers' EnCodec, diffusers' Oobleck, the optional `music2latent` package), so
+each is imported on first use: importing this package never imports their stacks, nor requires the optional
+extra.
 """
 
 import importlib
@@ -16,6 +17,7 @@ _NAME_TO_MODULE = {
     "check_same_autoencoder": "loading",
     "load_autoencoder": "loading",
     "MelAutoencoder": "mel",
+    "MelVocoder": "vocoder",
     "Music2LatentAutoencoder": "music2latent",
     "OobleckAutoencoder": "oobleck",
 }
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from .mel import MelAutoencoder
     from .music2latent import Music2LatentAutoencoder
     from .oobleck import OobleckAutoencoder
+    from .vocoder import MelVocoder
 
 
 def __getattr__(name: str):
@@ -45,6 +48,7 @@ __all__ = [
     "AudioAutoencoderMixin",
     "EncodecAutoencoder",
     "MelAutoencoder",
+    "MelVocoder",
     "Music2LatentAutoencoder",
     "OobleckAutoencoder",
     "check_same_autoencoder",
