@@ -32,6 +32,7 @@ from .pipeline_checks import (
     MAX_FRAME_RATE,
     MAX_GUIDANCE_SCALE,
     OUTPUT_TYPES,
+    GenerationInputs,
     check_callback_outputs,
     check_components,
     check_generated_latents,
@@ -39,7 +40,7 @@ from .pipeline_checks import (
     check_num_waveforms_per_prompt,
     check_prompt,
 )
-from .sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler
+from .sampler import CAMSampler
 from .utils.audio import as_audio_batch
 
 
@@ -174,44 +175,47 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
     @torch.no_grad()
     def generate_frames(
         self,
-        prompt_latents: torch.Tensor | None,
-        batch_size: int,
-        num_frames: int,
-        num_inference_steps: int,
-        inference_noise: float,
-        generator: torch.Generator | list[torch.Generator] | None,
-        callback_on_step_end: Callable | None = None,
-        callback_on_step_end_tensor_inputs: list[str] | None = None,
-        context_shift: int | None = None,
+        inputs: GenerationInputs,
+        prompt_latents: torch.Tensor | None = None,
         instrument_ids: torch.LongTensor | None = None,
     ) -> Iterator[torch.Tensor]:
         r"""
-        The autoregressive loop, on arguments `stream` checked and prepared (see `__call__` for their
-        meaning): yields each new frame `(batch_size, latent_dim)` as soon as it is drawn, and holds only the
-        Backbone's window. A frame costs one Backbone step and the Sampler's steps: nothing is checked,
-        allocated or synchronised per frame beyond them.
+        The autoregressive loop, on a call's checked arguments: yields each new frame as soon as it is drawn,
+        and holds only the Backbone's window. A frame costs one Backbone step and the Sampler's steps: nothing
+        is checked, allocated or synchronised per frame beyond them.
 
         With classifier-free guidance (`pipe.guidance_scale` != 1 with `instrument_ids`), the window holds
         each sequence twice, with its instrument and with "no instrument": both read the same frames, and the
         Sampler combines their two predictions with the weight `pipe.guidance_scale` has at that frame.
+
+        Args:
+            inputs ([`~cam_hf.pipeline_checks.GenerationInputs`]): the call's arguments, checked and with
+                their defaults filled in (`check_generation_inputs`, which `stream` calls).
+            prompt_latents (`torch.Tensor` of shape `(num_waveforms, prompt_frames, latent_dim)`, *optional*):
+                the encoded prompt, one copy per waveform (`encode_prompt`).
+            instrument_ids (`torch.LongTensor` of shape `(num_waveforms,)`, *optional*): each waveform's
+                instrument (`prepare_instrument_ids`).
+
+        Returns:
+            An iterator of `torch.Tensor` of shape `(num_waveforms, latent_dim)`: the new frames, in order.
         """
+        batch_size, num_frames, generator = inputs.num_waveforms, inputs.num_frames, inputs.generator
         device, dtype = self._execution_device, self.backbone.dtype
-        k_inf = torch.tensor(inference_noise, device=device, dtype=dtype)
+        k_inf = torch.tensor(inputs.inference_noise, device=device, dtype=dtype)
         mixing = self.backbone.config.noise_mixing
         # The window holds the unconditional half for the whole call; the weight is read at every frame.
         guided = instrument_ids is not None and self.guidance_scale != 1.0
         if guided:
             unconditional_ids = torch.full_like(instrument_ids, self.backbone.config.no_instrument_id)
             instrument_ids = torch.cat([instrument_ids, unconditional_ids])
-        context_shift = context_shift or max(1, self.context_frames // 2)
-        window = SlidingWindow(self.backbone, context_shift, k_inf, instrument_ids)
+        window = SlidingWindow(self.backbone, inputs.context_shift, k_inf, instrument_ids)
         if prompt_latents is None:
             prompt_latents = torch.zeros(batch_size, 0, self.backbone.config.latent_dim)
         prompt = prompt_latents.to(device=device, dtype=dtype)
         # z_0: the Backbone reads the start vector, then the prompt mixed with k_inf like every fed frame.
         fed = mix_noise(prompt, randn_tensor(prompt.shape, generator, device, dtype), k_inf, mixing)
         condition = window.start(torch.cat([fed, fed]) if guided else fed)
-        draw = FrameSampler(self.sampler, self.scheduler, num_inference_steps, device=device)
+        draw = FrameSampler(self.sampler, self.scheduler, inputs.num_inference_steps, device=device)
         # What is fed back, allocated once; with guidance both halves of the window read the same frame.
         fed = torch.empty(condition.shape[0], prompt.shape[-1], device=device, dtype=dtype)
         with self.progress_bar(total=num_frames) as progress_bar:
@@ -225,10 +229,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
                 else:
                     frame = draw(condition, generator)
                 # The callback may replace the new frame only: the earlier ones were fed back and yielded.
-                if callback_on_step_end is not None:
-                    frame = self._callback_frame(
-                        callback_on_step_end, index, frame, callback_on_step_end_tensor_inputs
-                    )
+                if inputs.callback_on_step_end is not None:
+                    frame = self._callback_frame(inputs, index, frame)
                 yield frame
                 progress_bar.update()
                 if index == num_frames - 1:
@@ -240,10 +242,11 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
                     fed[batch_size:] = fed[:batch_size]
                 condition = window.append(fed)
 
-    def _callback_frame(self, callback: Callable, index: int, frame: torch.Tensor, tensor_inputs: list[str]):
+    def _callback_frame(self, inputs: GenerationInputs, index: int, frame: torch.Tensor) -> torch.Tensor:
         """Runs the callback on the new frame and returns the frame it leaves (replaced or not), checked."""
         latents = frame[:, None]
-        outputs = callback(self, index, index, {name: {"latents": latents}[name] for name in tensor_inputs})
+        tensors = {name: {"latents": latents}[name] for name in inputs.callback_on_step_end_tensor_inputs}
+        outputs = inputs.callback_on_step_end(self, index, index, tensors)
         replaced = check_callback_outputs(outputs, latents, index)
         return frame if replaced is latents else replaced[:, 0].to(frame)
 
@@ -330,19 +333,11 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             `(batch_size, channels, samples)` (latents `(batch_size, num_frames, latent_dim)` for
             `output_type="latent"`), or a tuple.
         """
+        # `stream` takes this call's arguments but `return_dict`: read before any other local exists.
+        arguments = {name: value for name, value in locals().items() if name not in ("self", "return_dict")}
         if not isinstance(return_dict, bool):
             raise ValueError(f"`return_dict` must be True or False, got {return_dict!r}.")
-        chunks = self.stream(
-            audio=audio, sample_rate=sample_rate, prompt_latents=prompt_latents,
-            audio_length_in_s=audio_length_in_s, num_frames=num_frames,
-            num_inference_steps=num_inference_steps, inference_noise=inference_noise,
-            batch_size=batch_size, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
-            output_type=output_type, callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-            context_shift=context_shift, decode_chunk_frames=decode_chunk_frames,
-            decode_context_frames=decode_context_frames, instrument=instrument, guidance_scale=guidance_scale,
-        )
-        chunks, axis = list(chunks), 1 if output_type == "latent" else -1
+        chunks, axis = list(self.stream(**arguments)), 1 if output_type == "latent" else -1
         output = np.concatenate(chunks, axis=axis) if output_type == "np" else torch.cat(chunks, dim=axis)
         return AudioPipelineOutput(audios=output) if return_dict else (output,)
 
@@ -381,57 +376,35 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             An iterator of `np.ndarray` or `torch.Tensor` of shape `(batch_size, channels, chunk_samples)`, or
             latents `(batch_size, chunk_frames, latent_dim)` for `output_type="latent"`.
         """
-        if isinstance(callback_on_step_end, PipelineCallback | MultiPipelineCallbacks):
-            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        if callback_on_step_end_tensor_inputs is None:
-            callback_on_step_end_tensor_inputs = ["latents"]
-        if num_inference_steps is None and self.sampler is not None:
-            num_inference_steps = self.sampler.config.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
-
-        # 1. Check every argument, before any work.
-        batch_size = check_generation_inputs(
-            self,
-            audio=audio, sample_rate=sample_rate, prompt_latents=prompt_latents,
-            audio_length_in_s=audio_length_in_s, num_frames=num_frames,
-            num_inference_steps=num_inference_steps, inference_noise=inference_noise,
-            batch_size=batch_size, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
-            output_type=output_type, callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-            context_shift=context_shift, decode_chunk_frames=decode_chunk_frames,
-            decode_context_frames=decode_context_frames, instrument=instrument, guidance_scale=guidance_scale,
-        )
+        # 1. Check every argument, before any work: one object, defaults filled in, that the rest reads.
+        arguments = {name: value for name, value in locals().items() if name != "self"}
+        inputs = check_generation_inputs(self, **arguments)
 
         # 2. Encode the prompt (if any), one copy per waveform.
         prompt_latents = self._encode_checked_prompt(
-            audio, sample_rate, prompt_latents, num_waveforms_per_prompt
+            inputs.audio, inputs.sample_rate, inputs.prompt_latents, inputs.num_waveforms_per_prompt
         )
 
-        # 3. Prepare: the number of frames, the noise fed back with each frame, the instruments, the guidance.
-        if num_frames is None:
-            num_frames = max(1, math.ceil(audio_length_in_s * self.frame_rate))
-        if inference_noise is None:
-            inference_noise = self.backbone.config.inference_noise
-        instrument_ids = self.prepare_instrument_ids(instrument, batch_size)
-        self._num_timesteps, self._interrupt, self._guidance_scale = num_frames, False, guidance_scale
+        # 3. Prepare the instruments; set what a callback reads (the frame count, the guidance).
+        instrument_ids = self.prepare_instrument_ids(inputs.instrument, inputs.num_waveforms)
+        self._num_timesteps, self._guidance_scale = inputs.num_frames, inputs.guidance_scale
+        self._interrupt = False
 
         # 4. The autoregressive loop; a second thread decodes each chunk as soon as its frames exist.
-        frames = self.generate_frames(
-            prompt_latents, batch_size, num_frames, num_inference_steps, inference_noise, generator,
-            callback_on_step_end, callback_on_step_end_tensor_inputs, context_shift, instrument_ids,
-        )
-        return self._output_chunks(frames, output_type, decode_chunk_frames, decode_context_frames)
+        return self._output_chunks(self.generate_frames(inputs, prompt_latents, instrument_ids), inputs)
 
     def _output_chunks(
-        self, frames: Iterator[torch.Tensor], output_type: str, chunk_frames: int, context_frames: int
+        self, frames: Iterator[torch.Tensor], inputs: GenerationInputs
     ) -> Iterator[np.ndarray | torch.Tensor]:
         """The frames in chunks of `decode_chunk_frames`, decoded (beside the loop) unless `output_type` is
         "latent"."""
+        output_type, chunk_frames = inputs.output_type, inputs.decode_chunk_frames
         if output_type == "latent":
             # Decoding would catch a diverged Sampler's NaN; undecoded frames are checked once per chunk.
             chunks = map(check_generated_latents, _stack_in_chunks(frames, chunk_frames))
         else:
             pieces = (frame[:, None] for frame in frames)
-            chunks = self.autoencoder.decode_stream_beside(pieces, chunk_frames, context_frames)
+            chunks = self.autoencoder.decode_stream_beside(pieces, chunk_frames, inputs.decode_context_frames)
         for chunk in chunks:
             yield chunk.cpu().numpy() if output_type == "np" else chunk
         self.maybe_free_model_hooks()

@@ -8,10 +8,14 @@ Each raises `ValueError` naming the argument, its value and the fix. The generic
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 
+from .sampler import DEFAULT_NUM_INFERENCE_STEPS
 from .utils.checks import check_audio, check_decode_chunking, check_sample_rate, is_integer, is_real
 
 # Longer requests are almost certainly a unit mistake (samples or milliseconds for seconds).
@@ -137,67 +141,88 @@ def _check_prompt_latents(prompt_latents, latent_dim: int) -> None:
         raise ValueError("`prompt_latents` contain NaN or inf values.")
 
 
-def check_generation_inputs(
-    pipeline,
-    *,
-    audio,
-    sample_rate,
-    prompt_latents,
-    audio_length_in_s,
-    num_frames,
-    num_inference_steps,
-    inference_noise,
-    batch_size,
-    num_waveforms_per_prompt,
-    generator,
-    output_type,
-    callback_on_step_end,
-    callback_on_step_end_tensor_inputs,
-    context_shift,
-    decode_chunk_frames,
-    decode_context_frames,
-    instrument,
-    guidance_scale,
-) -> int:
+@dataclass(frozen=True)
+class GenerationInputs:
+    r"""
+    The arguments of one generation call, as [`check_generation_inputs`] returns them: checked once, with the
+    defaults that come from the pipeline's components filled in. What `CAMPipeline.stream` does after its
+    checks reads them from here. The fields are `stream`'s arguments (see `CAMPipeline.__call__`; a test keeps
+    the two lists equal), then `num_waveforms`. Filled in:
+
+    Args:
+        num_frames (`int`): from `audio_length_in_s` (rounded up to whole frames) when it was not given.
+        num_inference_steps (`int`): the Sampler's own (`sampler.config.num_inference_steps`) by default.
+        inference_noise (`float`): the Backbone config's `inference_noise` by default.
+        callback_on_step_end_tensor_inputs (`list[str]`): a `PipelineCallback`'s own, else `["latents"]` by
+            default.
+        context_shift (`int`): half the Backbone's context by default.
+        num_waveforms (`int`): the waveforms the call generates: prompts (or `batch_size`, 1 by default) times
+            `num_waveforms_per_prompt`.
+    """
+
+    audio: torch.Tensor | np.ndarray | list | None
+    sample_rate: int | None
+    prompt_latents: torch.Tensor | None
+    audio_length_in_s: float | None
+    num_frames: int
+    num_inference_steps: int
+    inference_noise: float
+    batch_size: int | None
+    num_waveforms_per_prompt: int
+    generator: torch.Generator | list[torch.Generator] | None
+    output_type: str
+    callback_on_step_end: Callable | None
+    callback_on_step_end_tensor_inputs: list[str]
+    context_shift: int
+    decode_chunk_frames: int
+    decode_context_frames: int
+    instrument: str | int | list[str | int] | None
+    guidance_scale: float
+    num_waveforms: int | None = None
+
+
+def check_generation_inputs(pipeline, **arguments) -> GenerationInputs:
     """
     Checks every argument of `CAMPipeline.__call__` and `stream` (type and range) against `pipeline`'s
-    components, before any work. See `CAMPipeline.__call__` for the arguments.
+    components, before any work, and fills in the defaults that come from them.
+
+    Args:
+        pipeline ([`CAMPipeline`]): the pipeline that generates.
+        arguments: `stream`'s arguments, by name (see `CAMPipeline.__call__`).
 
     Returns:
-        `int`: the number of waveforms the call generates (prompts, or `batch_size`, times
-        `num_waveforms_per_prompt`).
+        [`GenerationInputs`]: the arguments, checked, with their defaults filled in.
 
     Raises:
         `ValueError`: naming the first bad argument, its value, and the fix.
     """
+    inputs = GenerationInputs(**arguments)
     for name in ("backbone", "sampler", "scheduler"):
         if getattr(pipeline, name, None) is None:
             raise ValueError(f"This pipeline has no {name}: build it with one to generate.")
-    autoencoder = pipeline.autoencoder
-    needs_autoencoder = audio is not None or audio_length_in_s is not None or output_type != "latent"
+    autoencoder, config = pipeline.autoencoder, pipeline.backbone.config
+    seconds, num_frames = inputs.audio_length_in_s, inputs.num_frames
+    needs_autoencoder = inputs.audio is not None or seconds is not None or inputs.output_type != "latent"
     if autoencoder is None and needs_autoencoder:
         raise ValueError(
             "This pipeline has no autoencoder: generate latents (`output_type='latent'`, `num_frames=...`, "
             "`prompt_latents` as the prompt), or build it with an autoencoder."
         )
     prompt_batch = check_prompt(
-        audio=audio,
-        sample_rate=sample_rate,
-        prompt_latents=prompt_latents,
-        latent_dim=pipeline.backbone.config.latent_dim,
+        audio=inputs.audio,
+        sample_rate=inputs.sample_rate,
+        prompt_latents=inputs.prompt_latents,
+        latent_dim=config.latent_dim,
         autoencoder=autoencoder,
     )
-    if (audio_length_in_s is None) == (num_frames is None):
+    if (seconds is None) == (num_frames is None):
         raise ValueError(
-            f"Pass exactly one of `audio_length_in_s` and `num_frames`, got {audio_length_in_s!r} and "
-            f"{num_frames!r}."
+            f"Pass exactly one of `audio_length_in_s` and `num_frames`, got {seconds!r} and {num_frames!r}."
         )
-    if audio_length_in_s is not None and not (
-        is_real(audio_length_in_s) and 0 < audio_length_in_s <= MAX_AUDIO_LENGTH_IN_S
-    ):
+    if seconds is not None and not (is_real(seconds) and 0 < seconds <= MAX_AUDIO_LENGTH_IN_S):
         raise ValueError(
             f"`audio_length_in_s` must be a number of seconds in (0, {MAX_AUDIO_LENGTH_IN_S:.0f}], got "
-            f"{audio_length_in_s!r}: pass seconds (not samples or milliseconds), e.g. 10.0."
+            f"{seconds!r}: pass seconds (not samples or milliseconds), e.g. 10.0."
         )
     max_num_frames = pipeline.max_num_frames
     if num_frames is not None and not (is_integer(num_frames) and 1 <= num_frames <= max_num_frames):
@@ -205,47 +230,65 @@ def check_generation_inputs(
             f"`num_frames` must be an integer in [1, {max_num_frames}] ({MAX_AUDIO_LENGTH_IN_S:.0f} s), got "
             f"{num_frames!r}."
         )
-    if not is_integer(num_inference_steps) or not 1 <= num_inference_steps <= MAX_NUM_INFERENCE_STEPS:
+    steps = inputs.num_inference_steps
+    if steps is None:
+        steps = pipeline.sampler.config.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
+    if not is_integer(steps) or not 1 <= steps <= MAX_NUM_INFERENCE_STEPS:
         raise ValueError(
             f"`num_inference_steps` must be an integer in [1, {MAX_NUM_INFERENCE_STEPS}] (Sampler steps per "
-            f"frame), got {num_inference_steps!r}: pass e.g. 16, or None for the Sampler's default."
+            f"frame), got {steps!r}: pass e.g. 16, or None for the Sampler's default."
         )
-    if inference_noise is not None and not (is_real(inference_noise) and 0.0 <= inference_noise <= 1.0):
+    noise = inputs.inference_noise
+    if noise is not None and not (is_real(noise) and 0.0 <= noise <= 1.0):
         raise ValueError(
-            f"`inference_noise` (k_inf) must be a number in [0, 1], got {inference_noise!r}: pass e.g. 0.02, "
-            "or None for the Backbone config's."
+            f"`inference_noise` (k_inf) must be a number in [0, 1], got {noise!r}: pass e.g. 0.02, or None "
+            "for the Backbone config's."
         )
-    num_waveforms = _check_batch(batch_size, num_waveforms_per_prompt, prompt_batch, generator)
-    if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
-        raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-    if callback_on_step_end is not None and not callable(callback_on_step_end):
+    num_waveforms = _check_batch(
+        inputs.batch_size, inputs.num_waveforms_per_prompt, prompt_batch, inputs.generator
+    )
+    if not isinstance(inputs.output_type, str) or inputs.output_type not in OUTPUT_TYPES:
+        raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {inputs.output_type!r}.")
+    callback, tensor_inputs = inputs.callback_on_step_end, inputs.callback_on_step_end_tensor_inputs
+    if callback is not None and not callable(callback):
         raise ValueError(
             "`callback_on_step_end` must be callable as `(pipe, frame_index, frame_index, "
-            f"callback_kwargs)`, got {type(callback_on_step_end).__name__}."
+            f"callback_kwargs)`, got {type(callback).__name__}."
         )
+    if isinstance(callback, PipelineCallback | MultiPipelineCallbacks):
+        tensor_inputs = callback.tensor_inputs
+    if tensor_inputs is None:
+        tensor_inputs = ["latents"]
     allowed = pipeline._callback_tensor_inputs
-    if not isinstance(callback_on_step_end_tensor_inputs, list | tuple) or not all(
-        isinstance(name, str) and name in allowed for name in callback_on_step_end_tensor_inputs
+    if not isinstance(tensor_inputs, list | tuple) or not all(
+        isinstance(name, str) and name in allowed for name in tensor_inputs
     ):
         raise ValueError(
-            f"`callback_on_step_end_tensor_inputs` must be a list among {allowed}, got "
-            f"{callback_on_step_end_tensor_inputs!r}."
+            f"`callback_on_step_end_tensor_inputs` must be a list among {allowed}, got {tensor_inputs!r}."
         )
-    context_frames = pipeline.context_frames
+    context_frames, context_shift = pipeline.context_frames, inputs.context_shift
     if context_shift is not None and not (is_integer(context_shift) and 1 <= context_shift < context_frames):
         raise ValueError(
             f"`context_shift` must be an integer in [1, {context_frames - 1}] (frames dropped from the "
             f"Backbone's {context_frames}-frame window when it is full), got {context_shift!r}: pass e.g. "
             f"{max(1, context_frames // 2)}, or None for half the context."
         )
-    check_decode_chunking(decode_chunk_frames, decode_context_frames)
+    check_decode_chunking(inputs.decode_chunk_frames, inputs.decode_context_frames)
     check_instrument(
-        instrument=instrument,
-        guidance_scale=guidance_scale,
+        instrument=inputs.instrument,
+        guidance_scale=inputs.guidance_scale,
         num_waveforms=num_waveforms,
-        backbone_config=pipeline.backbone.config,
+        backbone_config=config,
     )
-    return num_waveforms
+    return replace(
+        inputs,
+        num_frames=num_frames if num_frames is not None else max(1, math.ceil(seconds * pipeline.frame_rate)),
+        num_inference_steps=steps,
+        inference_noise=noise if noise is not None else config.inference_noise,
+        callback_on_step_end_tensor_inputs=tensor_inputs,
+        context_shift=context_shift if context_shift is not None else max(1, context_frames // 2),
+        num_waveforms=num_waveforms,
+    )
 
 
 def _check_batch(batch_size, num_waveforms_per_prompt, prompt_batch: int | None, generator) -> int:
@@ -347,6 +390,7 @@ def check_generated_latents(latents: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = [
+    "GenerationInputs",
     "MAX_AUDIO_LENGTH_IN_S",
     "MAX_BATCH_SIZE",
     "MAX_FRAME_RATE",

@@ -1,3 +1,4 @@
+import dataclasses
 import gc
 import inspect
 import json
@@ -20,6 +21,7 @@ from diffusers import (
 from cam_hf import CAMModel, CAMPipeline, CAMSampler, hub_utils, mix_noise, sample_next_frame
 from cam_hf.autoencoders.base import crossfade
 from cam_hf.generation import FrameSampler
+from cam_hf.pipeline_checks import GenerationInputs
 from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
 
 from .conftest import seeded, tiny_config
@@ -187,6 +189,13 @@ def test_stream_has_the_signature_of_call_without_return_dict():
     assert call.pop("return_dict").default is True
     defaults = [(name, parameter.default) for name, parameter in call.items()]
     assert [(name, parameter.default) for name, parameter in stream.items()] == defaults
+
+
+def test_the_checked_arguments_are_streams():
+    # `stream` checks its arguments into one `GenerationInputs` that the rest of the call reads: a new
+    # argument is a new field there, then its check and its use.
+    parameters = list(inspect.signature(CAMPipeline.stream).parameters)[1:]
+    assert [field.name for field in dataclasses.fields(GenerationInputs)] == [*parameters, "num_waveforms"]
 
 
 def test_stream_checks_its_arguments_when_called(pipe):
