@@ -1,7 +1,7 @@
 """The behaviours diffusers' common pipeline checks (`PipelineTesterMixin`) ask of a pipeline, tested on
 CAMPipeline.
 
-diffusers' mixin itself runs as a development check (`test_diffusers_common_checks.py`, which needs a
+diffusers' mixin itself runs as a development check (`test_pipeline_diffusers_mixin.py`, which needs a
 diffusers checkout); these tests keep the same behaviours checked in CI, adapted where an autoregressive audio
 pipeline differs (a callback per frame; the autoencoder as the prompt encoder).
 """

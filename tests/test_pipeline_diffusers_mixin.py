@@ -6,11 +6,11 @@ package, so this module runs only when `DIFFUSERS_REPO` names a checkout of it (
     git clone --depth 1 https://github.com/huggingface/diffusers /tmp/diffusers
     pip install parameterized requests-mock          # what diffusers' test modules import
     DIFFUSERS_REPO=/tmp/diffusers HF_HUB_OFFLINE=1 \
-        .venv/bin/pytest -q tests/test_diffusers_common_checks.py -rA
+        .venv/bin/pytest -q tests/test_pipeline_diffusers_mixin.py -rA
 
-The same behaviours are tested without diffusers' repository in `test_pipeline_common.py`, so CI checks them.
-The checks that do not apply to an autoregressive audio pipeline are skipped below with the reason (also
-listed in `docs/pipeline.md`); those that need an accelerator skip themselves on CPU.
+The same behaviours are tested without diffusers' repository in `test_pipeline_diffusers_checks.py`, so CI
+checks them. The checks that do not apply to an autoregressive audio pipeline are skipped below with the
+reason (also listed in `docs/pipeline.md`); those that need an accelerator skip themselves on CPU.
 """
 
 import importlib.util
@@ -111,7 +111,7 @@ class CAMPipelineCommonChecks(PipelineTesterMixin):
             "Not applicable: the check zeroes `latents` at the last step and expects the whole output to be "
             "zero. CAMPipeline calls the callback once per frame with the NEW frame as `latents` (the "
             "earlier frames were already fed back and yielded), so the last step can change only the last "
-            "frame. Covered by test_pipeline_common.py::test_callback_inputs_are_the_new_frame."
+            "frame. Covered by test_pipeline_diffusers_checks.py::test_callback_inputs_are_the_new_frame."
         )
 
     def test_encode_prompt_works_in_isolation(self):
@@ -119,7 +119,7 @@ class CAMPipelineCommonChecks(PipelineTesterMixin):
             "Not applicable as written: the check keeps the components whose names contain 'text' or "
             "'tokenizer' and looks the pipeline class up in `diffusers.pipelines`. CAMPipeline's prompt "
             "encoder is its autoencoder, and the class lives in cam_hf. Covered by "
-            "test_pipeline_common.py::test_encode_prompt_works_in_isolation."
+            "test_pipeline_diffusers_checks.py::test_encode_prompt_works_in_isolation."
         )
 
 
