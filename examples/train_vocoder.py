@@ -30,6 +30,7 @@ copy it over a pipeline's `autoencoder/` to decode with it). See docs/autoencode
 """
 
 import argparse
+import io
 import json
 import math
 import os
@@ -37,6 +38,7 @@ import sys
 
 import datasets
 import numpy as np
+import soundfile as sf
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
@@ -60,6 +62,11 @@ from cam_hf.training import (
 )
 
 logger = get_logger(__name__)
+
+# Source samples decoded beyond each side of a training segment and dropped after resampling, where the
+# resampling filter would see the cut: `resample_poly`'s reaches 10 * max(up, down) samples of the upsampled
+# signal either side, about 20 source samples at 44.1 or 48 kHz -> 22.05 kHz.
+RESAMPLING_MARGIN = 64
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -237,6 +244,37 @@ def load_splits(args: argparse.Namespace) -> tuple[datasets.Dataset, datasets.Da
     return splits[args.train_split], splits.get(args.validation_split)
 
 
+def read_segment(reader: MelAutoencoder, value: dict, fraction: float, samples: int) -> torch.Tensor:
+    """
+    `samples` samples of one clip at the codec's rate and channel count, starting `fraction` of the way into
+    the clip (silence past its end), `[audio_channels, samples]`. Only that part of the file is decoded and
+    resampled, not the whole clip: a 1 s segment of a 10 s clip costs a tenth.
+
+    Args:
+        reader (`MelAutoencoder`): a CPU codec (its `prepare_audio`: channels and resampling).
+        value (`dict`): the clip's `Audio(decode=False)` value, `{"bytes": ..., "path": ...}`.
+        fraction (`float`): in [0, 1).
+        samples (`int`): at the codec's rate.
+    """
+    target = reader.sample_rate
+    with sf.SoundFile(io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]) as file:
+        rate, total = file.samplerate, file.frames
+        # Resampling maps each block of `step` source samples to `out_step` target samples: the read starts
+        # on a block, so that the segment's first sample falls on a target sample, and carries blocks on each
+        # side that are dropped after resampling (they hold the resampling filter's edge).
+        step, out_step = rate // math.gcd(rate, target), target // math.gcd(rate, target)
+        margin = math.ceil(RESAMPLING_MARGIN / step) * step if rate != target else 0
+        need = math.ceil(samples / out_step) * step
+        start = int(fraction * max(total - need, 0)) // step * step
+        first = max(start - margin, 0)
+        file.seek(first)
+        audio = file.read(start + need + margin - first, dtype="float32", always_2d=True)
+    audio = np.pad(audio, ((0, start + need + margin - first - audio.shape[0]), (0, 0)))  # past the end
+    resampled = reader.prepare_audio(torch.from_numpy(np.ascontiguousarray(audio.T))[None], sample_rate=rate)
+    offset = (start - first) // step * out_step
+    return resampled[0, :, offset : offset + samples]
+
+
 def read_clip(reader: MelAutoencoder, split: datasets.Dataset, column: str, index: int) -> torch.Tensor:
     """Clip `index` at the codec's rate and channel count (`reader.prepare_audio`), `[audio_channels,
     samples]`, on the CPU."""
@@ -275,12 +313,10 @@ class SegmentBatches(torch.utils.data.Dataset):
         generator = step_generator(self.seed, step, self.process_index, stream=0)
         indices = torch.randint(len(self.split), (self.batch_size,), generator=generator)
         where = torch.rand(self.batch_size, generator=generator, dtype=torch.float64)
-        segments = []
-        for index, fraction in zip(indices.tolist(), where.tolist(), strict=True):
-            clip = read_clip(self.reader, self.split, self.column, index)
-            start = int(fraction * max(clip.shape[-1] - self.samples, 0))
-            segment = clip[:, start : start + self.samples]
-            segments.append(torch.nn.functional.pad(segment, (0, self.samples - segment.shape[-1])))
+        segments = [
+            read_segment(self.reader, self.split[index][self.column], fraction, self.samples)
+            for index, fraction in zip(indices.tolist(), where.tolist(), strict=True)
+        ]
         return {"audio": torch.stack(segments), "index": indices}
 
 

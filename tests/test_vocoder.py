@@ -282,3 +282,16 @@ def test_train_vocoder_rejects_bad_arguments_clearly(audio_dataset, tmp_path):
         train_vocoder.main(args)
     with pytest.raises(ValueError, match="too short for the STFT loss"):
         train_vocoder.main(train_args(audio_dataset, tmp_path / "c", "--segment_seconds", "0.1"))
+
+
+def test_a_training_segment_is_the_same_span_of_the_whole_clip_resampled(audio_dataset, codec):
+    split = train_vocoder.load_splits(train_vocoder.parse_args(train_args(audio_dataset, Path("unused"))))[0]
+    whole = train_vocoder.read_clip(codec, split, "audio", 1)  # 1 s at 16 kHz -> 8000 samples at 8 kHz
+    for fraction, start in ((0.0, 0), (0.5, 3000), (0.99, 5940)):
+        # The segment starts `fraction` of the way into the 16000 - 4000 source samples it may start at.
+        segment = train_vocoder.read_segment(codec, split[1]["audio"], fraction, 2000)
+        torch.testing.assert_close(segment, whole[:, start : start + 2000], rtol=0, atol=1e-6)
+    longer = train_vocoder.read_segment(codec, split[1]["audio"], 0.0, 9000)
+    torch.testing.assert_close(longer[:, :8000], whole, rtol=0, atol=1e-6)
+    # Past the end: silence, after the few samples of the resampling filter's tail.
+    assert longer[:, 8100:].abs().max() == 0
