@@ -20,7 +20,6 @@ from diffusers import (
 
 from cam_hf import CAMModel, CAMPipeline, CAMSampler, hub_utils, mix_noise, sample_next_frame
 from cam_hf.autoencoders.base import crossfade
-from cam_hf.generation import FrameSampler
 from cam_hf.pipeline_checks import GenerationInputs
 from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
 
@@ -312,23 +311,6 @@ def test_sliding_window_matches_recomputing_the_window(pipe):
         )
         history = torch.cat([history, fed], 1)
     torch.testing.assert_close(out, torch.stack(frames, 1), rtol=0, atol=1e-4)
-
-
-def test_the_fixed_step_path_takes_diffusers_euler_steps(pipe):
-    # The loop takes FlowMatchEulerDiscreteScheduler's steps itself, with step sizes fixed for the call;
-    # through the scheduler's own `step` (a subclass is stepped by it, as any other scheduler) the frames are
-    # the same.
-    class SteppedEuler(FlowMatchEulerDiscreteScheduler):
-        pass
-
-    stepped = FrameSampler(pipe.sampler, SteppedEuler.from_config(pipe.scheduler.config), 5)
-    fixed = FrameSampler(pipe.sampler, pipe.scheduler, 5)
-    assert stepped.step_sizes is None and len(fixed.step_sizes) == 5
-    condition, unconditional, noise = torch.randn(3, 32), torch.randn(3, 32), torch.randn(3, LATENT_DIM)
-    torch.testing.assert_close(fixed(condition, noise=noise), stepped(condition, noise=noise), rtol=0, atol=0)
-    guided = fixed(condition, noise=noise, unconditional_condition=unconditional, guidance_scale=3.0)
-    expected = stepped(condition, noise=noise, unconditional_condition=unconditional, guidance_scale=3.0)
-    torch.testing.assert_close(guided, expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
