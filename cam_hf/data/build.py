@@ -30,16 +30,24 @@ def check_output_dir(output_dir: str) -> None:
     os.makedirs(output_dir, exist_ok=True)
 
 
-def map_in_workers(function: Callable, tasks: Iterable, num_workers: int) -> Iterator:
+def map_in_workers(
+    function: Callable,
+    tasks: Iterable,
+    num_workers: int,
+    initializer: Callable | None = None,
+    initargs: tuple = (),
+) -> Iterator:
     """`map(function, tasks)`, in `num_workers` worker processes when more than 1, results in task order.
 
     Workers are spawned, not forked: the parent holds pyarrow (and torch) threads, which fork does not copy
-    safely. The pool is closed when the results are exhausted, or when the caller stops early or fails.
+    safely. Each worker runs `initializer(*initargs)` once before its first task (not in this process when
+    `num_workers` is 1). The pool is closed when the results are exhausted, or when the caller stops early or
+    fails.
     """
     if num_workers <= 1:
         yield from map(function, tasks)
         return
-    pool = multiprocessing.get_context("spawn").Pool(num_workers)
+    pool = multiprocessing.get_context("spawn").Pool(num_workers, initializer, initargs)
     try:
         yield from pool.imap(function, tasks, chunksize=1)
     except BaseException:  # an error, or the caller stopped early (GeneratorExit): stop the workers now

@@ -17,6 +17,7 @@ that a second run with other options refuses the folder instead of mixing two en
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -186,21 +187,6 @@ def _fit_statistics(
 # ---- one shard: decode, encode, write
 # ----------------------------------------------------------------------------
 
-# What each process has loaded, keyed by (dataset_dir, output_dir): the audio dataset and the fitted
-# autoencoder.
-_LOADED: dict = {}
-
-
-def _loaded(task: dict) -> tuple[DatasetDict, AudioAutoencoderMixin]:
-    key = (task["dataset_dir"], task["output_dir"])
-    if key not in _LOADED:  # a worker process: load once, from disk
-        torch.set_num_threads(task["threads"])
-        autoencoder = task["autoencoder_class"].from_pretrained(
-            os.path.join(task["output_dir"], AUTOENCODER_DIR)
-        )
-        _LOADED[key] = (_load_audio_dataset(task["dataset_dir"], task["audio_column"]), autoencoder.eval())
-    return _LOADED[key]
-
 
 def _encode_batch(autoencoder, clips: list[torch.Tensor], rate: int) -> list[torch.Tensor | str]:
     """Encode clips of one shape together; if that fails, one at a time, so a bad clip fails alone.
@@ -224,14 +210,13 @@ def _encode_batch(autoencoder, clips: list[torch.Tensor], rate: int) -> list[tor
     return results
 
 
-def _encode_shard(task: dict) -> dict:
-    """Encode rows `[start, stop)` of one split into `_shards/{split}/{index}.arrow` and record it in
-    `{index}.json`.
+def _encode_shard(task: dict, audio: DatasetDict, autoencoder: AudioAutoencoderMixin) -> dict:
+    """Encode rows `[start, stop)` of one split of `audio` into `_shards/{split}/{index}.arrow` and record it
+    in `{index}.json`.
 
     Returns:
         `dict`: the shard's record (counts, seconds, skips), as saved.
     """
-    audio, autoencoder = _loaded(task)
     split = audio[task["split"]]
     features = task["features"]
     np_dtype = np.dtype(task["dtype"])
@@ -288,6 +273,33 @@ def _encode_shard(task: dict) -> dict:
     record["encode_seconds"] = round(time.perf_counter() - started, 3)
     _write_json(task["path"][: -len(".arrow")] + ".json", record)  # last: the shard is done
     return record
+
+
+# ---- worker processes
+# ------------------------------------------------------------------------------------------
+
+# A worker process's audio dataset and fitted codec, loaded once by `_start_worker` (or the error it raised).
+_WORKER: tuple[DatasetDict, AudioAutoencoderMixin] | Exception | None = None
+
+
+def _start_worker(
+    dataset_dir: str, audio_column: str, codec_dir: str, autoencoder_class: type, threads: int
+) -> None:
+    """The worker pool's initializer: load the audio dataset and the fitted codec (saved in `codec_dir`)."""
+    global _WORKER
+    torch.set_num_threads(threads)
+    try:
+        autoencoder = autoencoder_class.from_pretrained(codec_dir).eval()
+        _WORKER = (_load_audio_dataset(dataset_dir, audio_column), autoencoder)
+    except Exception as err:  # raised with the first task: a pool restarts a failing initializer forever
+        _WORKER = err
+
+
+def _encode_shard_in_worker(task: dict) -> dict:
+    """`_encode_shard` with the dataset and codec this worker loaded."""
+    if isinstance(_WORKER, Exception):
+        raise _WORKER
+    return _encode_shard(task, *_WORKER)
 
 
 # ---- the whole encoding
@@ -422,32 +434,25 @@ def encode_audio_dataset(
         os.replace(codec_dir + ".tmp", codec_dir)
 
     # 2. The shards: every one not recorded as done is (re-)encoded.
-    shared = {
-        "dtype": dtype,
-        "batch_size": batch_size,
-        "audio_column": audio_column,
-        "dataset_dir": dataset_dir,
-        "output_dir": output_dir,
-        "autoencoder_class": type(autoencoder),
-        "threads": max(1, (os.cpu_count() or 1) // num_workers),
-    }
-    tasks, records = _shard_tasks(audio, autoencoder.latent_dim, shard_size, shared)
+    shared = {"dtype": dtype, "batch_size": batch_size, "audio_column": audio_column}
+    tasks, records = _shard_tasks(audio, output_dir, autoencoder.latent_dim, shard_size, shared)
     reused = len(records)
     if progress and (resumed or reused):
         print(f"Resuming the encoding in {output_dir}: {reused} shards done, {len(tasks)} to go.")
     if num_workers == 1:  # this process encodes with the codec it holds (and on its device)
-        _LOADED[(dataset_dir, output_dir)] = (audio, autoencoder)
+        encoded = map(functools.partial(_encode_shard, audio=audio, autoencoder=autoencoder), tasks)
+    else:  # each worker loads the dataset and the codec just saved, once
+        threads = max(1, (os.cpu_count() or 1) // num_workers)
+        worker = (dataset_dir, audio_column, codec_dir, type(autoencoder), threads)
+        encoded = map_in_workers(_encode_shard_in_worker, tasks, num_workers, _start_worker, worker)
     total_clips = sum(len(split) for split in audio.values())
     done_clips = sum(record["rows"] for record in records.values())
     with tqdm(
         total=total_clips, initial=done_clips, unit="clip", desc="encoding", disable=not progress
     ) as bar:
-        try:
-            for task, record in zip(tasks, map_in_workers(_encode_shard, tasks, num_workers), strict=True):
-                records[(task["split"], task["index"])] = record
-                bar.update(task["stop"] - task["start"])
-        finally:
-            _LOADED.pop((dataset_dir, output_dir), None)
+        for task, record in zip(tasks, encoded, strict=True):
+            records[(task["split"], task["index"])] = record
+            bar.update(task["stop"] - task["start"])
 
     # 3. One DatasetDict from the shards, then the summary (its presence marks the folder as finished).
     _assemble(output_dir, audio, records)
@@ -463,7 +468,7 @@ def encode_audio_dataset(
 
 
 def _shard_tasks(
-    audio: DatasetDict, latent_dim: int, shard_size: int, shared: dict
+    audio: DatasetDict, output_dir: str, latent_dim: int, shard_size: int, shared: dict
 ) -> tuple[list[dict], dict]:
     """The shards still to encode (as tasks for `_encode_shard`), and the records of those already done."""
     tasks, records = [], {}
@@ -480,9 +485,9 @@ def _shard_tasks(
                 "source_index": Value("int64"),
             }
         )
-        os.makedirs(os.path.join(shared["output_dir"], SHARDS_DIR, name), exist_ok=True)
+        os.makedirs(os.path.join(output_dir, SHARDS_DIR, name), exist_ok=True)
         for index in range(math.ceil(len(split) / shard_size)):
-            path = os.path.join(shared["output_dir"], SHARDS_DIR, name, f"{index:05d}.arrow")
+            path = os.path.join(output_dir, SHARDS_DIR, name, f"{index:05d}.arrow")
             if os.path.isfile(path[: -len(".arrow")] + ".json") and os.path.isfile(path):
                 records[(name, index)] = _read_json(path[: -len(".arrow")] + ".json")
                 continue
