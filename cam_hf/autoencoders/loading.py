@@ -32,8 +32,8 @@ DEFAULT_WEIGHTS = {
 
 
 def _saved_by_cam_hf(path: str | None, cls: type) -> bool:
-    """Whether `path` is a folder that `cls.save_pretrained` wrote (a fitted codec, e.g. a pipeline's
-    `autoencoder`)."""
+    """Whether `path` is a folder that `cls.save_pretrained` wrote: a fitted codec, such as the `autoencoder`
+    folder of a pipeline."""
     config = os.path.join(path or "", "config.json")
     if path is None or not os.path.isfile(config):
         return False

@@ -40,9 +40,8 @@ def map_in_workers(
     """`map(function, tasks)`, in `num_workers` worker processes when more than 1, results in task order.
 
     Workers are spawned, not forked: the parent holds pyarrow (and torch) threads, which fork does not copy
-    safely. Each worker runs `initializer(*initargs)` once before its first task (not in this process when
-    `num_workers` is 1). The pool is closed when the results are exhausted, or when the caller stops early or
-    fails.
+    safely. Each worker runs `initializer(*initargs)` once, before its first task; with one worker, nothing
+    runs it. The pool is closed when the results are exhausted, or when the caller stops early or fails.
     """
     if num_workers <= 1:
         yield from map(function, tasks)

@@ -48,13 +48,12 @@ ADDED_COLUMNS = ("latents", "num_frames", "source_index")
 SHARDS_DIR = "_shards"
 
 
-# ---- small helpers
-# ---------------------------------------------------------------------------------------------
+# ---- small helpers -----------------------------------------------------------------------------------------
 
 
 def _write_json(path: str, data: dict) -> None:
-    """Write JSON under a temporary name and rename it into place: a kill leaves the old file or the new,
-    whole."""
+    """Write JSON under a temporary name and rename it into place: a kill leaves the old file or the new one,
+    whole, never part of one."""
     with open(path + ".tmp", "w") as f:
         json.dump(data, f, indent=1)
     os.replace(path + ".tmp", path)
@@ -95,8 +94,7 @@ def _load_audio_dataset(dataset_dir: str, audio_column: str) -> DatasetDict:
     return dataset
 
 
-# ---- the autoencoder
-# -------------------------------------------------------------------------------------------
+# ---- the autoencoder ---------------------------------------------------------------------------------------
 
 
 def _has_statistics(autoencoder: AudioAutoencoderMixin) -> bool:
@@ -104,7 +102,7 @@ def _has_statistics(autoencoder: AudioAutoencoderMixin) -> bool:
 
 
 def _copy(autoencoder: AudioAutoencoderMixin) -> AudioAutoencoderMixin:
-    """A copy with the same config and weights (`copy.deepcopy` refuses modules with weight norm, as
+    """A copy with the same config and weights (`copy.deepcopy` refuses modules with weight norm, such as
     Oobleck's)."""
     clone = type(autoencoder).from_config(autoencoder.config)
     clone.load_state_dict(autoencoder.state_dict())
@@ -184,8 +182,7 @@ def _fit_statistics(
     )
 
 
-# ---- one shard: decode, encode, write
-# ----------------------------------------------------------------------------
+# ---- one shard: decode, encode, write ----------------------------------------------------------------------
 
 
 def _encode_batch(autoencoder, clips: list[torch.Tensor], rate: int) -> list[torch.Tensor | str]:
@@ -232,8 +229,8 @@ def _encode_shard(task: dict, audio: DatasetDict, autoencoder: AudioAutoencoderM
     for batch_start in range(task["start"], task["stop"], task["batch_size"]):
         rows = split[batch_start : min(batch_start + task["batch_size"], task["stop"])]
         metadata = [name for name in rows if name != task["audio_column"]]
-        # Group the batch's clips by shape and rate (a built dataset has one; users' datasets may not), in
-        # order.
+        # Group the batch's clips by shape and rate, keeping their order: a built dataset has one shape and
+        # rate, users' datasets may not.
         groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
         for offset, value in enumerate(rows[task["audio_column"]]):
             index = batch_start + offset
@@ -275,8 +272,7 @@ def _encode_shard(task: dict, audio: DatasetDict, autoencoder: AudioAutoencoderM
     return record
 
 
-# ---- worker processes
-# ------------------------------------------------------------------------------------------
+# ---- worker processes --------------------------------------------------------------------------------------
 
 # A worker process's audio dataset and fitted codec, loaded once by `_start_worker` (or the error it raised).
 _WORKER: tuple[DatasetDict, AudioAutoencoderMixin] | Exception | None = None
@@ -302,8 +298,7 @@ def _encode_shard_in_worker(task: dict) -> dict:
     return _encode_shard(task, *_WORKER)
 
 
-# ---- the whole encoding
-# --------------------------------------------------------------------------------------------
+# ---- the whole encoding ------------------------------------------------------------------------------------
 
 
 def encode_audio_dataset(
@@ -329,8 +324,8 @@ def encode_audio_dataset(
 
     Args:
         dataset_dir (`str`): an audio `DatasetDict` saved with `save_to_disk` (the built-in dataset, or one
-            made from your audio by `examples/make_dataset.py`); a single saved `Dataset` counts as the train
-            split.
+            made from your audio by `examples/make_dataset.py`); a single saved `Dataset` counts as the
+            train split.
         output_dir (`str`): where the latent dataset goes; absent, empty, or holding an unfinished run of the
             same options (then resumed).
         autoencoder (`str` or `AudioAutoencoderMixin`): `"mel"` (default, weight-free), `"music2latent"`,
@@ -340,29 +335,28 @@ def encode_audio_dataset(
         autoencoder_path (`str`, *optional*): weights for a named autoencoder (see `load_autoencoder`).
         batch_size (`int`): clips encoded together. On CPU, 4: larger batches compute no faster there, and
             their buffers (tens of MB) are mapped fresh from the system at every batch (measured with the mel
-            codec on 10 s clips: 16 costs ~35% more CPU time per clip, all of it in page faults). Raise it for
-            a GPU.
+            codec on 10 s clips: 16 costs ~35% more CPU time per clip, all of it in page faults). Raise it
+            for a GPU.
         fit_seconds (`float`): seconds of train audio, drawn at random with `seed`, to fit the statistics on.
         latent_normalization (`str`): `"per_channel"` (each latent component to unit variance) or `"global"`
             (one scale for all components; the mel codec only): see `MelAutoencoder.fit_latent_statistics`.
-        refit_statistics (`bool`): fit the statistics even when the autoencoder has them already (one loaded
-            from a `save_pretrained` folder keeps its own by default, so fine-tuning data use the model's
-            codec).
+        refit_statistics (`bool`): fit the statistics even when the autoencoder has them already (one
+            loaded from a `save_pretrained` folder keeps its own by default, so that fine-tuning data use the
+            model's codec).
         dtype (`str`): `"float16"` (default: measured to cost nothing in reconstruction, `docs/training.md`)
             or `"float32"`: how latents are stored.
         seed (`int`): seeds the sample the statistics are fitted on.
         num_workers (`int`): worker processes that decode and encode shards (on CPU); 1 encodes in this
             process, on the autoencoder's device.
         shard_size (`int`): clips per shard, the unit of work and of resumption.
-        audio_column (`str`): the audio column (an `Audio(decode=False)` column or `{"bytes", "path"}`
-            values).
+        audio_column (`str`): the audio column: an `Audio(decode=False)` column, or one whose values are
+            `{"bytes", "path"}` dicts.
         progress (`bool`): show a progress bar and print the summary.
 
     Returns:
         `datasets.DatasetDict`: per split, one row per encoded clip: `latents` (`[T, D]`;
         `with_format("torch")` gives float32 tensors), `num_frames` (`T`), `source_index` (the clip's row in
-        the audio split) and every
-        metadata column of the audio dataset (`piece`, `instrument_name`, ...).
+        the audio split) and every metadata column of the audio dataset (`piece`, `instrument_name`, ...).
     """
     started = time.perf_counter()
     if dtype not in LATENT_DTYPES:
@@ -415,8 +409,8 @@ def encode_audio_dataset(
         return DatasetDict.load_from_disk(output_dir)
     _write_json(os.path.join(output_dir, OPTIONS_FILE), {**options, "dataset_dir": dataset_dir})
 
-    # 1. The codec: fitted on TRAIN audio only, saved before any latent is written (workers load it from
-    # there).
+    # 1. The codec: fitted on TRAIN audio only, and saved before any latent is written, since worker processes
+    # load it from its folder.
     codec_dir = os.path.join(output_dir, AUTOENCODER_DIR)
     fit_wall = 0.0
     if os.path.isdir(codec_dir):
@@ -507,8 +501,11 @@ def _shard_tasks(
 
 
 def _prepare_output_dir(output_dir: str, options: dict) -> bool:
-    """Create `output_dir`, or check that it holds a run of the same `options`. Returns whether it holds
-    one."""
+    """Create `output_dir`, or check that it holds a run of the same `options`.
+
+    Returns:
+        `bool`: whether `output_dir` holds such a run already.
+    """
     options_path = os.path.join(output_dir, OPTIONS_FILE)
     if os.path.isfile(options_path):
         previous = {k: v for k, v in _read_json(options_path).items() if k != "dataset_dir"}
