@@ -1,7 +1,7 @@
-"""Latent datasets (`cam_hf.data.encode`, `examples/encode_dataset.py`) on a tiny audio dataset built in the
-test: the encoding itself, statistics from the train split only, resumption after a kill at any point, skipped
-clips, worker processes, the other autoencoders on weights the tests create, and the mel codec's global
-normalisation."""
+"""Encoding latent datasets (`cam_hf.data.encode`, `examples/encode_dataset.py`) and loading them
+(`cam_hf.data.latents`), on a tiny audio dataset built in the test: the encoding itself, statistics from the
+train split only, resumption after a kill at any point, skipped clips, worker processes, the other
+autoencoders on weights the tests create, and the mel codec's global normalisation."""
 
 import io
 import json
@@ -368,8 +368,8 @@ def test_encode_dataset_script(audio_dir, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_worker_processes_give_the_same_dataset(audio_dir, tmp_path):
-    """Spawned workers (each loading the fitted codec from the output folder): ~30 CPU-seconds of imports
-    alone."""
+    """Spawned workers, each loading the audio dataset and the codec saved in the output folder once: ~30
+    CPU-seconds of imports alone."""
     one = encode_audio_dataset(audio_dir, str(tmp_path / "one"), tiny_mel(), num_workers=1, **OPTIONS)
     two = encode_audio_dataset(audio_dir, str(tmp_path / "two"), tiny_mel(), num_workers=2, **OPTIONS)
     assert_same_dataset(one, two)
