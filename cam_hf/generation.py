@@ -67,6 +67,8 @@ class SlidingWindow:
             self._check_clean(frames, clean_frames)
             self.clean_frames = torch.empty_like(self.frames)
             clean_frames = clean_frames[:, -kept:]
+        else:
+            clean_frames = None
         return self._refill(frames[:, -kept:], clean_frames)
 
     def append(self, frame: torch.Tensor, clean_frame: torch.Tensor | None = None) -> torch.Tensor:
@@ -232,6 +234,8 @@ class FrameSampler:
         # The Euler steps' sizes sigma_{i+1} - sigma_i (float32, as diffusers computes them); None: the
         # scheduler steps.
         self.step_sizes = None if sigmas is None else list((sigmas[1:] - sigmas[:-1]).unbind())
+        # The Sampler runs at every one of the scheduler's timesteps: Heun has two per step but the last.
+        self.num_evaluations = timesteps.shape[0]
         with torch.no_grad():
             self.time_embedding = sampler.time_embedding(timesteps, step_size)
         # Flow-matching schedulers have no input scaling and start from unit noise; DDPM-family ones may.
@@ -268,7 +272,7 @@ class FrameSampler:
             sample = noise * self.init_noise_sigma
         else:
             sample = noise
-        for index in range(self.num_inference_steps):
+        for index in range(self.num_evaluations):
             model_input = sample
             if self.step_sizes is None and self.scale_input is not None:
                 model_input = self.scale_input(sample, self.scheduler.timesteps[index])

@@ -3,6 +3,8 @@ the next frame from the Backbone's output with the Sampler and a diffusers sched
 Backbone's memory while generating.
 """
 
+import inspect
+
 import pytest
 import torch
 from diffusers import (
@@ -11,6 +13,7 @@ from diffusers import (
     FlowMatchHeunDiscreteScheduler,
     UniPCMultistepScheduler,
 )
+from diffusers.utils.torch_utils import randn_tensor
 
 from cam_hf import CAMSampler, default_scheduler, sample_next_frame
 from cam_hf.generation import FrameSampler
@@ -18,6 +21,9 @@ from cam_hf.sampler import timestep_embedding
 from cam_hf.testing_utils import random_pipeline
 
 from .conftest import seeded
+
+# The multistep solvers integrate a flow when told so.
+FLOW_PREDICTION = dict(prediction_type="flow_prediction", use_flow_sigmas=True)
 
 
 def test_euler_loop_integrates_a_known_velocity(sampler):
@@ -32,29 +38,56 @@ def test_euler_loop_integrates_a_known_velocity(sampler):
     torch.testing.assert_close(frames, noise - velocity[0], rtol=0, atol=1e-5)
 
 
+def draw_as_diffusers_does(
+    sampler: CAMSampler, scheduler, condition: torch.Tensor, num_inference_steps: int, generator=None
+) -> torch.Tensor:
+    """A frame drawn by diffusers' own denoising loop: the Sampler's forward pass and `scheduler.step` at each
+    of the scheduler's timesteps, from noise drawn as `sample_next_frame` draws it. The reference for
+    `sample_next_frame` and `FrameSampler`, which prepare the steps once per call."""
+    noise = randn_tensor((condition.shape[0], sampler.config.latent_dim), generator=generator)
+    scheduler.set_timesteps(num_inference_steps)
+    sample = noise * getattr(scheduler, "init_noise_sigma", 1.0)  # flow-matching schedulers have none
+    step_kwargs = (
+        {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    )
+    for timestep in scheduler.timesteps:
+        model_input = (
+            scheduler.scale_model_input(sample, timestep)
+            if hasattr(scheduler, "scale_model_input")
+            else sample
+        )
+        prediction = sampler(model_input, timestep.float(), condition)
+        sample = scheduler.step(prediction, timestep, sample, **step_kwargs).prev_sample
+    return sample
+
+
 @pytest.mark.parametrize(
-    "scheduler",
+    "prediction_type, make_scheduler",
     [
-        FlowMatchEulerDiscreteScheduler(),
-        FlowMatchHeunDiscreteScheduler(),
-        UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True),
-        DPMSolverMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True),
+        ("flow", lambda sampler: FlowMatchEulerDiscreteScheduler()),
+        ("flow", lambda sampler: FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)),
+        ("flow", lambda sampler: FlowMatchHeunDiscreteScheduler()),
+        ("flow", lambda sampler: UniPCMultistepScheduler(**FLOW_PREDICTION)),
+        ("flow", lambda sampler: DPMSolverMultistepScheduler(**FLOW_PREDICTION)),
+        ("epsilon", default_scheduler),  # DDIM on the training betas
     ],
 )
-def test_flow_schedulers_are_swappable(sampler, scheduler):
-    torch.nn.init.normal_(sampler.output_proj.weight, std=0.02)
-    generator = torch.Generator().manual_seed(0)
-    condition = torch.randn(4, 32)
-    first = sample_next_frame(sampler, scheduler, condition, 6, generator=generator)
-    again = sample_next_frame(sampler, scheduler, condition, 6, generator=torch.Generator().manual_seed(0))
-    assert first.shape == (4, 8) and torch.isfinite(first).all()
-    torch.testing.assert_close(first, again)  # set_timesteps per call resets the scheduler's state
-
-
-def test_an_epsilon_sampler_samples_with_ddim():
-    sampler = CAMSampler(latent_dim=8, condition_dim=32, width=32, num_blocks=1, prediction_type="epsilon")
-    frames = sample_next_frame(sampler, default_scheduler(sampler), torch.randn(2, 32), 10, seeded())
-    assert frames.shape == (2, 8) and torch.isfinite(frames).all()
+def test_any_scheduler_integrates_the_frame_as_diffusers_does(prediction_type, make_scheduler):
+    # A scheduler that evaluates twice per step (Heun), those that keep state across steps (UniPC,
+    # DPM-Solver), a stochastic one, DDIM for an "epsilon" Sampler: a frame is diffusers' loop over all the
+    # scheduler's timesteps, and a second call starts afresh.
+    torch.manual_seed(0)
+    sampler = CAMSampler(
+        latent_dim=8, condition_dim=32, width=32, num_blocks=2, prediction_type=prediction_type
+    )
+    torch.nn.init.normal_(sampler.output_proj.weight, std=0.1)  # a zero output would leave the noise as it is
+    scheduler, condition = make_scheduler(sampler), torch.randn(4, 32)
+    frames = sample_next_frame(sampler, scheduler, condition, 6, generator=seeded())
+    expected = draw_as_diffusers_does(sampler, scheduler, condition, 6, generator=seeded())
+    torch.testing.assert_close(frames, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        sample_next_frame(sampler, scheduler, condition, 6, generator=seeded()), frames
+    )
 
 
 def test_generator_list_makes_rows_independent_of_batch(sampler):

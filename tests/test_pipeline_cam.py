@@ -25,6 +25,7 @@ from cam_hf.testing_utils import random_pipeline, tiny_mel_autoencoder
 
 from .conftest import seeded, tiny_config
 from .test_autoencoders import TINY_OOBLECK
+from .test_generation import draw_as_diffusers_does
 
 LATENT_DIM = 32  # the tiny mel codec's
 
@@ -313,18 +314,39 @@ def test_sliding_window_matches_recomputing_the_window(pipe):
     torch.testing.assert_close(out, torch.stack(frames, 1), rtol=0, atol=1e-4)
 
 
+def generate_by_recomputing(pipe, num_frames: int, steps: int, context_shift: int) -> torch.Tensor:
+    """`pipe`'s frames for seed 0 without a prompt, computed the slow way: for every frame, a fresh Backbone
+    pass over the start vector and the frames the window holds (after a rebuild, the last `context_frames -
+    context_shift` fed), then diffusers' own loop with the pipeline's scheduler."""
+    context, k_inf = pipe.context_frames, torch.tensor(pipe.backbone.config.inference_noise)
+    generator, held, frames = seeded(), torch.zeros(1, 0, LATENT_DIM), []
+    for _ in range(num_frames):
+        condition = pipe.backbone(held).last_hidden_state[:, -1]
+        frames.append(draw_as_diffusers_does(pipe.sampler, pipe.scheduler, condition, steps, generator))
+        fed = mix_noise(frames[-1][:, None], torch.randn(1, 1, LATENT_DIM, generator=generator), k_inf)
+        held = torch.cat([held, fed], 1)
+        if held.shape[1] > context:
+            held = held[:, -(context - context_shift) :]
+    return torch.stack(frames, 1)
+
+
 @pytest.mark.parametrize(
     "make_scheduler",
     [
         lambda config: FlowMatchHeunDiscreteScheduler.from_config(config),
         lambda config: UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True),
-        lambda config: FlowMatchEulerDiscreteScheduler.from_config(config),
     ],
 )
 def test_scheduler_swap(pipe, make_scheduler):
+    # Every frame is integrated by the scheduler the pipeline holds: the frames are diffusers' own loop's with
+    # that scheduler, not those of the default Euler steps.
+    kwargs = dict(num_frames=4, num_inference_steps=3, output_type="latent")
+    euler = pipe(generator=seeded(), **kwargs).audios
     pipe.scheduler = make_scheduler(pipe.scheduler.config)
-    out = pipe(num_frames=4, num_inference_steps=3, generator=seeded(), output_type="latent").audios
-    assert out.shape == (1, 4, LATENT_DIM) and torch.isfinite(out).all()
+    swapped = pipe(generator=seeded(), **kwargs).audios
+    expected = generate_by_recomputing(pipe, 4, 3, context_shift=pipe.context_frames // 2)
+    torch.testing.assert_close(swapped, expected, rtol=0, atol=1e-5)
+    assert not torch.allclose(swapped, euler, atol=1e-3)
 
 
 def test_save_load_reproduces_audio(pipe, tmp_path):
