@@ -16,7 +16,7 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 
 from cam_hf import CAMSampler, default_scheduler, sample_next_frame
-from cam_hf.generation import FrameSampler
+from cam_hf.generation import FrameSampler, SlidingWindow
 from cam_hf.sampler import timestep_embedding
 from cam_hf.testing_utils import random_pipeline
 
@@ -199,3 +199,25 @@ def test_the_fixed_step_path_takes_diffusers_euler_steps():
     guided = fixed(condition, noise=noise, unconditional_condition=unconditional, guidance_scale=3.0)
     expected = stepped(condition, noise=noise, unconditional_condition=unconditional, guidance_scale=3.0)
     torch.testing.assert_close(guided, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("prompt_frames", [0, 40])
+@pytest.mark.parametrize("context_shift", [1, 10, 30])
+def test_the_window_is_a_fresh_pass_over_the_frames_it_keeps(backbone, context_shift, prompt_frames):
+    # Every z equals the Backbone run afresh on the start vector and the frames the window holds: every frame
+    # fed until the context is full, then, rebuilt, the last `context_frames - context_shift` (of a prompt
+    # longer than the context too). Its buffer never grows.
+    context = backbone.config.max_position_embeddings - 1
+    kept = context - context_shift
+    frames = torch.randn(1, prompt_frames + 2 * context, 8, generator=seeded())
+    window = SlidingWindow(backbone, context_shift, torch.tensor(0.0))
+    held = frames[:, :prompt_frames][:, -kept:]
+    conditions = [window.start(frames[:, :prompt_frames])]
+    expected = [backbone(held).last_hidden_state[:, -1]]
+    for index in range(prompt_frames, frames.shape[1]):
+        conditions.append(window.append(frames[:, index]))
+        held = torch.cat([held, frames[:, index : index + 1]], dim=1)
+        held = held[:, -kept:] if held.shape[1] > context else held
+        expected.append(backbone(held).last_hidden_state[:, -1])
+    torch.testing.assert_close(torch.stack(conditions), torch.stack(expected), rtol=0, atol=1e-5)
+    assert window.frames.shape[1] == context

@@ -279,41 +279,6 @@ def test_crossfade_goes_from_the_old_chunk_to_the_new():
     assert torch.equal(blended[..., 4:], incoming[..., 4:])
 
 
-def test_long_form_beyond_the_context(pipe):
-    context = pipe.context_frames  # 31 frames
-    latents = pipe(
-        num_frames=3 * context, num_inference_steps=1, generator=seeded(), output_type="latent"
-    ).audios
-    assert latents.shape == (1, 3 * context, LATENT_DIM) and torch.isfinite(latents).all()
-
-
-def test_sliding_window_matches_recomputing_the_window(pipe):
-    # With context_shift=1 the window always holds the last frames behind the start vector at positions 1, 2,
-    # ... Recomputing the Backbone from scratch on that window each frame must give the same frames as the
-    # cached loop.
-    window, steps, k_inf = pipe.context_frames, 2, pipe.backbone.config.inference_noise
-    num_frames = window + 6
-    out = pipe(
-        num_frames=num_frames,
-        num_inference_steps=steps,
-        generator=seeded(),
-        context_shift=1,
-        output_type="latent",
-    ).audios
-    generator, history, frames = seeded(), torch.zeros(1, 0, LATENT_DIM), []
-    for _ in range(num_frames):
-        visible = history if history.shape[1] <= window else history[:, -(window - 1) :]
-        history = visible
-        condition = pipe.backbone(visible).last_hidden_state[:, -1]
-        frame = sample_next_frame(pipe.sampler, pipe.scheduler, condition, steps, generator)
-        frames.append(frame)
-        fed = mix_noise(
-            frame[:, None], torch.randn(1, 1, LATENT_DIM, generator=generator), torch.tensor(k_inf)
-        )
-        history = torch.cat([history, fed], 1)
-    torch.testing.assert_close(out, torch.stack(frames, 1), rtol=0, atol=1e-4)
-
-
 def generate_by_recomputing(pipe, num_frames: int, steps: int, context_shift: int) -> torch.Tensor:
     """`pipe`'s frames for seed 0 without a prompt, computed the slow way: for every frame, a fresh Backbone
     pass over the start vector and the frames the window holds (after a rebuild, the last `context_frames -
@@ -347,6 +312,21 @@ def test_scheduler_swap(pipe, make_scheduler):
     expected = generate_by_recomputing(pipe, 4, 3, context_shift=pipe.context_frames // 2)
     torch.testing.assert_close(swapped, expected, rtol=0, atol=1e-5)
     assert not torch.allclose(swapped, euler, atol=1e-3)
+
+
+def test_long_form_beyond_the_context(pipe):
+    # Past the Backbone's context the window slides: every frame equals the slow reference, for the default
+    # shift (half the context) and a 1-frame one. The frames up to the first rebuild (after frame `context`,
+    # when the window is full) are the same for both; after it they depend on the shift.
+    context, steps = pipe.context_frames, 2
+    kwargs = dict(num_frames=3 * context, num_inference_steps=steps, output_type="latent")
+    half = pipe(generator=seeded(), **kwargs).audios
+    one = pipe(generator=seeded(), context_shift=1, **kwargs).audios
+    expected = generate_by_recomputing(pipe, 3 * context, steps, context_shift=context // 2)
+    torch.testing.assert_close(half, expected, rtol=0, atol=1e-4)
+    torch.testing.assert_close(one, generate_by_recomputing(pipe, 3 * context, steps, 1), rtol=0, atol=1e-4)
+    assert torch.equal(half[:, : context + 1], one[:, : context + 1])
+    assert not torch.allclose(half[:, context + 1 :], one[:, context + 1 :], atol=1e-3)
 
 
 def test_save_load_reproduces_audio(pipe, tmp_path):
