@@ -2,14 +2,31 @@
 steps.
 """
 
+import json
+
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from cam_hf import CAMForTraining, CAMModel, CAMSampler, default_scheduler, sample_next_frame
 
 from .conftest import tiny_config
 
 MEAN, STD = torch.tensor([2.0, -1.0]), 0.3
+# A Sampler's config fields before the few-step (shortcut) head, as the first shipped model's has them
+# (models/cam-music21-small/sampler/config.json at commit 754f635).
+OLD_SAMPLER_FIELDS = (
+    "condition_dim",
+    "latent_dim",
+    "logit_normal_mean",
+    "logit_normal_std",
+    "num_blocks",
+    "num_train_timesteps",
+    "prediction_type",
+    "time_distribution",
+    "time_embedding_dim",
+    "width",
+)
 
 
 def two_modes(num: int, generator: torch.Generator) -> torch.Tensor:
@@ -55,7 +72,7 @@ def test_from_flow_head_refuses_another_shape_or_a_shortcut_head():
         CAMSampler.from_flow_head(head)
 
 
-def test_config_fields_round_trip_and_old_configs_load(tmp_path):
+def test_config_fields_round_trip(tmp_path):
     head = CAMSampler(
         latent_dim=8,
         condition_dim=16,
@@ -73,10 +90,40 @@ def test_config_fields_round_trip_and_old_configs_load(tmp_path):
     ) == ("shortcut", 8, 2)
     for name, parameter in head.state_dict().items():
         assert torch.equal(parameter, loaded.state_dict()[name])
-    # A config saved before these fields existed loads as the plain flow head it was.
-    flow = CAMSampler(latent_dim=8, condition_dim=16, width=32)
-    assert flow.config.few_step_objective is None and flow.config.num_inference_steps == 16
-    assert not hasattr(flow, "step_size_embed")
+
+
+def test_a_sampler_saved_before_the_few_step_fields_loads_as_the_flow_head_it_was(tmp_path):
+    # Its config.json has the fields of the time, none of `few_step_objective`, `max_shortcut_steps` or
+    # `num_inference_steps`.
+    torch.manual_seed(0)
+    flow = CAMSampler(latent_dim=8, condition_dim=16, width=32, num_blocks=2)
+    for parameter in flow.parameters():  # a trained-looking head: nothing zero
+        torch.nn.init.normal_(parameter, std=0.2)
+    config = {"_class_name": "CAMSampler", "_diffusers_version": "0.42.1"}
+    config.update({name: flow.config[name] for name in OLD_SAMPLER_FIELDS})
+    (tmp_path / "config.json").write_text(json.dumps(config, indent=2))
+    save_file(flow.state_dict(), tmp_path / "diffusion_pytorch_model.safetensors")
+    loaded = CAMSampler.from_pretrained(tmp_path)
+    assert (
+        loaded.config.few_step_objective,
+        loaded.config.max_shortcut_steps,
+        loaded.config.num_inference_steps,
+    ) == (None, 16, 16)
+    assert not hasattr(loaded, "step_size_embed")
+    for name, parameter in flow.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], parameter)
+    # It samples as a flow head: diffusers' Euler steps on the scheduler's grid (sigmas 1, 0.001, 0 for 2
+    # steps), not a shortcut head's uniform grid (1, 0.5, 0).
+    condition, noise = torch.randn(5, 16), torch.randn(5, 8)
+    frames = sample_next_frame(loaded, default_scheduler(loaded), condition, 2, noise=noise)
+    scheduler, expected = default_scheduler(loaded), noise
+    scheduler.set_timesteps(2)
+    for timestep in scheduler.timesteps:
+        expected = scheduler.step(flow(expected, timestep, condition), timestep, expected).prev_sample
+    torch.testing.assert_close(frames, expected)
+    uniform = noise - flow(noise, torch.tensor(1000.0), condition) / 2
+    uniform = uniform - flow(uniform, torch.tensor(500.0), condition) / 2
+    assert not torch.allclose(frames, uniform, atol=1e-3)
 
 
 @pytest.mark.parametrize(
