@@ -459,9 +459,9 @@ class CAMModel(CAMPreTrainedModel):
             )
         if not starts_sequence and getattr(cache, "short_context_history", None) is None:
             raise ValueError(
-                "A Backbone with a short context continues a sequence from a `CAMCache`, which keeps the "
-                f"last clean frames; got a {type(cache).__name__} without them. Let the Backbone make its "
-                "cache (`use_cache=True` with no `cache`)."
+                "A Backbone with a short context continues a sequence from a cache that holds the last clean "
+                f"frames; got a {type(cache).__name__} without them (filled by another model?). Start the "
+                "sequence with this Backbone and `use_cache=True`."
             )
 
     def _check_inputs(

@@ -1,10 +1,10 @@
 """CAMPipeline: audio generation with a Continuous Autoregressive Model (Pasini et al., arXiv 2411.18447).
 
-    audio prompt --autoencoder.encode--> prompt latents
-    for each new frame:  z_t = Backbone.step(input_t)              (KV cache: the same cost at every position)
-                         x_{t+1} = Sampler's flow, noise -> data   (num_inference_steps)
-                         input_{t+1} = (1 - k_inf) x_{t+1} + k_inf eps
-    latents --autoencoder.decode_stream, on a second thread, chunk by chunk as the frames come--> audio
+audio prompt --autoencoder.encode--> prompt latents
+for each new frame:  z_t = Backbone.step(input_t)              (KV cache: the same cost at every position)
+                     x_{t+1} = Sampler's flow, noise -> data   (num_inference_steps)
+                     input_{t+1} = (1 - k_inf) x_{t+1} + k_inf eps
+latents --autoencoder.decode_stream, on a second thread, chunk by chunk as the frames come--> audio
 """
 
 import math
@@ -142,7 +142,10 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         """
         owner = self.backbone.config if self.backbone is not None else self.autoencoder
         check_prompt(
-            audio=audio, sample_rate=sample_rate, prompt_latents=prompt_latents, latent_dim=owner.latent_dim,
+            audio=audio,
+            sample_rate=sample_rate,
+            prompt_latents=prompt_latents,
+            latent_dim=owner.latent_dim,
             autoencoder=self.autoencoder,
         )
         check_num_waveforms_per_prompt(num_waveforms_per_prompt)
@@ -212,10 +215,17 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         if prompt_latents is None:
             prompt_latents = torch.zeros(batch_size, 0, self.backbone.config.latent_dim)
         prompt = prompt_latents.to(device=device, dtype=dtype)
-        # z_0: the Backbone reads the start vector, then the prompt mixed with k_inf like every fed frame.
+        # z_0: the Backbone reads the start vector, then the prompt mixed with k_inf like every fed frame (a
+        # short context reads the prompt as it is).
         fed = mix_noise(prompt, randn_tensor(prompt.shape, generator, device, dtype), k_inf, mixing)
-        condition = window.start(torch.cat([fed, fed]) if guided else fed)
-        draw = FrameSampler(self.sampler, self.scheduler, inputs.num_inference_steps, device=device)
+        condition = window.start(*[torch.cat([x, x]) if guided else x for x in (fed, prompt)])
+        draw = FrameSampler(
+            self.sampler,
+            self.scheduler,
+            inputs.num_inference_steps,
+            device=device,
+            temperature=inputs.temperature,
+        )
         # What is fed back, allocated once; with guidance both halves of the window read the same frame.
         fed = torch.empty(condition.shape[0], prompt.shape[-1], device=device, dtype=dtype)
         with self.progress_bar(total=num_frames) as progress_bar:
@@ -235,12 +245,13 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
                 progress_bar.update()
                 if index == num_frames - 1:
                     break
-                # Feed it back mixed with k_inf; the window slides once the context is full: z_{t+1}.
+                # Feed it back mixed with k_inf (a short context reads it as drawn); the window slides once
+                # the context is full: z_{t+1}.
                 noise = randn_tensor(frame.shape, generator, device, dtype)
                 fed[:batch_size] = mix_noise(frame, noise, k_inf, mixing)
                 if guided:
                     fed[batch_size:] = fed[:batch_size]
-                condition = window.append(fed)
+                condition = window.append(fed, torch.cat([frame, frame]) if guided else frame)
 
     def _callback_frame(self, inputs: GenerationInputs, index: int, frame: torch.Tensor) -> torch.Tensor:
         """Runs the callback on the new frame and returns the frame it leaves (replaced or not), checked."""
@@ -284,6 +295,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
         instrument: str | int | list[str | int] | None = None,
         guidance_scale: float = 1.0,
+        temperature: float | None = None,
     ) -> AudioPipelineOutput | tuple:
         r"""
         Generates audio: unconditionally, or continuing an audio prompt. The frames are decoded on a second
@@ -327,6 +339,9 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             guidance_scale (`float`, defaults to 1.0): classifier-free guidance weight w with `instrument`:
                 each Sampler step predicts u + w (c - u) from the conditional (c) and unconditional (u)
                 predictions, on twice the batch. 1 is no guidance and no extra cost.
+            temperature (`float`, *optional*): tau, the variance of the noise each frame's flow starts from
+                (standard deviation sqrt(tau)): below 1 the frames keep nearer the modes, above 1 they spread.
+                By default the Sampler's own (`sampler.config.temperature`, the value measured best for it).
 
         Returns:
             [`~diffusers.pipelines.AudioPipelineOutput`] with `audios` of shape
@@ -361,6 +376,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
         instrument: str | int | list[str | int] | None = None,
         guidance_scale: float = 1.0,
+        temperature: float | None = None,
     ) -> Iterator[np.ndarray | torch.Tensor]:
         r"""
         Generates audio as [`~CAMPipeline.__call__`] does, with the same arguments (`return_dict` aside),

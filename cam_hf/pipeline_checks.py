@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 
-from .sampler import DEFAULT_NUM_INFERENCE_STEPS
+from .sampler import DEFAULT_NUM_INFERENCE_STEPS, check_temperature
 from .utils.checks import check_audio, check_decode_chunking, check_sample_rate, is_integer, is_real
 
 # Longer requests are almost certainly a unit mistake (samples or milliseconds for seconds).
@@ -156,6 +156,7 @@ class GenerationInputs:
         callback_on_step_end_tensor_inputs (`list[str]`): a `PipelineCallback`'s own, else `["latents"]` by
             default.
         context_shift (`int`): half the Backbone's context by default.
+        temperature (`float`): the Sampler's own (`sampler.config.temperature`) by default.
         num_waveforms (`int`): the waveforms the call generates: prompts (or `batch_size`, 1 by default) times
             `num_waveforms_per_prompt`.
     """
@@ -178,6 +179,7 @@ class GenerationInputs:
     decode_context_frames: int
     instrument: str | int | list[str | int] | None
     guidance_scale: float
+    temperature: float
     num_waveforms: int | None = None
 
 
@@ -280,8 +282,13 @@ def check_generation_inputs(pipeline, **arguments) -> GenerationInputs:
         num_waveforms=num_waveforms,
         backbone_config=config,
     )
+    temperature = inputs.temperature
+    if temperature is None:
+        temperature = pipeline.sampler.config.get("temperature", 1.0)
+    check_temperature(temperature)
     return replace(
         inputs,
+        temperature=temperature,
         num_frames=num_frames if num_frames is not None else max(1, math.ceil(seconds * pipeline.frame_rate)),
         num_inference_steps=steps,
         inference_noise=noise if noise is not None else config.inference_noise,

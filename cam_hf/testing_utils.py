@@ -61,8 +61,9 @@ def random_pipeline(
             `TINY_SAMPLER_CONFIG` when `None`. `latent_dim` is the autoencoder's and `condition_dim` the
             Backbone's `hidden_size`.
         output_std (`float`, defaults to 0.1): standard deviation of the weights given to the Sampler's output
-            layers (the output projection and the last AdaLN modulation). They start at zero, which would make
-            every frame the starting noise itself; a trained Sampler's are not zero.
+            layers (the output projection and the last AdaLN modulation) and to the output layer of the
+            Backbone's short context, if it has one. They start at zero, which would make every frame the
+            starting noise itself and the short context silent; a trained model's are not zero.
         seed (`int`, defaults to 0): the weights' seed (the global RNG is left as it was).
 
     Returns:
@@ -79,7 +80,10 @@ def random_pipeline(
             latent_dim=autoencoder.latent_dim, condition_dim=config.hidden_size, **sampler_config
         )
         sampler.eval()
-        for layer in (sampler.output_proj, sampler.final_adaln_modulation[-1]):
+        output_layers = [sampler.output_proj, sampler.final_adaln_modulation[-1]]
+        if backbone.short_context is not None:
+            output_layers.append(backbone.short_context.output_proj)
+        for layer in output_layers:
             torch.nn.init.normal_(layer.weight, std=output_std)
     pipe = CAMPipeline(backbone, sampler, default_scheduler(sampler), autoencoder)
     pipe.set_progress_bar_config(disable=True)

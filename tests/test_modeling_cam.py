@@ -149,13 +149,19 @@ def test_save_load_is_bit_exact(backbone, tmp_path):
         assert torch.equal(loaded.eval()(latents).last_hidden_state, backbone(latents).last_hidden_state)
 
 
-def test_remote_code_loads_without_cam_hf(backbone, tmp_path):
+@pytest.mark.parametrize("short_context_frames", [0, 5])
+def test_remote_code_loads_without_cam_hf(short_context_frames, tmp_path):
+    torch.manual_seed(0)
+    backbone = CAMModel(tiny_config(short_context_frames=short_context_frames)).eval()
+    inputs = {"latents": torch.randn(1, 4, 8)}
+    if short_context_frames:
+        torch.nn.init.normal_(backbone.short_context.output_proj.weight)  # it starts silent
+        inputs["clean_latents"] = torch.randn(1, 4, 8)
     backbone.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_cam.CAMModel"
     assert (tmp_path / "modeling_cam.py").exists() and (tmp_path / "configuration_cam.py").exists()
-    latents = torch.randn(1, 4, 8)
-    torch.save({"latents": latents, "z": backbone(latents).last_hidden_state}, tmp_path / "reference.pt")
+    torch.save({"inputs": inputs, "z": backbone(**inputs).last_hidden_state}, tmp_path / "reference.pt")
     script = textwrap.dedent(
         f"""
         import sys, torch
@@ -164,7 +170,7 @@ def test_remote_code_loads_without_cam_hf(backbone, tmp_path):
         assert "cam_hf" not in sys.modules, "cam_hf was imported"
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         reference = torch.load({str(tmp_path / "reference.pt")!r}, weights_only=True)
-        assert torch.equal(model(reference["latents"]).last_hidden_state, reference["z"])
+        assert torch.equal(model(**reference["inputs"]).last_hidden_state, reference["z"])
         print("ok")
         """
     )

@@ -58,8 +58,8 @@ class CAMConfig(PreTrainedConfig):
             Backbone.
         short_context_frames (`int`, *optional*, defaults to 0):
             K, the number of CLEAN frames the short context sees (CALM, arXiv 2509.06926): a small causal
-            convolution stack over x_{t-K+1}..x_t, read before the noise augmentation, whose output is added to
-            z_t. The noisy long context gives robustness, the clean short one the local detail the noise
+            convolution stack over x_{t-K+1}..x_t, read before the noise augmentation, whose output is added
+            to z_t. The noisy long context gives robustness, the clean short one the local detail the noise
             destroys. `0` turns it off (as in every model saved before it existed).
         short_context_num_layers (`int`, *optional*, defaults to 2):
             Convolutions in the short context; each has kernel `(K - 1) / layers + 1`, so `K - 1` must be a
