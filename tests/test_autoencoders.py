@@ -18,6 +18,7 @@ from cam_hf.autoencoders import (
     OobleckAutoencoder,
     resample_audio,
 )
+from cam_hf.autoencoders.base import crossfade
 from cam_hf.autoencoders.metrics import spectral_metrics
 
 # Tiny configurations: a few thousand parameters, so that every test runs in well under a second.
@@ -456,3 +457,12 @@ def test_package_imports_without_music2latent():
     )
     assert result.returncode == 0, result.stderr
     assert "pip install cam_hf[music2latent]" in result.stdout
+
+
+def test_crossfade_goes_from_the_old_chunk_to_the_new():
+    outgoing, incoming = torch.zeros(1, 1, 4), torch.ones(1, 1, 10)
+    blended = crossfade(outgoing, incoming)
+    assert blended.shape == (1, 1, 10)
+    ramp = blended[0, 0, :4]
+    assert (ramp > 0).all() and (ramp < 1).all() and (ramp.diff() > 0).all()
+    assert torch.equal(blended[..., 4:], incoming[..., 4:])

@@ -103,6 +103,16 @@ def test_left_padded_batch_keeps_positions(backbone):
     torch.testing.assert_close(z[0, 4:], alone[0, 1:], rtol=0, atol=1e-5)
 
 
+def test_rotary_frequencies_survive_a_dtype_round_trip(backbone):
+    latents = torch.randn(1, 6, 8)
+    reference = backbone(latents).last_hidden_state
+    backbone.to(torch.bfloat16).to(torch.float32)  # weights round, positions must not
+    rounded = CAMModel(backbone.config).eval()
+    rounded.load_state_dict(backbone.state_dict())
+    torch.testing.assert_close(backbone(latents).last_hidden_state, rounded(latents).last_hidden_state)
+    assert not torch.equal(backbone(latents).last_hidden_state, reference)  # the weights did round
+
+
 def test_eager_and_sdpa_agree():
     torch.manual_seed(0)
     sdpa = CAMModel(tiny_config()).eval()
