@@ -17,9 +17,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from .modeling_cam import CAMModel
 from .sampler import CAMSampler, check_temperature
 
-# `sample_next_frame` precomputes the AdaLN modulations of all steps at once up to this many rows (batch x
-# steps): beyond it the batch alone reuses the weights well, and the precomputed tensors would cost memory for
-# no speed.
+# `FrameSampler` computes the AdaLN modulations of all the steps of a frame at once up to this many rows
+# (batch x steps): beyond it the batch alone reuses the weights well, and the precomputed tensors would cost
+# memory for no speed.
 MAX_PRECOMPUTED_ROWS = 1024
 
 
@@ -231,8 +231,8 @@ class FrameSampler:
             plain_euler = type(scheduler) is FlowMatchEulerDiscreteScheduler
             if plain_euler and not scheduler.config.stochastic_sampling:
                 sigmas = scheduler.sigmas.to(device=device, dtype=torch.float32)
-        # The Euler steps' sizes sigma_{i+1} - sigma_i (float32, as diffusers computes them); None: the
-        # scheduler steps.
+        # The Euler steps' sizes sigma_{i+1} - sigma_i (float32, as diffusers computes them); None:
+        # the scheduler steps.
         self.step_sizes = None if sigmas is None else list((sigmas[1:] - sigmas[:-1]).unbind())
         # The Sampler runs at every one of the scheduler's timesteps: Heun has two per step but the last.
         self.num_evaluations = timesteps.shape[0]
@@ -262,8 +262,8 @@ class FrameSampler:
             noise = randn_tensor(shape, generator=generator, device=condition.device, dtype=condition.dtype)
         if self.noise_scale != 1.0:
             noise = noise * self.noise_scale
-        # Guidance runs both conditions as one batch of 2 x batch_size rows: the weights are read once for
-        # both.
+        # Guidance runs both conditions as one batch of 2 x batch_size rows: the weights are read
+        # once for both.
         conditions = torch.cat([condition, unconditional_condition]) if guided else condition
         steps = self._modulations(conditions)
         if self.step_sizes is None:
@@ -292,10 +292,10 @@ class FrameSampler:
         return sample
 
     def _modulations(self, conditions: torch.Tensor):
-        """Every step's AdaLN modulations: a list with one entry per step, computed in one batched pass (rows
-        step-major), so that their weights are read once per frame, not once per step; or, when that batch
-        would be larger than `MAX_PRECOMPUTED_ROWS` (a large batch reuses the weights anyway), a function of
-        the step."""
+        """Every step's AdaLN modulations: a list with one entry per step, computed in one batched pass
+        (rows step-major), so that their weights are read once per frame, not once per step; or, when that
+        batch would be larger than `MAX_PRECOMPUTED_ROWS` (a large batch reuses the weights anyway), a
+        function of the step."""
         sampler, time_embedding = self.sampler, self.time_embedding
         projected = sampler.condition_proj(conditions)
         num_steps, rows = time_embedding.shape[0], conditions.shape[0]

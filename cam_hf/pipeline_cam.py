@@ -107,9 +107,9 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
 
     @property
     def guidance_scale(self) -> float:
-        """The classifier-free guidance weight of the current (or last) call, set when the call starts (for
-        `stream`, before the first chunk); a callback may change `pipe._guidance_scale` between frames of a
-        guided call."""
+        """The classifier-free guidance weight of the current (or last) call, set when the call starts
+        (for `stream`, before the first chunk); a callback may change `pipe._guidance_scale` between
+        frames of a guided call."""
         return getattr(self, "_guidance_scale", 1.0)
 
     @property
@@ -164,8 +164,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
     def prepare_instrument_ids(
         self, instrument: str | int | list[str | int] | None, batch_size: int
     ) -> torch.LongTensor | None:
-        """The instrument id of every waveform `(batch_size,)` on the execution device, or `None` without
-        one."""
+        """The instrument id of every waveform `(batch_size,)` on the execution device, or
+        `None` without one."""
         if instrument is None:
             return None
         instruments = list(instrument) if isinstance(instrument, list | tuple) else [instrument] * batch_size
@@ -412,8 +412,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
     def _output_chunks(
         self, frames: Iterator[torch.Tensor], inputs: GenerationInputs
     ) -> Iterator[np.ndarray | torch.Tensor]:
-        """The frames in chunks of `decode_chunk_frames`, decoded (beside the loop) unless `output_type` is
-        "latent"."""
+        """The frames in chunks of `decode_chunk_frames`, decoded (beside the loop) unless
+        `output_type` is "latent"."""
         output_type, chunk_frames = inputs.output_type, inputs.decode_chunk_frames
         if output_type == "latent":
             # Decoding would catch a diverged Sampler's NaN; undecoded frames are checked once per chunk.
@@ -427,8 +427,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
 
 
 def _stack_in_chunks(frames: Iterator[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
-    """Frames `(batch_size, latent_dim)`, `size` at a time: `(batch_size, size, latent_dim)` (the last
-    shorter)."""
+    """Frames `(batch_size, latent_dim)`, `size` at a time: `(batch_size, size, latent_dim)`
+    (the last shorter)."""
     while chunk := list(islice(frames, size)):
         yield torch.stack(chunk, dim=1)
 

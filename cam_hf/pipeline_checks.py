@@ -20,8 +20,8 @@ from .utils.checks import check_audio, check_decode_chunking, check_sample_rate,
 
 # Longer requests are almost certainly a unit mistake (samples or milliseconds for seconds).
 MAX_AUDIO_LENGTH_IN_S = 3600.0
-# Without an autoencoder there is no frame rate to turn that hour into frames: this rate is above every
-# shipped codec's.
+# Without an autoencoder there is no frame rate to turn that hour into frames: this rate is above
+# every shipped codec's.
 MAX_FRAME_RATE = 100.0
 # Waveforms generated in one call; more is a unit mistake or would exhaust memory: generate in several calls.
 MAX_BATCH_SIZE = 1024

@@ -20,9 +20,9 @@ TIME_DISTRIBUTIONS = ("uniform", "logit_normal")
 FEW_STEP_OBJECTIVES = (None, "shortcut")
 # The DDPM noise schedule of the "epsilon" (MAR-style) baseline: linear betas, as in DDPM.
 EPSILON_BETA_SCHEDULE = {"beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
-# Flow steps per frame of a plain flow Sampler, chosen in docs/performance.md: 16 nearly halve 8 steps'
-# Frechet distance, 32 gain little. A Sampler's config may set its own (`num_inference_steps`), e.g. a
-# few-step head.
+# Flow steps per frame of a plain flow Sampler, chosen in docs/performance.md: 16 nearly halve 8
+# steps' Frechet distance, 32 gain little. A Sampler's config may set its own (`num_inference_steps`),
+# e.g. a few-step head.
 DEFAULT_NUM_INFERENCE_STEPS = 16
 
 
@@ -55,8 +55,8 @@ class CAMSamplerBlock(nn.Module):
     def forward_modulated(
         self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, gate: torch.Tensor
     ):
-        """The block given its AdaLN modulation, which depends on the condition only (see
-        `CAMSampler.modulations`)."""
+        """The block given its AdaLN modulation, which depends on the condition
+        only (see `CAMSampler.modulations`)."""
         return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
 
 
@@ -185,8 +185,8 @@ class CAMSampler(ModelMixin, ConfigMixin):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        """Xavier-uniform linear layers; zero AdaLN modulation and output, so every block starts as the
-        identity."""
+        """Xavier-uniform linear layers; zero AdaLN modulation and output, so every block starts
+        as the identity."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
@@ -196,8 +196,8 @@ class CAMSampler(ModelMixin, ConfigMixin):
                 nn.init.normal_(linear.weight, std=0.02)
         if self.config.few_step_objective == "shortcut":
             nn.init.normal_(self.step_size_embed[0].weight, std=0.02)
-            # Zero: until trained, every step size gives the flow velocity (the head it was made from,
-            # unchanged).
+            # Zero: until trained, every step size gives the flow velocity (the head it was
+            # made from, unchanged).
             nn.init.zeros_(self.step_size_embed[-1].weight)
         for block in self.blocks:
             nn.init.zeros_(block.adaln_modulation[-1].weight)
@@ -227,8 +227,8 @@ class CAMSampler(ModelMixin, ConfigMixin):
                 f"`flow_head` must be a plain flow head, got one with few_step_objective="
                 f"{flow_head.config.few_step_objective!r}."
             )
-        # Keyword overrides, not a merged dict: diffusers' `from_config` ignores dict fields it lists as
-        # defaults.
+        # Keyword overrides, not a merged dict: diffusers' `from_config` ignores dict fields it
+        # lists as defaults.
         head = cls.from_config(flow_head.config, **config_overrides)
         shapes = {name: tuple(p.shape) for name, p in head.state_dict().items()}
         changed = [name for name, p in flow_head.state_dict().items() if shapes.get(name) != tuple(p.shape)]
@@ -317,8 +317,8 @@ class CAMSampler(ModelMixin, ConfigMixin):
         return c
 
     def modulations_from(self, c: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
-        """`modulations` given the AdaLN conditioning c `(batch_size, width)` (time embedding plus projected
-        condition)."""
+        """`modulations` given the AdaLN conditioning c `(batch_size, width)` (time embedding
+        plus projected condition)."""
         modulations = [tuple(block.adaln_modulation(c).chunk(3, dim=-1)) for block in self.blocks]
         modulations.append(tuple(self.final_adaln_modulation(c).chunk(2, dim=-1)))
         return modulations
@@ -340,8 +340,8 @@ class CAMSampler(ModelMixin, ConfigMixin):
 
 
 def default_scheduler(sampler: CAMSampler) -> SchedulerMixin:
-    """The scheduler a Sampler was trained for: flow-matching Euler for `"flow"`, DDIM on the training betas
-    for `"epsilon"`."""
+    """The scheduler a Sampler was trained for: flow-matching Euler for `"flow"`, DDIM on the training
+    betas for `"epsilon"`."""
     if sampler.config.prediction_type == "flow":
         return FlowMatchEulerDiscreteScheduler(num_train_timesteps=sampler.config.num_train_timesteps)
     return DDIMScheduler(

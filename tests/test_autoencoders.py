@@ -1,6 +1,7 @@
 """Tests of cam_hf.autoencoders: the shared interface, the mel codec's reconstruction, save/load round trips,
-the loaders of pretrained weights (on tiny random weights written in each library's own format), and bad
-input."""
+the loaders of pretrained weights (on tiny random weights written in each library's own format), bad input,
+and the crossfade between decoded chunks.
+"""
 
 import os
 import subprocess
@@ -164,8 +165,8 @@ def test_mel_reconstruction_quality_on_a_harmonic_signal():
     sc, lsd = spectral_metrics(test, decoded, 1024, 256)
     assert sc < 0.55 and lsd < 8.5
 
-    # Without the projection, mel inversion + Griffin-Lim alone must be as good as librosa's at the same
-    # settings.
+    # Without the projection, mel inversion + Griffin-Lim alone must be as good as librosa's at
+    # the same settings.
     no_pca = MelAutoencoder(latent_dim=640)
     decoded = no_pca.decode(no_pca.encode(torch.from_numpy(test)[None, None]))[0, 0].numpy()
     sc_no_pca, lsd_no_pca = spectral_metrics(test, decoded, 1024, 256)
@@ -239,8 +240,8 @@ def test_encode_resamples_audio_at_another_rate():
     latents = codec.encode(at_16k, sample_rate=16000)
     direct = codec.encode(at_codec_rate)
     assert latents.shape == direct.shape
-    # Up- then down-sampling is near-transparent below the Nyquist frequency: log-mels agree closely where
-    # loud.
+    # Up- then down-sampling is near-transparent below the Nyquist frequency: log-mels agree
+    # closely where loud.
     loud = direct > direct.max() - 5
     assert (latents - direct)[loud].abs().mean() < 0.05
     # Without sample_rate the audio is taken to be at the codec's rate: twice as many frames.
@@ -442,8 +443,8 @@ def test_music2latent_refuses_incomplete_checkpoints(music2latent_checkpoint, tm
 
 
 def test_package_imports_without_music2latent():
-    """`import cam_hf.autoencoders` must work without the optional extra; building the wrapper says what to
-    install."""
+    """`import cam_hf.autoencoders` must work without the optional extra; building the wrapper says
+    what to install."""
     code = (
         "import sys; sys.modules['music2latent'] = None\n"
         "from cam_hf.autoencoders import Music2LatentAutoencoder, MelAutoencoder\n"

@@ -27,8 +27,8 @@ FLOW_PREDICTION = dict(prediction_type="flow_prediction", use_flow_sigmas=True)
 
 
 def test_euler_loop_integrates_a_known_velocity(sampler):
-    # With a constant predicted velocity v = noise - x0, Euler from sigma=1 to 0 lands exactly on x0 = noise -
-    # v.
+    # With a constant predicted velocity v = noise - x0, Euler from sigma=1 to 0 lands exactly on
+    # x0 = noise - v.
     velocity = torch.randn(3, 8)
     for p in sampler.output_proj.parameters():
         torch.nn.init.zeros_(p)
@@ -128,8 +128,8 @@ def test_sample_next_frame_rejects_bad_arguments(sampler):
 
 
 def test_flow_times_stay_float32_in_a_bfloat16_sampler(sampler):
-    # Flow times such as 933.4 (16 Euler steps) are not bfloat16 numbers: rounded, they would move by whole
-    # units.
+    # Flow times such as 933.4 (16 Euler steps) are not bfloat16 numbers: rounded, they would move
+    # by whole units.
     sampler.to(torch.bfloat16)
     seen = []
     sampler.time_embed.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
@@ -184,8 +184,8 @@ def test_guidance_extrapolates_the_two_predictions():
 
 def test_the_fixed_step_path_takes_diffusers_euler_steps():
     # The loop takes FlowMatchEulerDiscreteScheduler's steps itself, with step sizes fixed for the call;
-    # through the scheduler's own `step` (a subclass is stepped by it, as any other scheduler) the frames are
-    # the same.
+    # through the scheduler's own `step` (a subclass is stepped by it, as any other scheduler) the frames
+    # are the same.
     class SteppedEuler(FlowMatchEulerDiscreteScheduler):
         pass
 

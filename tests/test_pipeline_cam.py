@@ -105,8 +105,8 @@ def test_continuation_from_audio(pipe):
 
 
 def test_prompt_is_encoded_behind_the_start_vector(pipe):
-    # The first generated frame is conditioned on z from [start, prompt frames mixed with k_inf]: recompute
-    # it.
+    # The first generated frame is conditioned on z from [start, prompt frames mixed with
+    # k_inf]: recompute it.
     prompt = torch.randn(1, 3, LATENT_DIM)
     out = pipe(
         prompt_latents=prompt, num_frames=1, num_inference_steps=3, generator=seeded(), output_type="latent"
@@ -136,8 +136,8 @@ def test_decode_latents_equals_one_shot_and_streaming_latency(pipe):
     audio = pipe(generator=seeded(), **kwargs).audios
     np.testing.assert_array_equal(pipe.decode_latents(latents, 4, 2).numpy(), audio)
     # A chunk is decoded, beside the loop, once its right context exists: the first one after 4 + 2 frames.
-    # The 7th frame's callback waits until that decoding has started (it never would if it needed the 7th
-    # frame).
+    # The 7th frame's callback waits until that decoding has started (it never would if it needed
+    # the 7th frame).
     decoding_started, waited = threading.Event(), []
     decode = pipe.autoencoder._decode_continuing
     pipe.autoencoder._decode_continuing = lambda *args: decoding_started.set() or decode(*args)
@@ -361,8 +361,8 @@ def test_import_is_lazy_and_loading_imports_what_the_index_names(tmp_path):
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    """The Hub's two calls, up to the network: `create_repo` resolves the id, `upload_folder` copies the
-    folder."""
+    """The Hub's two calls, up to the network: `create_repo` resolves the id, `upload_folder`
+    copies the folder."""
     uploaded = tmp_path / "uploaded"
 
     class Repo:

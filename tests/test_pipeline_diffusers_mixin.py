@@ -57,8 +57,8 @@ def import_diffusers_tests(repo: str):
 
 PipelineTesterMixin, pipeline_params = import_diffusers_tests(DIFFUSERS_REPO)
 
-# Fitted PCA (latent_dim 24 < the 32 stacked values): the dtype checks then also cover a buffer that must stay
-# float32.
+# Fitted PCA (latent_dim 24 < the 32 stacked values): the dtype checks then also cover a buffer that
+# must stay float32.
 LATENT_DIM = 24
 
 
@@ -80,14 +80,14 @@ class CAMPipelineCommonChecks(PipelineTesterMixin):
         "audio_length_in_s",
     }
     # `num_images_per_prompt` is `num_waveforms_per_prompt`, as in diffusers' audio pipelines; there is no
-    # `latents` (initial noise) argument: each frame's noise is drawn from `generator` when the frame is
-    # generated.
+    # `latents` (initial noise) argument: each frame's noise is drawn from `generator` when the
+    # frame is generated.
     required_optional_params = PipelineTesterMixin.required_optional_params - {
         "num_images_per_prompt",
         "latents",
     }
-    # The Backbone is a transformers model: diffusers' attention processors (slicing, xformers) do not reach
-    # it.
+    # The Backbone is a transformers model: diffusers' attention processors (slicing, xformers) do
+    # not reach it.
     test_attention_slicing = False
     test_xformers_attention = False
 
@@ -148,8 +148,8 @@ class TestContinuation(CAMPipelineCommonChecks, unittest.TestCase):
 
 
 class TestInstrumentGuidance(CAMPipelineCommonChecks, unittest.TestCase):
-    """An instrument-conditioned Backbone, asked for an instrument: `test_cfg` and `test_callback_cfg` apply
-    here."""
+    """An instrument-conditioned Backbone, asked for an instrument: `test_cfg` and
+    `test_callback_cfg` apply here."""
 
     instrument_names = ["cello", "flute"]
     params = CAMPipelineCommonChecks.params | {"instrument", "guidance_scale"}
@@ -165,8 +165,8 @@ class TestInstrumentGuidance(CAMPipelineCommonChecks, unittest.TestCase):
         )
 
     def test_guidance_changes_the_output(self):
-        """diffusers' `test_cfg` checks only that the shapes agree; guidance must also change what is
-        generated."""
+        """diffusers' `test_cfg` checks only that the shapes agree; guidance must also change
+        what is generated."""
         pipe = self.pipeline_class(**self.get_dummy_components())
         pipe.set_progress_bar_config(disable=True)
         plain = pipe(**self.get_dummy_inputs("cpu"), guidance_scale=1.0).audios

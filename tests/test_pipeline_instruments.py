@@ -42,8 +42,8 @@ def test_guidance_scale_one_is_conditional_and_zero_is_unconditional(pipe):
 
 
 def test_a_callback_can_change_the_guidance_between_frames(pipe):
-    """As in diffusers' pipelines (their `test_callback_cfg`): `pipe._guidance_scale` is read at every
-    frame."""
+    """As in diffusers' pipelines (their `test_callback_cfg`): `pipe._guidance_scale` is read
+    at every frame."""
     seen = []
 
     def raise_guidance(pipe, index, timestep, callback_kwargs):

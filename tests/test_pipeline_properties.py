@@ -88,8 +88,8 @@ def bad_reals(low: float, high: float, low_is_valid: bool, none_is_valid: bool):
 
 
 def bad_audio():
-    """Arrays that are no waveform in [-1, 1]: complex, integer PCM, too loud, not finite, empty, too many
-    axes."""
+    """Arrays that are no waveform in [-1, 1]: complex, integer PCM, too loud, not finite, empty,
+    too many axes."""
     samples = 4 * 128
     return st.one_of(
         st.just(np.zeros(samples, dtype=np.complex64)),

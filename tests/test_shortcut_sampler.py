@@ -93,8 +93,8 @@ def test_config_fields_round_trip(tmp_path):
 
 
 def test_a_sampler_saved_before_the_few_step_fields_loads_as_the_flow_head_it_was(tmp_path):
-    # Its config.json has the fields of the time, none of `few_step_objective`, `max_shortcut_steps` or
-    # `num_inference_steps`.
+    # Its config.json has the fields of the time, none of `few_step_objective`,
+    # `max_shortcut_steps` or `num_inference_steps`.
     torch.manual_seed(0)
     flow = CAMSampler(latent_dim=8, condition_dim=16, width=32, num_blocks=2)
     for parameter in flow.parameters():  # a trained-looking head: nothing zero

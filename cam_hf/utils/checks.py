@@ -30,8 +30,8 @@ def is_real(value) -> bool:
 
 
 def check_sample_rate(sample_rate, name: str = "sample_rate") -> None:
-    """Raises `ValueError` unless `sample_rate` is an integer number of Hz in [`MIN_SAMPLE_RATE`,
-    `MAX_SAMPLE_RATE`]."""
+    """Raises `ValueError` unless `sample_rate` is an integer number of Hz
+    in [`MIN_SAMPLE_RATE`, `MAX_SAMPLE_RATE`]."""
     if not is_integer(sample_rate):
         raise ValueError(
             f"{name} must be an integer number of Hz, got {sample_rate!r} ({type(sample_rate).__name__}): "

@@ -74,8 +74,8 @@ class CAMCacheLayer(DynamicLayer):
         length = self.get_seq_length()
         end = length + key_states.shape[-2]
         buffers = self._buffers
-        # Reallocate when full, or when the keys were replaced behind our back (`reorder_cache`, batch
-        # selection).
+        # Reallocate when full, or when the keys were replaced behind our back
+        # (`reorder_cache`, batch selection).
         stale = buffers is not None and length and self.keys.data_ptr() != buffers[0].data_ptr()
         if buffers is None or end > buffers[0].shape[-2] or stale:
             capacity = max(end, 2 * length, 64)
