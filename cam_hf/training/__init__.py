@@ -12,18 +12,17 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .latent_clips import LatentClips, collate_clips, random_crops
-from .objective import (
+from .models import (
     DEFAULT_TRAINING_SETTINGS,
     FINE_TUNING_BACKBONE_FIELDS,
     FINE_TUNING_SAMPLER_FIELDS,
     MODEL_PRESETS,
-    CAMForTraining,
-    CAMTrainingOutput,
     few_step_fields,
     fine_tuning_backbone_and_sampler,
     new_backbone_and_sampler,
     trained_settings,
 )
+from .objective import CAMForTraining, CAMTrainingOutput
 from .validation import (
     LOG_FILE,
     StepLog,

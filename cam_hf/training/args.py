@@ -9,8 +9,8 @@ import math
 import os
 from typing import TYPE_CHECKING
 
-from .objective import DEFAULT_TRAINING_SETTINGS as DEFAULTS
-from .objective import MODEL_PRESETS, trained_settings
+from .models import DEFAULT_TRAINING_SETTINGS as DEFAULTS
+from .models import MODEL_PRESETS, trained_settings
 
 if TYPE_CHECKING:
     from ..pipeline_cam import CAMPipeline
