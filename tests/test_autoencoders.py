@@ -17,6 +17,7 @@ from cam_hf.autoencoders import (
     MelAutoencoder,
     Music2LatentAutoencoder,
     OobleckAutoencoder,
+    check_same_autoencoder,
     resample_audio,
 )
 from cam_hf.autoencoders.base import crossfade
@@ -467,3 +468,21 @@ def test_crossfade_goes_from_the_old_chunk_to_the_new():
     ramp = blended[0, 0, :4]
     assert (ramp > 0).all() and (ramp < 1).all() and (ramp.diff() > 0).all()
     assert torch.equal(blended[..., 4:], incoming[..., 4:])
+
+
+def test_statistics_refitted_on_another_cpu_are_the_same_codec(tmp_path):
+    # The shipped codec's PCA refitted from the same audio on an AVX-512 machine differed from the AVX2 fit by
+    # up to 3e-5: the same latents after float16 storage, so the same codec; a real change is another.
+    torch.manual_seed(0)
+    codec = MelAutoencoder(
+        sample_rate=8000, n_fft=256, stft_hop_length=64, n_mels=16, frames_per_latent=2, latent_dim=8
+    )
+    codec.fit_latent_statistics([torch.randn(1, 8000) for _ in range(4)], sample_rate=8000)
+    codec.save_pretrained(tmp_path)
+    refitted = MelAutoencoder.from_pretrained(tmp_path)
+    refitted.load_state_dict({name: value + 3e-5 for name, value in codec.state_dict().items()})
+    refitted.register_to_config(latents_std=[std * (1 + 1e-5) for std in codec.config.latents_std])
+    check_same_autoencoder(refitted, codec, "dataset", "pipeline")
+    refitted.projection.data[0, 0] += 0.01
+    with pytest.raises(ValueError, match=r"differ in \['projection'\]"):
+        check_same_autoencoder(refitted, codec, "dataset", "pipeline")

@@ -7,6 +7,7 @@ Imports every autoencoder's module, so it is imported only on first use of these
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import torch
@@ -80,6 +81,24 @@ def load_autoencoder(name: str, path: str | None = None) -> AudioAutoencoderMixi
     return model.eval()
 
 
+# Statistics fitted on the same audio by another CPU differ in the last digits (the mel codec's PCA by ~3e-5
+# between an AVX2 and an AVX-512 machine): far below what storing latents in float16 rounds (relative 5e-4).
+SAME_CODEC_RTOL, SAME_CODEC_ATOL = 1e-3, 1e-4
+
+
+def _same_value(value, other) -> bool:
+    """Equal, with numbers, lists of numbers and tensors compared within `SAME_CODEC_RTOL`/`_ATOL`."""
+    if isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor):
+        value, other = value.cpu().double(), other.cpu().double()
+        return value.shape == other.shape and torch.allclose(value, other, SAME_CODEC_RTOL, SAME_CODEC_ATOL)
+    numbers = (int, float)
+    if isinstance(value, numbers) and isinstance(other, numbers) and not isinstance(value, bool):
+        return math.isclose(value, other, rel_tol=SAME_CODEC_RTOL, abs_tol=SAME_CODEC_ATOL)
+    if isinstance(value, list | tuple) and isinstance(other, list | tuple):
+        return len(value) == len(other) and all(map(_same_value, value, other))
+    return value == other
+
+
 def check_same_autoencoder(
     dataset_autoencoder: AudioAutoencoderMixin,
     pipeline_autoencoder: AudioAutoencoderMixin,
@@ -88,8 +107,9 @@ def check_same_autoencoder(
 ) -> None:
     r"""
     Raises `ValueError` unless a latent dataset was encoded by a pipeline's own autoencoder (same class,
-    config and weights or statistics): latents of another codec mean nothing to that pipeline's model.
-    Settings that only change decoding (the codec's `decode_only_config`) may differ.
+    config and weights or statistics, numbers within a relative 1e-3): latents of another codec mean
+    nothing to that pipeline's model. Settings that only change decoding (the codec's `decode_only_config`)
+    may differ.
 
     Args:
         dataset_autoencoder (`AudioAutoencoderMixin`): the codec a latent dataset carries.
@@ -100,10 +120,11 @@ def check_same_autoencoder(
     ignored = set(ours.decode_only_config)
     config = {k: v for k, v in ours.config.items() if not k.startswith("_") and k not in ignored}
     their_config = {k: v for k, v in theirs.config.items() if not k.startswith("_") and k not in ignored}
-    differs = [k for k in sorted(set(config) | set(their_config)) if config.get(k) != their_config.get(k)]
+    keys = sorted(set(config) | set(their_config))
+    differs = [k for k in keys if not _same_value(config.get(k), their_config.get(k))]
     state, their_state = ours.state_dict(), theirs.state_dict()
     if not differs and state.keys() == their_state.keys():
-        differs = [k for k in state if not torch.equal(state[k].cpu().float(), their_state[k].cpu().float())]
+        differs = [k for k in state if not _same_value(state[k], their_state[k])]
     elif not differs:
         differs = ["weights"]
     if type(ours) is not type(theirs) or differs:
