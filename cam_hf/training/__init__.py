@@ -21,26 +21,15 @@ from .models import (
     fine_tuning_backbone_and_sampler,
     new_backbone_and_sampler,
     trained_settings,
+    training_pipeline,
 )
 from .objective import CAMForTraining, CAMTrainingOutput
-from .validation import (
-    LOG_FILE,
-    StepLog,
-    check_weights_in_sync,
-    choose_precision,
-    data_seed,
-    hardware_name,
-    read_log,
-    run_validation,
-    save_trained_pipeline,
-    step_generator,
-    stop_if_not_finite,
-    summarize_run,
-    training_details,
-    training_pipeline,
-    validation_loss,
-    write_validation_audio,
-)
+from .precision import choose_precision
+from .run_checks import check_weights_in_sync, stop_if_not_finite
+from .seeds import data_seed, step_generator
+from .step_log import LOG_FILE, StepLog, read_log
+from .summary import hardware_name, save_trained_pipeline, summarize_run, training_details
+from .validation import run_validation, validation_loss, write_validation_audio
 
 __all__ = [
     "DEFAULT_TRAINING_SETTINGS",

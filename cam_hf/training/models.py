@@ -1,10 +1,13 @@
 """The models a training run starts from: a new Backbone and Sampler of a named size (`MODEL_PRESETS`), or a
-trained pair set up for fine-tuning (its network kept, its training and generation settings changed).
+trained pair set up for fine-tuning (its network kept, its training and generation settings changed); and the
+pipeline around the model being trained.
 """
 
 from ..configuration_cam import CAMConfig
 from ..modeling_cam import CAMModel
-from ..sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler
+from ..pipeline_cam import CAMPipeline
+from ..sampler import DEFAULT_NUM_INFERENCE_STEPS, CAMSampler, default_scheduler
+from .objective import CAMForTraining
 
 # Named model sizes for `examples/train.py --preset` (and `benchmarks/bench_train.py`). `context_frames` is
 # the training crop length; the Backbone's `max_position_embeddings` is one more (the start vector). "small"
@@ -198,6 +201,16 @@ def fine_tuning_backbone_and_sampler(
     return backbone, sampler
 
 
+def training_pipeline(model: CAMForTraining, autoencoder) -> CAMPipeline:
+    """The pipeline of the model being trained (its modules, not copies)."""
+    return CAMPipeline(
+        backbone=model.backbone,
+        sampler=model.sampler,
+        scheduler=default_scheduler(model.sampler),
+        autoencoder=autoencoder,
+    )
+
+
 __all__ = [
     "DEFAULT_TRAINING_SETTINGS",
     "FINE_TUNING_BACKBONE_FIELDS",
@@ -207,4 +220,5 @@ __all__ = [
     "fine_tuning_backbone_and_sampler",
     "new_backbone_and_sampler",
     "trained_settings",
+    "training_pipeline",
 ]
