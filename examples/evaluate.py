@@ -5,14 +5,14 @@
         --output_dir outputs/eval
 
 For each model and each combination of the sweeps (`--instruments`, `--inference_noise`,
-`--num_inference_steps`, `--modes`), it generates `--num_samples` samples per seed set (sample j of every run
-seeded `--seed` + j), `--contexts` times the Backbone's context long, cuts them into windows of
-`--window_frames`, and reports per window and over the whole: FAD against the reference (each seed set, their
-mean and spread), the floor (held-out real windows, a set of the same size, against the same reference),
-FAD_acc (last window - first), the latents' drift and, with `--pitch_track`, CREPE's pitch confidence and
-pitch changes per second beside real windows'. Writes `results.json` (every figure), `summary.md` (the tables
-a report quotes), `fad_by_position.png` and, with instruments, `fad_by_instrument.png`, with relative paths
-only. See docs/evaluation.md for what each number means.
+`--num_inference_steps`, `--temperature`, `--modes`), it generates `--num_samples` samples per seed set
+(sample j of every run seeded `--seed` + j), `--contexts` times the Backbone's context long, cuts them into
+windows of `--window_frames`, and reports per window and over the whole: FAD against the reference (each seed
+set, their mean and spread), the floor (held-out real windows, a set of the same size, against the same
+reference), FAD_acc (last window - first), the latents' drift and, with `--pitch_track`, CREPE's pitch
+confidence and pitch changes per second beside real windows'. Writes `results.json` (every figure),
+`summary.md` (the tables a report quotes), `fad_by_position.png` and, with instruments,
+`fad_by_instrument.png`, with relative paths only. See docs/evaluation.md for what each number means.
 
 The reference is a folder of audio files or a dataset saved by `examples/make_dataset.py` (its
 `--reference_split`). Its clips are shuffled and split: `--held_out_fraction` of them give the floors and the
@@ -40,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--model", nargs="+", required=True, help="Saved CAMPipeline folders (or Hub ids).")
     add("--model_name", nargs="+", help="Labels for the models (default: folder names).")
     add("--inference_noise", type=float, nargs="+", help="k_inf values (default: the model's).")
+    add("--temperature", type=float, nargs="+",
+        help="The Sampler's starting-noise variance tau, e.g. 0.8 1.0 1.2 1.4 (default: the Sampler's own).")
     add("--num_inference_steps", type=int, nargs="+",
         help="Sampler steps per frame, e.g. 1 2 4 16 (default: the Sampler's own).")
     add("--modes", nargs="+", choices=MODES, default=list(MODES), help="Generation modes.")
@@ -96,7 +98,8 @@ def evaluation_config(args: argparse.Namespace) -> EvaluationConfig:
     return EvaluationConfig(
         num_samples=args.num_samples, seed_sets=args.seed_sets, seed=args.seed, contexts=args.contexts,
         window_frames=args.window_frames, inference_noise=args.inference_noise,
-        num_inference_steps=args.num_inference_steps, modes=args.modes, instruments=instruments,
+        num_inference_steps=args.num_inference_steps, temperature=args.temperature, modes=args.modes,
+        instruments=instruments,
         guidance_scale=args.guidance_scale, prompt_frames=args.prompt_frames, batch_size=args.batch_size,
         floor_sets=args.floor_sets, fad_inf=args.fad_inf, codec_floor=args.codec_floor, device=args.device,
     )

@@ -112,8 +112,8 @@ def test_two_models_a_k_inf_sweep_and_every_figure(models, reference, tmp_path):
     assert (tmp_path / "out" / "fad_by_position.png").stat().st_size > 10_000
     assert not (tmp_path / "out" / "fad_by_instrument.png").exists()
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "| model | k_inf | steps | mode | whole | floor | first window | last window |" in summary
-    assert "| a | 0.1 | 1 | continuation |" in summary
+    assert "| model | k_inf | steps | tau | mode | whole | floor | first window | last window |" in summary
+    assert "| a | 0.1 | 1 | 1 | continuation |" in summary
 
 
 def test_a_step_sweep_runs_on_the_same_seeds_and_latent_embeddings_decode_nothing(models, reference):
@@ -128,7 +128,19 @@ def test_a_step_sweep_runs_on_the_same_seeds_and_latent_embeddings_decode_nothin
     rows = markdown_summary(sweep).splitlines()
     name = Path(models[0]).name
     # A row in the FAD table and one in the drift table.
-    assert sum(row.startswith(f"| {name} | 0.02 | 2 | unconditional |") for row in rows) == 2
+    assert sum(row.startswith(f"| {name} | 0.02 | 2 | 1 | unconditional |") for row in rows) == 2
+
+
+def test_a_temperature_sweep_scales_the_starting_noise_on_the_same_seeds(models, reference):
+    sweep = evaluate_models(models[:1], reference, ["latent:2"], config(temperature=[1.0, 1.5]), log=None)
+    assert [run["temperature"] for run in sweep["runs"]] == [1.0, 1.5]
+    plain, hot = (run["fad"]["latent:2"]["whole"]["values"] for run in sweep["runs"])
+    assert plain != hot
+    rows = markdown_summary(sweep).splitlines()
+    row = f"| {Path(models[0]).name} | 0.02 | 1 | 1.5 | unconditional |"
+    assert sum(line.startswith(row) for line in rows) == 2  # in the FAD table and the drift table
+    with pytest.raises(ValueError, match="temperature"):
+        config(temperature=[0.0])
 
 
 def test_each_instrument_against_its_own_real_clips(tmp_path):
@@ -153,7 +165,7 @@ def test_each_instrument_against_its_own_real_clips(tmp_path):
     paths = write_results(results, str(tmp_path / "out"))
     assert (tmp_path / "out" / "fad_by_instrument.png").stat().st_size > 10_000 and len(paths) == 4
     summary = markdown_summary(results)
-    assert "| model | instrument | k_inf | steps | mode |" in summary
+    assert "| model | instrument | k_inf | steps | tau | mode |" in summary
     assert "| model | none | 0.02 | 1 |" in summary and "| model | violin | 0.02 | 1 |" in summary
     with pytest.raises(ValueError, match="'cello' is not one the model was trained on"):
         evaluate_models([model], reference, ["latent"], config(instruments=["cello"]), log=None)

@@ -56,6 +56,8 @@ class EvaluationConfig:
         window_frames (`int`, *optional*): frames per window (default: half the context).
         inference_noise (`list[float]`, *optional*): k_inf values (default: the model's own).
         num_inference_steps (`list[int]`, *optional*): Sampler steps per frame (default: the Sampler's own).
+        temperature (`list[float]`, *optional*): the Sampler's starting-noise variance tau (default: the
+            Sampler's own).
         modes (`list[str]`, defaults to both): `"unconditional"` and/or `"continuation"` (of held-out real
             prompts).
         instruments (`list[str | None]`, *optional*): for an instrument-conditioned model, generate each of
@@ -79,6 +81,7 @@ class EvaluationConfig:
     window_frames: int | None = None
     inference_noise: list[float] | None = None
     num_inference_steps: list[int] | None = None
+    temperature: list[float] | None = None
     modes: list[str] = field(default_factory=lambda: list(MODES))
     instruments: list[str | None] | None = None
     guidance_scale: float | None = None
@@ -98,6 +101,9 @@ class EvaluationConfig:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)!r}.")
         if self.contexts <= 0:
             raise ValueError(f"`contexts` must be positive, got {self.contexts}.")
+        for tau in self.temperature or []:
+            if not isinstance(tau, int | float) or not tau > 0:
+                raise ValueError(f"`temperature` must hold positive numbers, got {tau!r}.")
         for steps in self.num_inference_steps or []:
             if not isinstance(steps, int) or steps < 1:
                 raise ValueError(f"`num_inference_steps` must hold positive integers, got {steps!r}.")
@@ -116,11 +122,13 @@ class EvaluationConfig:
 
 @dataclass(frozen=True)
 class RunSetting:
-    """What one run generates: the instrument (`None`: none), k_inf, Sampler steps per frame and the mode."""
+    """What one run generates: the instrument (`None`: none), k_inf, Sampler steps per frame, the Sampler's
+    temperature and the mode."""
 
     instrument: str | None
     inference_noise: float
     num_inference_steps: int
+    temperature: float
     mode: str
 
 
@@ -173,7 +181,9 @@ def run_settings(pipe: CAMPipeline, config: EvaluationConfig, reference: Referen
     noise = config.inference_noise or [pipe.backbone.config.inference_noise]
     default_steps = pipe.sampler.config.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
     steps = config.num_inference_steps or [default_steps]
-    return [RunSetting(*values) for values in itertools.product(instruments, noise, steps, config.modes)]
+    temperatures = config.temperature or [pipe.sampler.config.get("temperature", 1.0)]
+    sweeps = itertools.product(instruments, noise, steps, temperatures, config.modes)
+    return [RunSetting(*values) for values in sweeps]
 
 
 def generate_latents(
@@ -187,7 +197,8 @@ def generate_latents(
     seeded `seed + j`; continuation j continues prompt `j % len(prompts)`."""
     total = config.total_samples
     description = (
-        f"generating {setting.mode}, k_inf={setting.inference_noise}, steps={setting.num_inference_steps}"
+        f"generating {setting.mode}, k_inf={setting.inference_noise}, steps={setting.num_inference_steps}, "
+        f"temperature={setting.temperature}"
     )
     for first in tqdm(range(0, total, config.batch_size), desc=description, unit="batch", leave=False):
         count = min(config.batch_size, total - first)
@@ -196,6 +207,7 @@ def generate_latents(
             "output_type": "latent",
             "inference_noise": setting.inference_noise,
             "num_inference_steps": setting.num_inference_steps,
+            "temperature": setting.temperature,
             "generator": [
                 torch.Generator(config.device).manual_seed(config.seed + first + i) for i in range(count)
             ],

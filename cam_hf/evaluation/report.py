@@ -40,9 +40,11 @@ def relative_paths(value):
 
 
 def run_label(run: dict) -> str:
-    """How tables and plots name a run: model, instrument, k_inf, steps and mode."""
+    """How tables and plots name a run: model, instrument, k_inf, steps, temperature (when not 1) and mode."""
     instrument = f" {run['instrument']}" if run.get("instrument") else ""
-    setting = f"k_inf={run['inference_noise']:g} steps={run['num_inference_steps']} {run['mode']}"
+    temperature = f" tau={run['temperature']:g}" if run.get("temperature", 1.0) != 1.0 else ""
+    steps = f"steps={run['num_inference_steps']}{temperature}"
+    setting = f"k_inf={run['inference_noise']:g} {steps} {run['mode']}"
     return f"{run['model_name']}{instrument} {setting}"
 
 
@@ -116,11 +118,13 @@ def markdown_summary(results: dict) -> str:
     runs = results["runs"]
     by_instrument = any(run.get("instrument") for run in runs)
     pitch = any("real_pitch" in run for run in runs)
-    key_header = "| model | " + ("instrument | " if by_instrument else "") + "k_inf | steps | mode |"
+    key_header = "| model | " + ("instrument | " if by_instrument else "") + "k_inf | steps | tau | mode |"
 
     def key(run: dict) -> str:
         instrument = f"{run['instrument'] or 'none'} | " if by_instrument else ""
-        setting = f"{run['inference_noise']:g} | {run['num_inference_steps']} | {run['mode']}"
+        temperature = run.get("temperature", 1.0)  # results written before the temperature existed
+        steps = f"{run['num_inference_steps']} | {temperature:g}"
+        setting = f"{run['inference_noise']:g} | {steps} | {run['mode']}"
         return f"| {run['model_name']} | {instrument}{setting} |"
 
     reference = results["reference"]
