@@ -124,15 +124,26 @@ def measure(pipes: dict, seconds: float, steps: dict, repeats: int) -> dict[str,
             pipe, kwargs = pipes[version], dict(num_inference_steps=steps[version], instrument=instrument)
             for output_type, label in (("np", "with decoding"), ("latent", "frames only")):
                 clock, start = FrameClock(), time.perf_counter()
-                pipe(audio_length_in_s=seconds, output_type=output_type, callback_on_step_end=clock,
-                     generator=torch.Generator().manual_seed(0), **kwargs)
+                pipe(
+                    audio_length_in_s=seconds,
+                    output_type=output_type,
+                    callback_on_step_end=clock,
+                    generator=torch.Generator().manual_seed(0),
+                    **kwargs,
+                )
                 record(f"{label}, {setting} (x real time)", version, seconds / (time.perf_counter() - start))
                 if setting == "2 cores" and output_type == "latent":
                     record("frame loop, per frame (CPU ms)", version, float(np.median(clock.cpu_ms()[1:])))
             if setting == "2 cores" and instrument is not None:
                 clock = FrameClock()
-                pipe(audio_length_in_s=seconds, output_type="latent", callback_on_step_end=clock,
-                     guidance_scale=2.0, generator=torch.Generator().manual_seed(0), **kwargs)
+                pipe(
+                    audio_length_in_s=seconds,
+                    output_type="latent",
+                    callback_on_step_end=clock,
+                    guidance_scale=2.0,
+                    generator=torch.Generator().manual_seed(0),
+                    **kwargs,
+                )
                 record("frame loop, guidance w = 2 (CPU ms)", version, float(np.median(clock.cpu_ms()[1:])))
 
     # The stages, each measured for the old and the new in turn, step by step.
@@ -140,8 +151,13 @@ def measure(pipes: dict, seconds: float, steps: dict, repeats: int) -> dict[str,
         for version, values in figures.items():
             samples.setdefault(name, {})[version] = values
     generator = torch.Generator().manual_seed(0)
-    latents = pipes["new"](audio_length_in_s=seconds, output_type="latent", generator=generator,
-                           num_inference_steps=steps["new"], instrument=instrument).audios
+    latents = pipes["new"](
+        audio_length_in_s=seconds,
+        output_type="latent",
+        generator=generator,
+        num_inference_steps=steps["new"],
+        instrument=instrument,
+    ).audios
     for _, version in in_turn(list(pipes), repeats):
         start = time.thread_time()
         pipes[version].decode_latents(latents)
@@ -150,11 +166,18 @@ def measure(pipes: dict, seconds: float, steps: dict, repeats: int) -> dict[str,
     for chunk_frames in (64, 16):
         for _, version in in_turn(list(pipes), repeats):
             start = time.perf_counter()
-            chunks = pipes[version].stream(audio_length_in_s=seconds, decode_chunk_frames=chunk_frames,
-                                           num_inference_steps=steps[version], instrument=instrument)
+            chunks = pipes[version].stream(
+                audio_length_in_s=seconds,
+                decode_chunk_frames=chunk_frames,
+                num_inference_steps=steps[version],
+                instrument=instrument,
+            )
             next(iter(chunks))
-            record(f"first chunk of stream(), {chunk_frames}-frame chunks (ms)", version,
-                   1000 * (time.perf_counter() - start))
+            record(
+                f"first chunk of stream(), {chunk_frames}-frame chunks (ms)",
+                version,
+                1000 * (time.perf_counter() - start),
+            )
             chunks.close()
     return samples
 
@@ -223,21 +246,35 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="Audio generated per run.")
     parser.add_argument("--repeats", type=int, default=3, help="Measurements of each figure per version.")
     parser.add_argument("--baseline_revision", default=BASELINE_REVISION, help="The old code's git revision.")
-    parser.add_argument("--num_inference_steps", type=int,
-                        help="Steps per frame for both (default: each version's Sampler's own).")
-    parser.add_argument("--old_griffin_lim_iters", type=int, default=32,
-                        help="Griffin-Lim iterations of the old code (the shipped codec's, before).")
+    parser.add_argument(
+        "--num_inference_steps",
+        type=int,
+        help="Steps per frame for both (default: each version's Sampler's own).",
+    )
+    parser.add_argument(
+        "--old_griffin_lim_iters",
+        type=int,
+        default=32,
+        help="Griffin-Lim iterations of the old code (the shipped codec's, before).",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stage.")
-    parser.add_argument("--old_model", choices=("same", "revision"), default="same",
-                        help="What the old code runs: the new one's weights (`same`), or the model shipped "
-                        "at --baseline_revision (`revision`: old model and code against new model and code).")
+    parser.add_argument(
+        "--old_model",
+        choices=("same", "revision"),
+        default="same",
+        help="What the old code runs: the new one's weights (`same`), or the model shipped "
+        "at --baseline_revision (`revision`: old model and code against new model and code).",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     folder = export_revision(args.baseline_revision)
     sys.path.append(os.path.join(folder, "beside"))
-    print(f"model {args.model}; {args.seconds:g} s per run, {args.repeats} repeats; old: cam_hf of "
-          f"{args.baseline_revision}; {args.threads} torch thread(s) per stage; load average at start: "
-          f"{load_average()}", flush=True)
+    print(
+        f"model {args.model}; {args.seconds:g} s per run, {args.repeats} repeats; old: cam_hf of "
+        f"{args.baseline_revision}; {args.threads} torch thread(s) per stage; load average at start: "
+        f"{load_average()}",
+        flush=True,
+    )
 
     models = {"old": args.model, "new": args.model}
     if args.old_model == "revision":
@@ -248,8 +285,10 @@ def main(argv=None) -> None:
     if not importlib.import_module("cam_hf").__file__.startswith(REPOSITORY):
         raise RuntimeError(f"cam_hf was not imported from {REPOSITORY}: run from the repository.")
     pipes["old"].autoencoder.register_to_config(griffin_lim_iters=args.old_griffin_lim_iters)
-    steps = {version: args.num_inference_steps or pipe.sampler.config.get("num_inference_steps", 16)
-             for version, pipe in pipes.items()}
+    steps = {
+        version: args.num_inference_steps or pipe.sampler.config.get("num_inference_steps", 16)
+        for version, pipe in pipes.items()
+    }
     samples = measure(pipes, args.seconds, steps, args.repeats)
     samples["steps per frame"] = {version: [value] for version, value in steps.items()}
     samples["Griffin-Lim iterations"] = {

@@ -25,8 +25,13 @@ def test_each_instrument_changes_the_output_and_names_equal_ids(pipe):
     assert not torch.allclose(violin, flute)
     torch.testing.assert_close(latents(pipe, instrument=0), violin)
     # One instrument per waveform in a batch equals each waveform alone (one generator per waveform).
-    both = pipe(num_frames=6, output_type="latent", batch_size=2, instrument=["violin", "flute"],
-                generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)]).audios
+    both = pipe(
+        num_frames=6,
+        output_type="latent",
+        batch_size=2,
+        instrument=["violin", "flute"],
+        generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)],
+    ).audios
     torch.testing.assert_close(both, torch.cat([violin, flute]), rtol=1e-4, atol=1e-5)
 
 
@@ -35,8 +40,9 @@ def test_guidance_scale_one_is_conditional_and_zero_is_unconditional(pipe):
     torch.testing.assert_close(latents(pipe, instrument="cello", guidance_scale=1.0), conditional)
     unconditional = latents(pipe)
     # w = 0 keeps only the unconditional prediction, whose half of the window reads the same frames.
-    torch.testing.assert_close(latents(pipe, instrument="cello", guidance_scale=0.0), unconditional,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        latents(pipe, instrument="cello", guidance_scale=0.0), unconditional, rtol=1e-4, atol=1e-5
+    )
     guided = latents(pipe, instrument="cello", guidance_scale=3.0)
     assert not torch.allclose(guided, conditional) and not torch.allclose(guided, unconditional)
 
