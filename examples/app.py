@@ -48,6 +48,8 @@ ANY_INSTRUMENT = "any"
 NO_MELODY = "none"
 # The Sampler's cost grows with its steps; past 4x a plain flow head's default a request only gets slower.
 MAX_STEPS = 4 * DEFAULT_NUM_INFERENCE_STEPS
+# The Sampler's temperature (starting-noise variance): measured useful between 0.8 and 1.6; wider is allowed.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 3.0
 MAX_SEED = 2**32 - 1
 # A prompt whose peak is below -60 dBFS holds nothing the model could continue.
 SILENCE_PEAK = 10 ** (-60 / 20)
@@ -250,6 +252,7 @@ class GenerationRequest:
     seed: int
     inference_noise: float
     num_inference_steps: int
+    temperature: float
     prompt: np.ndarray | None
     source: str
 
@@ -281,18 +284,20 @@ class CAMApp:
 
     def generate(self, instrument: str, audio_length_in_s: float, guidance_scale: float, randomize_seed: bool,
                  seed: float, inference_noise: float, num_inference_steps: float, test_melody: str,
-                 prompt_audio: dict | None = None) -> Iterator[tuple]:
+                 prompt_audio: dict | None = None, temperature: float | None = None) -> Iterator[tuple]:
         """Yields (streamed chunk, WAV path, spectrogram path, seed, status) as the audio comes. The values
         arrive raw from the page or the API (Gradio's preprocessing is off) and are all checked here."""
         try:
             request = self.check_request(instrument, audio_length_in_s, guidance_scale, randomize_seed, seed,
-                                         inference_noise, num_inference_steps, test_melody, prompt_audio)
+                                         inference_noise, num_inference_steps, test_melody, prompt_audio,
+                                         temperature)
             yield from self._generate(request)
         except ValueError as error:  # bad input, caught here or by the pipeline: a message, no trace
             raise gr.Error(str(error), print_exception=False) from None
 
     def check_request(self, instrument, audio_length_in_s, guidance_scale, randomize_seed, seed,
-                      inference_noise, num_inference_steps, test_melody, prompt_audio) -> GenerationRequest:
+                      inference_noise, num_inference_steps, test_melody, prompt_audio,
+                      temperature=None) -> GenerationRequest:
         """Check every value of a request and read its prompt. Raises `ValueError` naming the bad value."""
         if instrument not in self.instruments:
             raise ValueError(f"instrument {instrument!r} is not one this model knows: "
@@ -312,6 +317,9 @@ class CAMApp:
             raise ValueError(f"num_inference_steps and seed must be whole numbers, got {steps:g}, {seed:g}.")
         guidance_scale = _number("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE_SCALE)
         inference_noise = _number("k_inf (inference_noise)", inference_noise, 0.0, 1.0)
+        if temperature is None:  # an API call without it: the model's own
+            temperature = self.pipe.sampler.config.get("temperature", 1.0)
+        temperature = _number("temperature", temperature, MIN_TEMPERATURE, MAX_TEMPERATURE)
         prompt, prompt_rate, source = self._read_prompt(prompt_audio, test_melody)
         if prompt is not None:  # at the model's rate and channels: what is continued, heard and drawn
             prompt = self.pipe.autoencoder.prepare_audio(torch.from_numpy(prompt)[None], prompt_rate)
@@ -319,7 +327,7 @@ class CAMApp:
         return GenerationRequest(
             instrument=None if instrument == ANY_INSTRUMENT else instrument, seconds=seconds,
             guidance_scale=guidance_scale, seed=int(seed), inference_noise=inference_noise,
-            num_inference_steps=int(steps), prompt=prompt, source=source,
+            num_inference_steps=int(steps), temperature=temperature, prompt=prompt, source=source,
         )
 
     def _read_prompt(self, prompt_audio: dict | None, test_melody: str) -> tuple[np.ndarray | None, int, str]:
@@ -344,7 +352,8 @@ class CAMApp:
             audio=request.prompt, sample_rate=rate if request.prompt is not None else None,
             audio_length_in_s=seconds, instrument=request.instrument, guidance_scale=request.guidance_scale,
             inference_noise=request.inference_noise, num_inference_steps=request.num_inference_steps,
-            generator=torch.Generator().manual_seed(seed), decode_chunk_frames=self.chunk_frames,
+            temperature=request.temperature, generator=torch.Generator().manual_seed(seed),
+            decode_chunk_frames=self.chunk_frames,
         )
         generated, done, started = [], 0.0, time.perf_counter()
         try:
@@ -418,6 +427,11 @@ def build_demo(app: CAMApp, model: str) -> gr.Blocks:
                     own_steps = pipe.sampler.config.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
                     steps = gr.Slider(1, MAX_STEPS, value=own_steps, step=1,
                                       label="Sampler steps per frame", info="the model's own by default")
+                    temperature = gr.Slider(MIN_TEMPERATURE, MAX_TEMPERATURE,
+                                            value=pipe.sampler.config.get("temperature", 1.0), step=0.05,
+                                            label="temperature", info="the variance of each frame's "
+                                            "starting noise: lower stays nearer the model's habits; the "
+                                            "model's own by default")
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -440,7 +454,8 @@ def build_demo(app: CAMApp, model: str) -> gr.Blocks:
         if figures:
             with gr.Accordion("model card: key figures", open=True):
                 gr.Markdown(figures)
-        inputs = [instrument, seconds, guidance, randomize, seed, k_inf, steps, test_melody, prompt_audio]
+        inputs = [instrument, seconds, guidance, randomize, seed, k_inf, steps, test_melody, prompt_audio,
+                  temperature]
         outputs = [streamed, wav, spectrogram, seed, status]
         event = run.click(app.generate, inputs, outputs, api_name="generate", preprocess=False)
         stop.click(None, cancels=[event])

@@ -43,6 +43,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="Sampler steps per latent frame (default: the model's own, its sampler config's).",
     )
     parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="The Sampler's starting-noise variance tau (default: the model's own, its sampler config's).",
+    )
+    parser.add_argument(
         "--inference_noise",
         type=float,
         default=None,
@@ -103,6 +109,7 @@ def main(argv=None) -> list[str]:
         sample_rate=prompt_rate,
         audio_length_in_s=args.seconds,
         num_inference_steps=args.steps,
+        temperature=args.temperature,
         inference_noise=args.inference_noise,
         num_waveforms_per_prompt=args.num_waveforms,
         generator=generators,

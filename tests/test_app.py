@@ -73,7 +73,8 @@ def generate(client: Client, **kwargs) -> tuple:
 
 
 def expected_wav(pipe: CAMPipeline, tmp_path: Path, seeds: list[int], seconds: float, instruments: list,
-                 prompt: np.ndarray | None = None, guidance_scale: float = 1.0) -> list[np.ndarray]:
+                 prompt: np.ndarray | None = None, guidance_scale: float = 1.0,
+                 temperature: float | None = None) -> list[np.ndarray]:
     """What the app must send: the pipeline's audio for each seed, one request at a time with one torch
     thread as in the app (a batch or another thread count rounds differently), the prompt in front, as 16-bit
     WAV."""
@@ -84,7 +85,8 @@ def expected_wav(pipe: CAMPipeline, tmp_path: Path, seeds: list[int], seconds: f
             generator = torch.Generator().manual_seed(seed)
             audio = pipe(audio=prompt, sample_rate=None if prompt is None else pipe.sample_rate,
                          audio_length_in_s=seconds, instrument=instrument, guidance_scale=guidance_scale,
-                         decode_chunk_frames=CHUNK_FRAMES, generator=generator).audios[0]
+                         temperature=temperature, decode_chunk_frames=CHUNK_FRAMES,
+                         generator=generator).audios[0]
             whole = audio if prompt is None else np.concatenate([prompt, audio], axis=-1)
             write_wav(str(tmp_path / f"expected{seed}.wav"), whole, pipe.sample_rate)
             wavs.append(sf.read(tmp_path / f"expected{seed}.wav", dtype="int16")[0])
@@ -139,6 +141,16 @@ def test_generation_streams_then_sends_the_wav_of_the_seed_it_shows(client, pipe
     from PIL import Image
 
     assert Image.open(spectrogram).format == "PNG"
+
+
+def test_the_temperature_reaches_the_pipeline(client, pipe, tmp_path):
+    _, wav, _, seed, _ = generate(client, seed=4, audio_length_in_s=1.0, temperature=1.4)
+    assert seed == 4
+    expected = expected_wav(pipe, tmp_path, [4], 1.0, [None], temperature=1.4)[0]
+    np.testing.assert_array_equal(read_wav(wav), expected)
+    _, default, _, _, _ = generate(client, seed=4, audio_length_in_s=1.0)  # the model's own
+    np.testing.assert_array_equal(read_wav(default), expected_wav(pipe, tmp_path, [4], 1.0, [None])[0])
+    assert not np.array_equal(read_wav(wav), read_wav(default))
 
 
 def test_continuation_of_an_uploaded_file(client, pipe, tmp_path):
@@ -209,6 +221,7 @@ BAD_VALUES = [
     ({"inference_noise": 1.5}, r"k_inf \(inference_noise\) = 1.5 is outside \[0, 1\]"),
     ({"num_inference_steps": 0}, r"num_inference_steps = 0 is outside \[1, 64\]"),
     ({"num_inference_steps": 2.5}, "must be whole numbers"),
+    ({"temperature": 0.0}, r"temperature = 0 is outside \[0.1, 3\]"),
     ({"seed": -5}, r"seed = -5 is outside \[0, 4294967295\]"),
     ({"seed": "lucky"}, "seed must be a finite number, got 'lucky'"),
     ({"randomize_seed": "yes"}, "randomize_seed must be true or false"),
