@@ -10,8 +10,8 @@
     python examples/train.py ... --resume_from_checkpoint latest
     # fine-tune a saved pipeline on your own music (encoded with that pipeline's autoencoder):
     python examples/train.py --pretrained_model_name_or_path models/cam-music21-small \\
-        --dataset_dir data/my-music-latents --output_dir runs/my-cam --max_train_steps 2000 --learning_rate
-        1e-4
+        --dataset_dir data/my-music-latents --output_dir runs/my-cam --max_train_steps 2000 \\
+        --learning_rate 1e-4
 
 What a step does: draw a crop of up to the Backbone's context from each clip (clips are read from the
 dataset's memory-mapped files; every crop begins with the learned start vector, as the pipeline's sliding
@@ -153,14 +153,12 @@ def main(argv: list[str] | None = None) -> dict:
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=args.output_dir,
                                             logging_dir=os.path.join(args.output_dir, args.logging_dir)),
-        # Each epoch's order is a permutation seeded by (seed, epoch), the same on every process and after a
-        # resume.
+        # Each epoch's order: a permutation seeded by (seed, epoch), the same on every process and on resume.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=data_seed(args.seed)),
     )
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:
-        # Without this check each process would train alone and all of them would write the same output
-        # folder.
+        # Without this check each process would train alone, and all of them would write one output folder.
         raise RuntimeError(f"{launched} processes were launched but Accelerate sees "
                            f"{accelerator.num_processes}: on CPUs, launch with `ACCELERATE_USE_CPU=1 "
                            "accelerate launch --multi_gpu --num_processes N examples/train.py ...`.")
@@ -205,8 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay)
-    # The prepared scheduler steps once per process at each optimiser step, as in diffusers' training
-    # examples.
+    # The prepared scheduler steps once per process at each optimiser step, as in diffusers' examples.
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer,
                                  num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=args.max_train_steps * accelerator.num_processes)
@@ -227,8 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"training clips; {len(dataloader)} micro-batches per epoch per process; "
                 f"{accelerator.num_processes} process(es).", main_process_only=True)
 
-    # 3. The loop. `micro_step` counts micro-batches; the checkpoint at optimiser step s resumes at s *
-    # accumulation.
+    # 3. The loop. `micro_step` counts micro-batches: the checkpoint of step s resumes at s * accumulation.
     micro_step = step * args.gradient_accumulation_steps
     last_step = min(args.max_train_steps, args.stop_after_steps or args.max_train_steps)
     if step > last_step:
@@ -305,11 +301,8 @@ def main(argv: list[str] | None = None) -> dict:
                               args.hub_model_id if args.push_to_hub else None, args.hub_token)
         print(f"Saved the trained CAMPipeline to {args.output_dir}: final training loss "
               f"{summary['final_train_loss']:.4f}, validation loss {summary['final_validation_loss']}.")
-    # Tear the process group down here, every process together, and not at interpreter exit: there, freeing
-    # the DDP wrapper (whose Reducer held the group's last reference) joined Gloo's worker thread while
-    # holding the GIL that the worker needed to free a finished all-gather: a deadlock (seen twice on a
-    # loaded machine, `gdb` showed both threads). So the wrapper goes first, while the group is still
-    # registered, then a barrier lets the workers finish, then the group is destroyed.
+    # Free the DDP wrapper, wait, then end the process group, on every process together: left to interpreter
+    # exit, freeing the wrapper's Reducer can deadlock with Gloo's worker thread over the GIL.
     model, optimizer, dataloader, lr_scheduler = accelerator.free_memory(
         model, optimizer, dataloader, lr_scheduler
     )

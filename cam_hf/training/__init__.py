@@ -1,6 +1,5 @@
 """Training a CAM: the objective (`CAMForTraining`), the models a run starts from, and the parts of a run
-around them that `examples/train.py` puts together (its options, data, checkpoints, validation, log and
-summary).
+that `examples/train.py` puts together: options, data, checkpoints, validation, step log and summary.
 """
 
 from .args import check_training_args, parse_training_args, resolve_training_defaults

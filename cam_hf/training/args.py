@@ -109,7 +109,7 @@ def parse_training_args(argv: list[str] | None = None, description: str | None =
     model("--gradient_checkpointing", action="store_true", help="Recompute the Backbone's activations.")
 
     noise = parser.add_argument_group("noise augmentation (CAMConfig)").add_argument
-    # Defaults of None are filled in by `resolve_defaults`: the pipeline's when fine-tuning, else these.
+    # `resolve_training_defaults` fills in the defaults of None: the pipeline's when fine-tuning, else these.
     noise(
         "--max_training_noise",
         type=float,

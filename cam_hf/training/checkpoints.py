@@ -1,13 +1,13 @@
-"""Checkpoints of a training run: `OUTPUT_DIR/checkpoint-STEP`, Accelerate's `save_state` plus
-`training_state.json`.
+"""Checkpoints of a training run: `OUTPUT_DIR/checkpoint-STEP`, holding Accelerate's `save_state`
+and `training_state.json`.
 
     checkpoint-STEP/
       model.safetensors, optimizer.bin, scheduler.bin, random_states_N.pkl    Accelerate's states
       custom_checkpoint_0.pkl     the EMA (diffusers' EMAModel, registered for checkpointing)
       training_state.json         {"step": STEP}
 
-Checkpoints written before the EMA was registered with Accelerate hold it as `ema.safetensors` (`shadow.I`
-tensors) with its step count in `training_state.json`; they resume exactly too.
+A checkpoint of the legacy layout holds the EMA as `ema.safetensors` (`shadow.I` tensors) instead, with its
+step count in `training_state.json`: it resumes exactly too, so that no existing run loses its EMA.
 
 A checkpoint is checked before it is resumed: a missing or truncated file (a full disk, a copy cut short) is
 named, and `latest` falls back to the newest whole checkpoint. The bad one is kept, renamed, never deleted.
@@ -59,16 +59,15 @@ def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
 
 def _unreadable(path: str) -> str | None:
     """Why the file at `path` cannot be loaded, or `None` when it can. Nothing is unpickled: torch's zip files
-    are checked against their CRCs, safetensors against their header; the EMA state is read with
-    `weights_only=True`."""
+    are checked against their CRCs, safetensors files against their header, and the EMA state is read
+    with `weights_only=True`."""
     name = os.path.basename(path)
     try:
         if name.endswith(".safetensors"):
             with safe_open(path, "pt") as weights:
                 weights.keys()
         elif name == EMA_FILE:
-            # Accelerate loads registered objects with `weights_only=False`: only tensors and numbers may pass
-            # here.
+            # Accelerate loads registered objects with `weights_only=False`: pass only tensors and numbers.
             torch.load(path, map_location="cpu", weights_only=True)
         elif name.endswith((".bin", ".pkl")):
             with zipfile.ZipFile(path) as archive:
@@ -89,8 +88,8 @@ def check_checkpoint(path: str, with_ema: bool = False) -> list[str]:
 
     Args:
         path (`str`): a `checkpoint-STEP` folder.
-        with_ema (`bool`, defaults to `False`): whether the run keeps an EMA, which the checkpoint must then
-            hold.
+        with_ema (`bool`, defaults to `False`): whether the run keeps an EMA, in which case the checkpoint
+            must hold one.
 
     Returns:
         `list[str]`: one line per problem, naming the file; empty for a whole checkpoint.
@@ -115,8 +114,8 @@ def check_checkpoint(path: str, with_ema: bool = False) -> list[str]:
 
 
 def _set_aside(path: str) -> str:
-    """Rename a corrupt checkpoint so that no later run resumes from it or writes over it; returns the new
-    name."""
+    """Rename a corrupt checkpoint so that no later run resumes from it or writes over it, and return the
+    name it now has."""
     target, number = path + SET_ASIDE_SUFFIX, 1
     while os.path.exists(target):
         target, number = f"{path}{SET_ASIDE_SUFFIX}-{number}", number + 1
@@ -200,8 +199,8 @@ def save_checkpoint(
     Accelerate's own naming (`ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=...)`) does
     not fit: it numbers checkpoints by save count rather than by step, writes in place (a kill while saving
     leaves a half-written checkpoint under its final name), and deletes the oldest before the new one is
-    whole; runs and docs name checkpoints by step, and older runs must resume. So rotation is done here, after
-    the rename.
+    whole, while runs and docs name checkpoints by step and existing checkpoints must resume. So this
+    function names them and rotates them, after the rename.
 
     Args:
         accelerator (`Accelerator`): the run's.
@@ -232,7 +231,7 @@ def save_checkpoint(
 def resume_from_checkpoint(accelerator: Accelerator, path: str | None, ema: EMAModel | None = None) -> int:
     r"""
     Register the EMA with Accelerate for checkpointing and restore the checkpoint at `path` (one written by
-    `save_checkpoint`, or by the earlier layout with `ema.safetensors`).
+    `save_checkpoint`, or a legacy one with `ema.safetensors`).
 
     Args:
         accelerator (`Accelerator`): the run's, with the model, optimizer and scheduler prepared.

@@ -77,8 +77,8 @@ class LatentClips(torch.utils.data.Dataset):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: list[int]) -> list[dict]:
-        """The clips at `indices`, each as `{"index", "latents"}` (and `"instrument_id"`), read in one
-        gather."""
+        """The clips at `indices`, read in one gather, each as `{"index", "latents"}` (and
+        `"instrument_id"`)."""
         if not len(indices):
             return []
         table = self.rows[[int(i) for i in indices]]

@@ -46,8 +46,7 @@ MODEL_PRESETS = {
     },
 }
 
-# The noise and Sampler settings of a run from scratch; a fine-tuning run starts from its model's own
-# (`trained_settings`).
+# The noise and Sampler settings of a run from scratch (a fine-tuning run starts from `trained_settings`).
 DEFAULT_TRAINING_SETTINGS = {
     "max_training_noise": 1.0,
     "noise_mixing": "linear",
@@ -94,10 +93,10 @@ def few_step_fields(
         few_step_objective (`str`, *optional*): `"shortcut"`, or `None` (or `"none"`) for a plain Sampler.
         num_inference_steps (`int`, *optional*): the Sampler steps per frame stored for generation. Default:
             `default_steps`, else 4 for a few-step Sampler and `DEFAULT_NUM_INFERENCE_STEPS` for a plain one.
-        max_shortcut_steps (`int`, defaults to 16): the finest uniform grid of a shortcut Sampler (a power of
-            two).
-        default_steps (`int`, *optional*): the steps to keep when `num_inference_steps` is not given (a
-            trained Sampler's).
+        max_shortcut_steps (`int`, defaults to 16): the number of steps of a shortcut Sampler's finest
+            uniform grid (a power of two).
+        default_steps (`int`, *optional*): the steps to keep when `num_inference_steps` is not given, such
+            as those of a trained Sampler.
 
     Returns:
         `dict`: `CAMSampler` config fields.
@@ -125,8 +124,8 @@ def new_backbone_and_sampler(
         preset (`str`, defaults to `"small"`): a key of `MODEL_PRESETS`.
         context_frames (`int`, *optional*): the longest training crop (default: the preset's); the Backbone's
             `max_position_embeddings` is one more (the start vector).
-        backbone_fields (`dict`, *optional*): `CAMConfig` fields over the preset's (noise settings, instrument
-            labels, sizes).
+        backbone_fields (`dict`, *optional*): `CAMConfig` fields over the preset's: noise settings,
+            instrument labels, sizes.
         sampler_fields (`dict`, *optional*): `CAMSampler` arguments over the preset's.
 
     Returns:
@@ -157,8 +156,7 @@ def fine_tuning_backbone_and_sampler(
     r"""
     A trained Backbone and Sampler set up to train further. Their networks keep their shape; settings of
     training and generation may change. A plain flow head asked for a few-step objective becomes a few-step
-    head that starts as
-    exactly itself (`CAMSampler.from_flow_head`).
+    head that starts as exactly itself (`CAMSampler.from_flow_head`).
 
     Args:
         backbone ([`CAMModel`]): the trained Backbone (its config is changed in place).

@@ -6,12 +6,11 @@
     loss = || Sampler(x_s, s, z_t) - v ||^2
 
 With `max_training_noise=0` this is the plain continuous autoregressive model the paper compares against; with
-a Sampler of `prediction_type="epsilon"` the Sampler is a DDPM noise predictor on a linear schedule
-(MAR-style).
+a Sampler of `prediction_type="epsilon"` the Sampler is a MAR-style DDPM noise predictor on a linear schedule.
 
 A shortcut Sampler (`few_step_objective="shortcut"`, Frans et al., arXiv 2410.12557) learns to jump: most of
-its rows train the flow velocity above with step size d = 0; a share `shortcut_fraction` trains
-self-consistency,
+its rows train the flow velocity above with step size d = 0, and a share `shortcut_fraction` of them
+trains self-consistency,
 
     d in {1/2, 1/4, ..., 1/max_shortcut_steps},  s on the grid {2d, 4d, ..., 1}
     u(x_s, s, 2d)  <-  ( u(x_s, s, d) + u(x_s - d u(x_s, s, d), s - d, d) ) / 2     (target without gradient)
@@ -38,8 +37,8 @@ class CAMTrainingOutput(ModelOutput):
         loss (`torch.Tensor`, scalar): the Sampler's mean squared error over every real frame.
         frame_losses (`torch.Tensor` of shape `(num_real_frames,)`): that error per real frame (averaged over
             the `sampler_batch_mul` repeats), in the order of `latents[attention_mask.bool()]`.
-        noise_levels (`torch.Tensor` of shape `(batch_size, num_frames - 1)`): the k_t mixed into each
-            Backbone input frame.
+        noise_levels (`torch.Tensor` of shape `(batch_size, num_frames - 1)`): the noise level k_t mixed
+            into each input frame of the Backbone.
     """
 
     loss: torch.Tensor | None = None
@@ -54,15 +53,14 @@ class CAMForTraining(nn.Module):
 
     Args:
         backbone ([`CAMModel`]): the causal transformer; its config holds the noise-augmentation settings.
-        sampler ([`CAMSampler`]): the per-frame denoiser; its config holds the prediction type and time
-            distribution.
+        sampler ([`CAMSampler`]): the per-frame denoiser; its config holds the prediction type and the
+            distribution of flow times.
         sampler_batch_mul (`int`, defaults to 4): how many (noise, time) draws each (z_t, x_{t+1}) pair gets
             per step, as MAR's `diffusion_batch_mul`: the Sampler is cheap, so more draws per Backbone pass
             lower the gradient's variance for little cost.
         instrument_dropout (`float`, defaults to 0.1): for a Backbone with instrument conditioning, the
-            probability that a sequence's instrument is replaced by "no instrument" (label dropout), so that
-            one model learns both the conditional and the unconditional distribution that classifier-free
-            guidance combines.
+            probability that a sequence's instrument is replaced by "no instrument" (label dropout): one model
+            then learns the conditional and unconditional distributions, which classifier-free guidance mixes.
         shortcut_fraction (`float`, defaults to 0.25): for a shortcut Sampler, the share of the Sampler's rows
             trained for self-consistency rather than flow matching (the rest). Ignored by other Samplers.
     """
@@ -96,8 +94,8 @@ class CAMForTraining(nn.Module):
     def draw_noise_levels(
         self, batch_size: int, num_frames: int, device: torch.device, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """k_t ~ U(0, k_max) of shape `(batch_size, num_frames)`, one per frame or one per sequence
-        (`noise_sampling`)."""
+        """k_t ~ U(0, k_max) of shape `(batch_size, num_frames)`: one per frame or one per sequence, as
+        `noise_sampling` says."""
         config = self.backbone.config
         columns = num_frames if config.noise_sampling == "per_frame" else 1
         levels = (
@@ -124,12 +122,12 @@ class CAMForTraining(nn.Module):
     ) -> CAMTrainingOutput:
         r"""
         Args:
-            latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`): clean, normalised
-                latents.
+            latents (`torch.Tensor` of shape `(batch_size, num_frames, latent_dim)`): the clean latents,
+                normalised as the autoencoder stores them.
             attention_mask (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*): 1 for real
                 frames, 0 for padding (right padding).
-            generator (`torch.Generator`, *optional*): for the noise levels, noises, flow times and label
-                dropout.
+            generator (`torch.Generator`, *optional*): the source of the noise levels, noises, flow times
+                and label dropout.
             instrument_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*): each sequence's
                 instrument, for a Backbone with instrument conditioning; dropped to "no instrument" with
                 probability `instrument_dropout` (in training mode only).
@@ -148,8 +146,7 @@ class CAMForTraining(nn.Module):
         device = latents.device
         config = self.backbone.config
 
-        # Inputs are frames 1..T-1; their outputs z_0..z_{T-1} (z_0 from the start vector) predict frames
-        # 1..T.
+        # The start vector and frames 1..T-1 give z_0..z_{T-1}, which predict frames 1..T.
         inputs = latents[:, :-1]
         noise_levels = self.draw_noise_levels(batch_size, num_frames - 1, device, generator)
         if config.max_training_noise > 0:
@@ -229,8 +226,8 @@ class CAMForTraining(nn.Module):
 
         Args:
             conditions (`torch.Tensor` of shape `(rows, hidden_size)`): Backbone outputs z_t.
-            targets (`torch.Tensor` of shape `(rows, latent_dim)`): the clean next frames x_{t+1} (x_0 of the
-                flow).
+            targets (`torch.Tensor` of shape `(rows, latent_dim)`): the clean next frames
+                x_{t+1}, the flow's x_0.
             noise (`torch.Tensor` of shape `(rows, latent_dim)`): the flow's noise n (x_1).
             generator (`torch.Generator`, *optional*): for the flow times and step sizes.
 

@@ -9,8 +9,8 @@ from accelerate import Accelerator
 def stop_if_not_finite(
     accelerator: Accelerator, loss: torch.Tensor, grad_norm, step: int, last_checkpoint: str | None
 ) -> None:
-    """Stops the run (on every process) at the first non-finite loss or gradient, before the optimiser uses
-    it."""
+    """Stops the run on every process at the first non-finite loss or gradient norm, before the optimiser
+    takes a step with it."""
     values = torch.stack(
         [loss.detach().float(), torch.as_tensor(grad_norm, dtype=torch.float32, device=loss.device)]
     )

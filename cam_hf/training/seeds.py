@@ -14,8 +14,7 @@ SEED_MIX = (1_000_003, 7_919)
 
 def data_seed(seed: int) -> int:
     """The `data_seed` of Accelerate's seedable sampler, which permutes epoch e with `torch.randperm` seeded
-    by `data_seed + e`. `seed * 1_000_003 + e` is the order every run of examples/train.py has used, so that
-    checkpoints of earlier runs resume on the same order."""
+    by `data_seed + e`. It stays `seed * 1_000_003` so that existing checkpoints resume on their order."""
     return seed * SEED_MIX[0]
 
 

@@ -47,8 +47,7 @@ class StepLog:
         self.restart_clock()
 
     def restart_clock(self) -> None:
-        """Start timing the next step: frames per second count training only, not checkpoints and
-        validation."""
+        """Start timing the next step (frames per second count training, not checkpoints or validation)."""
         self.step_start, self.frames, self.losses, self.indices = time.time(), 0, [], []
 
     def add_micro_batch(
@@ -61,8 +60,8 @@ class StepLog:
         self.indices += self.accelerator.gather(indices.to(device)).tolist()
 
     def write_step(self, step: int, epoch: int, lr: float, grad_norm) -> dict:
-        """Log the optimiser step made of the micro-batches added since the clock restarted; returns its
-        record."""
+        """Log the optimiser step made of the micro-batches added since the clock restarted; return the
+        step's record (the line written to the log)."""
         elapsed = time.time() - self.step_start
         record = {
             "step": step,

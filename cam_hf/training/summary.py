@@ -37,8 +37,8 @@ def summarize_run(
     batch_clips: int,
     hardware: str,
 ) -> dict:
-    """The run's figures, from the whole log (so a resumed run counts every step, before and after the
-    resume)."""
+    """The run's figures, from the whole log, so that a resumed run counts every step before and after
+    its resume."""
     steps = [record for record in log if "loss" in record]
     validation_losses = [record["validation_loss"] for record in log if "validation_loss" in record]
     frames_seen = sum(record["frames"] for record in steps)

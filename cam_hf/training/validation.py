@@ -118,8 +118,8 @@ def write_validation_audio(
 
     Args:
         pipe ([`CAMPipeline`]): the model being trained.
-        clips ([`LatentClips`]): validation clips; the first `num_prompts` are continued from their first
-            half.
+        clips ([`LatentClips`]): validation clips; the model continues the first half of each of the
+            first `num_prompts`.
         folder (`str`): where the files go.
         num_prompts (`int`), num_samples (`int`): how many continuations and samples (one per instrument in
             turn for a conditioned model).
