@@ -299,8 +299,10 @@ def main(argv: list[str] | None = None) -> dict:
                                    args.ema_decay if args.use_ema else None)
         save_trained_pipeline(unwrapped, autoencoder, args.output_dir, summary, details,
                               args.hub_model_id if args.push_to_hub else None, args.hub_token)
+        validation_loss = summary["final_validation_loss"]
         print(f"Saved the trained CAMPipeline to {args.output_dir}: final training loss "
-              f"{summary['final_train_loss']:.4f}, validation loss {summary['final_validation_loss']}.")
+              f"{summary['final_train_loss']:.4f}, validation loss "
+              f"{'not measured' if validation_loss is None else validation_loss}.")
     # Free the DDP wrapper, wait, then end the process group, on every process together: left to interpreter
     # exit, freeing the wrapper's Reducer can deadlock with Gloo's worker thread over the GIL.
     model, optimizer, dataloader, lr_scheduler = accelerator.free_memory(

@@ -38,7 +38,7 @@ def summarize_run(
     hardware: str,
 ) -> dict:
     """The run's figures, from the whole log, so that a resumed run counts every step before and after
-    its resume."""
+    its resume. `final_validation_loss` is `None` when no validation ran."""
     steps = [record for record in log if "loss" in record]
     validation_losses = [record["validation_loss"] for record in log if "validation_loss" in record]
     frames_seen = sum(record["frames"] for record in steps)
@@ -61,7 +61,7 @@ def summarize_run(
         "final_train_loss": float(np.mean([record["loss"] for record in steps[-100:]]))
         if steps
         else float("nan"),
-        "final_validation_loss": round(validation_losses[-1], 4) if validation_losses else "not measured",
+        "final_validation_loss": round(validation_losses[-1], 4) if validation_losses else None,
     }
 
 
@@ -91,6 +91,7 @@ def save_trained_pipeline(
 def training_details(summary: dict, dataset_path: str, command: str, ema_decay: float | None = None) -> str:
     """The training section of the model card (markdown), from `summarize_run`'s figures and the command."""
     weights = f"EMA (decay {ema_decay})" if ema_decay is not None else "raw (no EMA)"
+    validation_loss = summary["final_validation_loss"]
     return (
         f"Trained with `examples/train.py` of cam_hf on `{dataset_path}` ({summary['train_clips']:,} "
         f"training clips, {summary['train_hours']:.1f} h of audio).\n\n"
@@ -100,7 +101,7 @@ def training_details(summary: dict, dataset_path: str, command: str, ema_decay: 
         f"| audio seen | {summary['hours_seen']:.1f} h ({summary['frames_seen']:,} frames) |\n"
         f"| wall time | {summary['wall_hours']:.2f} h on {summary['hardware']} |\n"
         f"| final training loss | {summary['final_train_loss']:.4f} (mean of the last 100 steps) |\n"
-        f"| final validation loss | {summary['final_validation_loss']} |\n"
+        f"| final validation loss | {'not measured' if validation_loss is None else validation_loss} |\n"
         f"| weights | {weights} |\n\n"
         f"Command:\n\n```bash\n{command}\n```\n"
     )
