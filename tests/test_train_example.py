@@ -1,10 +1,8 @@
 """examples/train.py: a real run on toy latents, exact resume after SIGKILL, the NaN stop, checkpoints
-(corrupt ones, and the earlier layout), two processes; the training data read from memory-mapped Arrow
-files."""
+(corrupt ones, and the legacy EMA layout), two processes in sync, and its options."""
 
 import json
 import os
-import pickle
 import random
 import re
 import shutil
@@ -20,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cam_hf import CAMPipeline
-from cam_hf.training import LOG_FILE, LatentClips, collate_clips, data_seed, list_checkpoints, random_crops
+from cam_hf.training import LOG_FILE, data_seed, list_checkpoints
 
 from .conftest import TOY_MEAN, TOY_STAY, write_toy_latent_dataset
 
@@ -159,8 +157,8 @@ def test_resume_after_sigkill_logs_the_same_losses(toy_dataset, tmp_path):
 
 
 def test_stop_after_steps_cuts_the_run_and_the_same_command_continues_it(toy_dataset, tmp_path):
-    """A run cut to a budget keeps the LR schedule of the whole run; continued, it logs what an uncut run
-    logs."""
+    """A run cut to a budget keeps the LR schedule of the whole run; continued, it logs the same losses as
+    an uncut run."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     train.main(base_args(toy_dataset, whole, "--max_train_steps", "8", "--checkpointing_steps", "4"))
     summary = train.main(
@@ -293,8 +291,35 @@ def test_a_checkpoint_killed_while_saving_is_ignored_and_the_limit_holds(toy_dat
         train.main(base_args(toy_dataset, output, "--resume_from_checkpoint", str(tmp_path)))
 
 
+# examples/train.py, with each process saving the weights it ends with (`weights-PROCESS.safetensors` in the
+# output folder) just before the script checks that they agree.
+SAVE_EACH_PROCESS_WEIGHTS = """
+import os
+import sys
+
+from safetensors.torch import save_file
+
+import train
+
+check_weights_in_sync = train.check_weights_in_sync
+
+
+def save_then_check(accelerator, model):
+    output_dir = sys.argv[sys.argv.index("--output_dir") + 1]
+    weights = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters()}
+    save_file(weights, os.path.join(output_dir, f"weights-{accelerator.process_index}.safetensors"))
+    check_weights_in_sync(accelerator, model)
+
+
+train.check_weights_in_sync = save_then_check
+train.main()
+"""
+
+
 def test_two_processes_see_different_data_and_end_in_sync(toy_dataset, tmp_path):
     output = tmp_path / "ddp"
+    script = tmp_path / "train_saving_each_process_weights.py"
+    script.write_text(SAVE_EACH_PROCESS_WEIGHTS)
     # The documented CPU launch: Accelerate's `--cpu` alone starts one process (several need MPI), so the
     # shipped config launches through torchrun and ACCELERATE_USE_CPU keeps Accelerate on the CPU.
     command = [
@@ -303,7 +328,7 @@ def test_two_processes_see_different_data_and_end_in_sync(toy_dataset, tmp_path)
         "accelerate.commands.launch",
         "--config_file",
         str(ROOT / "examples" / "accelerate_configs" / "multi_cpu.yaml"),
-        str(ROOT / "examples" / "train.py"),
+        str(script),
         *base_args(
             toy_dataset,
             output,
@@ -317,7 +342,11 @@ def test_two_processes_see_different_data_and_end_in_sync(toy_dataset, tmp_path)
         ),
     ]
     env = dict(
-        os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), ACCELERATE_USE_CPU="1"
+        os.environ,
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "examples")]),
+        ACCELERATE_USE_CPU="1",
     )
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -330,26 +359,20 @@ def test_two_processes_see_different_data_and_end_in_sync(toy_dataset, tmp_path)
     seen = [i for r in steps for i in r["clip_indices"]]
     assert len(seen) == len(set(seen))  # one epoch: no clip twice
     assert json.loads((output / "training_summary.json").read_text())["hardware"].startswith("2 x")
+    # In sync: both processes end with the same weights, bit for bit, which are those of the last checkpoint
+    # (saved from the DDP wrapper, hence the `module.` prefix).
+    first, second = (load_file(output / f"weights-{i}.safetensors") for i in range(2))
+    assert first and first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    saved = load_file(output / "checkpoint-6" / "model.safetensors")
+    saved = {name.removeprefix("module."): weights for name, weights in saved.items()}
+    assert all(torch.equal(saved[name], first[name]) for name in first)
     assert CAMPipeline.from_pretrained(str(output)).backbone.config.max_position_embeddings == 13
 
 
-def test_crops_fit_the_context_begin_anywhere_and_mask_padding():
-    latents = torch.arange(3 * 20, dtype=torch.float16).view(3, 20, 1).expand(3, 20, 2).clone()
-    lengths = torch.tensor([20, 7, 12])
-    crops, mask = random_crops(latents, lengths, 10, 0.0, torch.Generator().manual_seed(0))
-    assert crops.shape == (3, 10, 2) and mask.sum(1).tolist() == [10, 7, 10]
-    assert crops[1, 7:].abs().sum() == 0 and torch.equal(crops[1, :7, 0], latents[1, :7, 0].float())
-    for row in range(3):  # consecutive frames of the clip
-        real = crops[row, : mask[row].sum(), 0]
-        assert torch.equal(real.diff(), torch.ones(len(real) - 1))
-    _, short_mask = random_crops(latents, lengths, 10, 1.0, torch.Generator().manual_seed(1))
-    assert (short_mask.sum(1) <= torch.tensor([10, 7, 10])).all() and (short_mask.sum(1) >= 1).all()
-
-
-def test_the_data_order_is_a_permutation_of_seed_and_epoch_that_earlier_runs_used():
+def test_the_data_order_is_the_permutation_that_existing_checkpoints_resume_on():
     # Accelerate's seedable sampler, as train.py prepares it, permutes epoch e with randperm seeded by
-    # seed * 1_000_003 + e: the order of every earlier run of the script, so that their checkpoints resume
-    # exactly.
+    # seed * 1_000_003 + e: the order existing checkpoints were trained on, so that they resume exactly.
     from accelerate import Accelerator, DataLoaderConfiguration
 
     def order(seed: int, epoch: int) -> list[int]:
@@ -516,33 +539,6 @@ def test_push_to_hub_uploads_the_pipeline_with_its_training_card(toy_dataset, tm
     assert CAMPipeline.from_pretrained(str(uploaded)).backbone.config.max_position_embeddings == 13
 
 
-def test_clips_are_read_exactly_from_the_memory_mapped_files(toy_dataset, tmp_path):
-    from datasets import load_from_disk
-
-    split = load_from_disk(str(toy_dataset))["train"]
-    clips = LatentClips(split, "instrument_name", ["high", "low"])
-    expected = split.with_format("numpy")
-    assert len(clips) == len(split)
-    batch = clips.__getitems__([5, 0, 17])  # a DataLoader's fetch: one gather
-    for item, index in zip(batch, [5, 0, 17], strict=True):
-        assert item["index"] == index and item["latents"].dtype == torch.float16
-        assert torch.equal(item["latents"], torch.from_numpy(expected[index]["latents"]).half())
-        assert item["instrument_id"] == ["high", "low"].index(expected[index]["instrument_name"])
-    # A view (shuffled, selected) is read in its own order.
-    view = split.shuffle(seed=0).select(range(5))
-    for i, item in enumerate(LatentClips(view).__getitems__(list(range(5)))):
-        assert torch.equal(item["latents"], torch.from_numpy(view.with_format("numpy")[i]["latents"]).half())
-    assert clips.num_frames() == sum(split["num_frames"])
-    # Nothing is held but a reference to the files: the object a DataLoader worker receives is small.
-    big = write_toy_latent_dataset(tmp_path / "big", num_train=4096, length=64)
-    big_clips = LatentClips(load_from_disk(str(big))["train"])
-    assert len(pickle.dumps(big_clips)) < 20_000 < 4096 * 64 * 2 * 2
-    batch = collate_clips(big_clips.__getitems__([1, 2]))
-    assert batch["latents"].shape == (2, 64, 2) and batch["lengths"].tolist() == [64, 64]
-    with pytest.raises(ValueError, match=r"\['low'\] are not among"):
-        LatentClips(split, "instrument_name", ["high"])
-
-
 def resume_losses(dataset: Path, output_dir: Path, *extra: str) -> dict[int, float]:
     train.main(base_args(dataset, output_dir, "--validation_steps", "100", *extra))
     return read_losses(output_dir)
@@ -571,9 +567,9 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_newest_whole_one(toy_data
     assert [step for step, _ in list_checkpoints(str(output))] == [2, 4, 6, 8]
 
 
-def test_a_checkpoint_of_the_earlier_layout_resumes_exactly(toy_dataset, tmp_path):
-    # Checkpoints written before the EMA was registered with Accelerate hold it as ema.safetensors, with its
-    # step count in training_state.json. Build one from a checkpoint of today's layout, as that code wrote it.
+def test_a_checkpoint_of_the_legacy_ema_layout_resumes_exactly(toy_dataset, tmp_path):
+    # A legacy checkpoint holds the EMA as ema.safetensors, with its step count in training_state.json: build
+    # one from a checkpoint of the current layout.
     args = ["--checkpointing_steps", "2", "--use_ema", "--ema_decay", "0.9"]
     expected = resume_losses(toy_dataset, tmp_path / "whole", "--max_train_steps", "4", *args)
     output = tmp_path / "run"
@@ -598,5 +594,5 @@ def test_a_checkpoint_of_the_earlier_layout_resumes_exactly(toy_dataset, tmp_pat
         ours = load_file(next((output / name).glob("*.safetensors")))
         theirs = load_file(next((tmp_path / "whole" / name).glob("*.safetensors")))
         assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
-    # And the run's next checkpoint is of today's layout.
+    # And the run's next checkpoint is of the current layout.
     assert (output / "checkpoint-4" / "custom_checkpoint_0.pkl").is_file()

@@ -1,6 +1,6 @@
-"""Fine-tuning the shipped model on a folder of your own audio: make_dataset.py --audio_dir, encode_dataset.py
-with the pipeline's autoencoder, train.py --pretrained_model_name_or_path; and the errors that keep a user off
-a wrong path."""
+"""examples/train.py fine-tuning the shipped model on a folder of your own audio: make_dataset.py --audio_dir,
+encode_dataset.py with the pipeline's autoencoder, train.py --pretrained_model_name_or_path; and the errors
+that keep a user off a wrong path."""
 
 import json
 import sys
@@ -61,8 +61,8 @@ def my_music(tmp_path_factory) -> dict:
             "0.9",
         ]
     )
-    # The shipped codec, saved with other decoding settings (as it was before its Griffin-Lim iterations
-    # changed): the latents are the same, and the fine-tuned pipeline keeps the shipped decoding.
+    # The shipped codec saved with other decoding settings (Griffin-Lim iterations): the latents are the
+    # same, and the fine-tuned pipeline keeps the shipped decoding.
     codec = MelAutoencoder.from_pretrained(SHIPPED / "autoencoder")
     codec.register_to_config(griffin_lim_iters=2 * codec.config.griffin_lim_iters)
     codec.save_pretrained(root / "codec-other-decoding")
@@ -125,8 +125,7 @@ def test_fine_tuning_the_shipped_model_on_a_folder_of_audio(my_music):
         assert torch.equal(tuned.autoencoder.state_dict()[name], value)
     assert tuned.autoencoder.config.latents_std == shipped.autoencoder.config.latents_std
     assert tuned.autoencoder.config.griffin_lim_iters == shipped.autoencoder.config.griffin_lim_iters
-    # The user's audio has no instrument labels: it trained as "no instrument"; the tuned model still
-    # generates.
+    # The user's audio has no instrument labels, so it trained as "no instrument": the model still generates.
     audio = tuned(
         audio_length_in_s=1.0, num_inference_steps=2, generator=torch.Generator().manual_seed(0)
     ).audios
@@ -162,8 +161,8 @@ def test_a_dataset_encoded_with_another_codec_is_refused(my_music):
 
 
 def test_decoder_settings_do_not_make_another_codec():
-    # A dataset encoded before the shipped codec's Griffin-Lim iterations changed (32 -> 16) still trains:
-    # its latents are the same; a changed encoder setting still makes another codec.
+    # Decoding settings (Griffin-Lim iterations) leave the latents as they are, so a dataset encoded by the
+    # codec with other ones trains; a changed encoder setting makes another codec.
     shipped = CAMPipeline.from_pretrained(SHIPPED).autoencoder
     iters = shipped.config.griffin_lim_iters
     other_decoder = MelAutoencoder.from_config({**shipped.config, "griffin_lim_iters": iters * 2})

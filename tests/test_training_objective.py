@@ -1,3 +1,6 @@
+"""cam_hf/training/objective.py: CAMForTraining's noise augmentation, loss over real frames, label dropout and
+input checks, and a toy run whose generations match a known distribution."""
+
 import pytest
 import torch
 from scipy import stats
