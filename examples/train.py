@@ -41,11 +41,13 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
+from transformers.optimization import get_wsd_schedule
 
 from cam_hf import CAMForTraining, CAMPipeline
 from cam_hf.data import check_same_autoencoder, load_or_encode_latent_dataset
 from cam_hf.training import (
     FINE_TUNING_BACKBONE_FIELDS,
+    SHORT_CONTEXT_FIELDS,
     LatentClips,
     StepLog,
     check_weights_in_sync,
@@ -119,12 +121,17 @@ def build_model(args: argparse.Namespace, latent_dim: int, instrument_names: lis
     few_step = few_step_fields(args.few_step_objective, args.default_inference_steps, args.max_shortcut_steps,
                                kept_steps)
     sampler_fields = {"time_distribution": args.time_distribution, **few_step}
+    if args.default_temperature is not None:
+        sampler_fields["temperature"] = args.default_temperature
     noise_fields = {name: getattr(args, name) for name in FINE_TUNING_BACKBONE_FIELDS}
+    short_context = {name: getattr(args, name) for name in SHORT_CONTEXT_FIELDS}
     if pretrained is not None:
         backbone, sampler = fine_tuning_backbone_and_sampler(
-            pretrained.backbone, pretrained.sampler, args.context_frames, noise_fields, sampler_fields)
+            pretrained.backbone, pretrained.sampler, args.context_frames, noise_fields, sampler_fields,
+            short_context if args.short_context_frames else None)
     else:
-        backbone_fields = {**read_json(args.backbone_config), **noise_fields,
+        short_context["short_context_frames"] = args.short_context_frames or 0
+        backbone_fields = {**read_json(args.backbone_config), **noise_fields, **short_context,
                            "instrument_names": instrument_names,
                            "condition_on_noise_level": args.condition_on_noise_level}
         sizes = {"width": args.sampler_width, "num_blocks": args.sampler_blocks}
@@ -139,6 +146,17 @@ def build_model(args: argparse.Namespace, latent_dim: int, instrument_names: lis
     return CAMForTraining(backbone.train(), sampler.train(), sampler_batch_mul=args.sampler_batch_mul,
                           instrument_dropout=args.instrument_dropout,
                           shortcut_fraction=args.shortcut_fraction)
+
+
+def learning_rate_schedule(args: argparse.Namespace, optimizer: torch.optim.Optimizer, num_processes: int):
+    """The --lr_scheduler. The prepared scheduler steps once per process at each optimiser step, as in
+    diffusers' examples, so its lengths are counted in process steps."""
+    warmup, total = args.lr_warmup_steps * num_processes, args.max_train_steps * num_processes
+    if args.lr_scheduler == "warmup_stable_decay":
+        decay = (args.lr_decay_steps or max(1, args.max_train_steps // 5)) * num_processes
+        return get_wsd_schedule(optimizer, num_warmup_steps=warmup, num_decay_steps=decay,
+                                num_training_steps=total)
+    return get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -201,12 +219,15 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args, autoencoder.latent_dim, instrument_names, pretrained)
     context_frames = model.backbone.config.max_position_embeddings - 1
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+    short_context = model.backbone.short_context
+    short_context_params = set(short_context.parameters()) if short_context is not None else set()
+    groups = [{"params": [p for p in trainable if p not in short_context_params]},
+              {"params": [p for p in trainable if p in short_context_params],
+               "lr": args.short_context_learning_rate or args.learning_rate}]
+    optimizer = torch.optim.AdamW([group for group in groups if group["params"]], lr=args.learning_rate,
+                                  betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay)
-    # The prepared scheduler steps once per process at each optimiser step, as in diffusers' examples.
-    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer,
-                                 num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
-                                 num_training_steps=args.max_train_steps * accelerator.num_processes)
+    lr_scheduler = learning_rate_schedule(args, optimizer, accelerator.num_processes)
     model, optimizer, dataloader, lr_scheduler = accelerator.prepare(model, optimizer, dataloader,
                                                                      lr_scheduler)
     unwrapped = accelerator.unwrap_model(model)

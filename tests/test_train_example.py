@@ -156,6 +156,48 @@ def test_resume_after_sigkill_logs_the_same_losses(toy_dataset, tmp_path):
     assert got == expected, f"killed at step {kill_at}: the losses differ after resuming"
 
 
+def test_fine_tuning_may_add_a_short_context_and_starts_as_the_pretrained_model(toy_dataset, tmp_path):
+    def run(name: str, *extra: str) -> dict[int, float]:
+        train.main(base_args(toy_dataset, tmp_path / name, "--max_train_steps", "2", "--lr_warmup_steps", "0",
+                             *extra))
+        return read_losses(tmp_path / name)
+
+    run("pretrained")
+    tune = ("--pretrained_model_name_or_path", str(tmp_path / "pretrained"), "--learning_rate", "1e-3")
+    plain = run("plain", *tune)
+    added = run("added", *tune, "--short_context_frames", "5", "--short_context_learning_rate", "1e-2")
+    assert added[1] == plain[1]  # the first step's loss is the pretrained model's: the new module is silent
+    assert added[2] != plain[2]  # then it learns
+    pipe = CAMPipeline.from_pretrained(str(tmp_path / "added"))
+    assert pipe.backbone.config.short_context_frames == 5
+    assert torch.count_nonzero(pipe.backbone.short_context.output_proj.weight) > 0
+    generator = torch.Generator().manual_seed(0)
+    assert pipe(num_frames=20, output_type="latent", generator=generator).audios.shape == (1, 20, 2)
+    # Fine-tuned again, it keeps its short context; another one would change its network.
+    run("again", "--pretrained_model_name_or_path", str(tmp_path / "added"))
+    assert CAMPipeline.from_pretrained(str(tmp_path / "again")).backbone.config.short_context_frames == 5
+    with pytest.raises(ValueError, match="has a short context already"):
+        run("refused", "--pretrained_model_name_or_path", str(tmp_path / "added"), "--short_context_frames",
+            "9")
+
+
+def test_warmup_stable_decay_can_be_extended_and_still_ends_decayed(toy_dataset, tmp_path):
+    """A warmup-stable-decay run resumed before its decay with a longer --max_train_steps keeps the same
+    rates so far and decays at its new end; the stored temperature reaches the saved Sampler."""
+    schedule = ("--lr_scheduler", "warmup_stable_decay", "--lr_warmup_steps", "2", "--lr_decay_steps", "3",
+                "--learning_rate", "1e-3", "--checkpointing_steps", "4", "--default_temperature", "1.3")
+    output = tmp_path / "run"
+    first = base_args(toy_dataset, output, *schedule, "--max_train_steps", "10", "--stop_after_steps", "4")
+    train.main(first)
+    extended = base_args(toy_dataset, output, *schedule, "--max_train_steps", "12")
+    train.main([*extended, "--resume_from_checkpoint", "latest"])
+    # The rate each step leaves for the next: half-way through the warm-up, then the peak until the decay.
+    rates = [r["lr"] for r in map(json.loads, (output / LOG_FILE).read_text().splitlines()) if "lr" in r]
+    assert len(rates) == 12 and rates[:9] == pytest.approx([5e-4] + [1e-3] * 8)
+    assert 1e-3 > rates[9] > rates[10] > rates[11] == pytest.approx(0.0)  # the last 3 steps decay to 0
+    assert CAMPipeline.from_pretrained(str(output)).sampler.config.temperature == 1.3
+
+
 def test_stop_after_steps_cuts_the_run_and_the_same_command_continues_it(toy_dataset, tmp_path):
     """A run cut to a budget keeps the LR schedule of the whole run; continued, it logs the same losses as
     an uncut run."""

@@ -16,11 +16,13 @@ from .models import (
     FINE_TUNING_BACKBONE_FIELDS,
     FINE_TUNING_SAMPLER_FIELDS,
     MODEL_PRESETS,
+    SHORT_CONTEXT_FIELDS,
     few_step_fields,
     fine_tuning_backbone_and_sampler,
     new_backbone_and_sampler,
     trained_settings,
     training_pipeline,
+    with_short_context,
 )
 from .objective import CAMForTraining, CAMTrainingOutput
 from .precision import choose_precision
@@ -36,6 +38,7 @@ __all__ = [
     "FINE_TUNING_SAMPLER_FIELDS",
     "LOG_FILE",
     "MODEL_PRESETS",
+    "SHORT_CONTEXT_FIELDS",
     "CAMForTraining",
     "CAMTrainingOutput",
     "LatentClips",
@@ -67,5 +70,6 @@ __all__ = [
     "training_details",
     "training_pipeline",
     "validation_loss",
+    "with_short_context",
     "write_validation_audio",
 ]

@@ -78,6 +78,26 @@ def parse_training_args(argv: list[str] | None = None, description: str | None =
             for name, p in MODEL_PRESETS.items()
         ),
     )
+    model(
+        "--short_context_frames",
+        type=int,
+        default=None,
+        help="K: a short context over the last K clean frames beside the Backbone (CALM's; docs/model.md); "
+        "0: none. Default: none from scratch, the pretrained model's when fine-tuning, which may add one "
+        "(it starts silent, so the model starts as the pretrained one).",
+    )
+    model(
+        "--short_context_num_layers",
+        type=int,
+        default=2,
+        help="Convolutions of the short context (K - 1 must be a multiple of it).",
+    )
+    model(
+        "--short_context_hidden_size",
+        type=int,
+        default=None,
+        help="Channels of the short context (default: the Backbone's hidden size).",
+    )
     model("--backbone_config", default=None, help="A JSON file of CAMConfig fields over the preset.")
     model("--sampler_config", default=None, help="A JSON file of CAMSampler arguments over the preset.")
     model(
@@ -176,6 +196,13 @@ def parse_training_args(argv: list[str] | None = None, description: str | None =
         help="Sampler steps per frame stored for generation (default: the pipeline's, else 16 "
         "for a flow Sampler and 4 for a shortcut one).",
     )
+    sampler(
+        "--default_temperature",
+        type=float,
+        default=None,
+        help="The Sampler's temperature stored for generation (the variance of each frame's starting noise; "
+        "default: the pipeline's, else 1.0): measure it with examples/evaluate.py --temperature.",
+    )
     sampler("--sampler_width", type=int, default=None, help="Default: the preset's.")
     sampler("--sampler_blocks", type=int, default=None, help="Default: the preset's.")
     sampler("--sampler_batch_mul", type=int, default=4, help="(noise, time) draws per Backbone output.")
@@ -198,7 +225,25 @@ def parse_training_args(argv: list[str] | None = None, description: str | None =
     )
     optim("--learning_rate", type=float, default=3e-4)
     optim(
-        "--lr_scheduler", default="cosine", choices=["cosine", "linear", "constant", "constant_with_warmup"]
+        "--short_context_learning_rate",
+        type=float,
+        default=None,
+        help="Peak learning rate of the short context (default: --learning_rate); one added to a trained "
+        "model learns from scratch beside weights that only adjust, so it may take more.",
+    )
+    optim(
+        "--lr_scheduler",
+        default="cosine",
+        choices=["cosine", "linear", "constant", "constant_with_warmup", "warmup_stable_decay"],
+        help="warmup_stable_decay: warm-up, a constant rate, then a cosine decay to 0 over the last "
+        "--lr_decay_steps: a run can be extended (a larger --max_train_steps, resumed before its decay "
+        "began) and still end decayed.",
+    )
+    optim(
+        "--lr_decay_steps",
+        type=int,
+        default=None,
+        help="The decay of warmup_stable_decay, in steps (default: a fifth of --max_train_steps).",
     )
     optim("--lr_warmup_steps", type=int, default=500)
     optim("--adam_beta1", type=float, default=0.9)
@@ -253,6 +298,9 @@ def check_training_args(args: argparse.Namespace) -> None:
         "context_frames",
         "default_inference_steps",
         "checkpoints_total_limit",
+        "short_context_num_layers",
+        "short_context_hidden_size",
+        "lr_decay_steps",
     ):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}.")
@@ -260,8 +308,17 @@ def check_training_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--short_crop_fraction must be in [0, 1], got {args.short_crop_fraction}.")
     if not 0.0 <= args.shortcut_fraction < 1.0:
         raise ValueError(f"--shortcut_fraction must be in [0, 1), got {args.shortcut_fraction}.")
-    if args.learning_rate <= 0 or not math.isfinite(args.learning_rate):
-        raise ValueError(f"--learning_rate must be a positive number, got {args.learning_rate}.")
+    for name in ("learning_rate", "short_context_learning_rate", "default_temperature"):
+        value = getattr(args, name)
+        if value is not None and (value <= 0 or not math.isfinite(value)):
+            raise ValueError(f"--{name} must be a positive number, got {value}.")
+    if args.short_context_frames is not None and args.short_context_frames < 0:
+        raise ValueError(f"--short_context_frames must be 0 (none) or more, got {args.short_context_frames}.")
+    if args.lr_decay_steps is not None and args.lr_decay_steps > args.max_train_steps:
+        raise ValueError(
+            f"--lr_decay_steps ({args.lr_decay_steps}) must be at most --max_train_steps "
+            f"({args.max_train_steps})."
+        )
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/cam-music).")
     for name in ("backbone_config", "sampler_config"):

@@ -63,8 +63,11 @@ FINE_TUNING_SAMPLER_FIELDS = (
     "num_inference_steps",
     "max_shortcut_steps",
     "time_distribution",
+    "temperature",
 )
 FEW_STEP_FIELDS = ("few_step_objective", "num_inference_steps", "max_shortcut_steps")
+# The short context's network (`CAMShortContext`): set from scratch, or added to a trained Backbone.
+SHORT_CONTEXT_FIELDS = ("short_context_frames", "short_context_num_layers", "short_context_hidden_size")
 
 
 def trained_settings(backbone: CAMModel, sampler: CAMSampler) -> dict:
@@ -146,12 +149,42 @@ def new_backbone_and_sampler(
     return backbone, sampler
 
 
+def with_short_context(backbone: CAMModel, fields: dict) -> CAMModel:
+    r"""
+    `backbone` with the short context `fields` describe (`SHORT_CONTEXT_FIELDS`): the Backbone itself when it
+    has that one, a copy with a new one when it has none. The new one's output layer starts at zero, so the
+    copy computes exactly what `backbone` does until it learns.
+
+    Args:
+        backbone ([`CAMModel`]): a trained Backbone.
+        fields (`dict`): `short_context_frames` (> 0) and optionally its layers and width.
+
+    Returns:
+        [`CAMModel`]: the Backbone with the short context, on `backbone`'s device and dtype.
+    """
+    config = CAMConfig(**{**backbone.config.to_dict(), **fields})
+    if backbone.short_context is not None:
+        differ = {name: value for name, value in fields.items() if getattr(backbone.config, name) != value}
+        if differ:
+            raise ValueError(
+                f"This Backbone has a short context already, and {differ} would change its network: "
+                "fine-tune it as it is (leave the short-context options out), or train from scratch."
+            )
+        return backbone
+    extended = CAMModel(config).to(device=backbone.device, dtype=backbone.dtype)
+    missing, unexpected = extended.load_state_dict(backbone.state_dict(), strict=False)
+    if unexpected or not all(name.startswith("short_context.") for name in missing):
+        raise RuntimeError(f"Adding a short context changed more than it: {missing=}, {unexpected=}.")
+    return extended.train(backbone.training)
+
+
 def fine_tuning_backbone_and_sampler(
     backbone: CAMModel,
     sampler: CAMSampler,
     context_frames: int | None = None,
     backbone_fields: dict | None = None,
     sampler_fields: dict | None = None,
+    short_context: dict | None = None,
 ) -> tuple[CAMModel, CAMSampler]:
     r"""
     A trained Backbone and Sampler set up to train further. Their networks keep their shape; settings of
@@ -164,7 +197,10 @@ def fine_tuning_backbone_and_sampler(
         context_frames (`int`, *optional*): the longest training crop (default: the Backbone's).
         backbone_fields (`dict`, *optional*): new values of `FINE_TUNING_BACKBONE_FIELDS` (noise settings).
         sampler_fields (`dict`, *optional*): new values of `FINE_TUNING_SAMPLER_FIELDS` (few-step objective
-            and steps, time distribution).
+            and steps, time distribution, temperature).
+        short_context (`dict`, *optional*): `SHORT_CONTEXT_FIELDS` of a short context to add to a Backbone
+            without one ([`with_short_context`]: the model starts as exactly the trained one); a Backbone that
+            has one keeps it.
 
     Returns:
         `tuple` of the Backbone and the Sampler to train.
@@ -180,6 +216,8 @@ def fine_tuning_backbone_and_sampler(
                 f"{shaping} cannot change when fine-tuning (only {list(allowed)} can): a fine-tuned model "
                 "keeps its network. Train from scratch to change it."
             )
+    if short_context and short_context.get("short_context_frames"):
+        backbone = with_short_context(backbone, short_context)
     context_frames = context_frames or backbone.config.max_position_embeddings - 1
     for name, value in {**backbone_fields, "max_position_embeddings": context_frames + 1}.items():
         setattr(backbone.config, name, value)
@@ -214,9 +252,11 @@ __all__ = [
     "FINE_TUNING_BACKBONE_FIELDS",
     "FINE_TUNING_SAMPLER_FIELDS",
     "MODEL_PRESETS",
+    "SHORT_CONTEXT_FIELDS",
     "few_step_fields",
     "fine_tuning_backbone_and_sampler",
     "new_backbone_and_sampler",
     "trained_settings",
     "training_pipeline",
+    "with_short_context",
 ]

@@ -147,7 +147,7 @@ class CAMForTraining(nn.Module):
         config = self.backbone.config
 
         # The start vector and frames 1..T-1 give z_0..z_{T-1}, which predict frames 1..T.
-        inputs = latents[:, :-1]
+        inputs = clean_inputs = latents[:, :-1]
         noise_levels = self.draw_noise_levels(batch_size, num_frames - 1, device, generator)
         if config.max_training_noise > 0:
             noise = torch.randn(inputs.shape, generator=generator, device=device, dtype=inputs.dtype)
@@ -164,6 +164,8 @@ class CAMForTraining(nn.Module):
             use_cache=False,
             noise_level=noise_levels if config.condition_on_noise_level else None,
             instrument_ids=instrument_ids,
+            # A short context reads the frames the noise augmentation corrupted, as they were.
+            clean_latents=clean_inputs if config.short_context_frames else None,
         ).last_hidden_state
 
         if attention_mask is not None:
