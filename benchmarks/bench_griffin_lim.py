@@ -103,11 +103,15 @@ def main(argv=None) -> None:
     random_start.load_state_dict(codec.state_dict())
     clips = test_clips(args.dataset, args.clips, codec.sample_rate)
     seconds = sum(map(len, clips)) / codec.sample_rate
-    print(f"{len(clips)} test clips of {args.dataset}, {seconds:.0f} s in all; {args.threads} torch "
-          f"thread(s); load average at start: {load_average()}")
+    print(
+        f"{len(clips)} test clips of {args.dataset}, {seconds:.0f} s in all; {args.threads} torch "
+        f"thread(s); load average at start: {load_average()}"
+    )
 
-    print(f"\n{'iterations':>10s} {'phase start':>14s} {'SC':>8s} {'LSD dB':>8s} {'inconsist.':>11s} "
-          f"{'CPU ms/frame':>13s} {'wall ms/frame':>14s}")
+    print(
+        f"\n{'iterations':>10s} {'phase start':>14s} {'SC':>8s} {'LSD dB':>8s} {'inconsist.':>11s} "
+        f"{'CPU ms/frame':>13s} {'wall ms/frame':>14s}"
+    )
     for iterations in (32, 16, 8, 4):
         for name, decoder in (("random", random_start), ("previous chunk", codec)):
             row = measure(decoder, clips, iterations)

@@ -36,8 +36,14 @@ import time
 import numpy as np
 from _common import FrameClock, PeakMemory, load_average
 
-BACKBONE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                intermediate_size=64, max_position_embeddings=256)
+BACKBONE = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=256,
+)
 
 
 def measure(seconds: float, steps: int, output_type: str, threads: int) -> dict:
@@ -52,8 +58,13 @@ def measure(seconds: float, steps: int, output_type: str, threads: int) -> dict:
     clock = FrameClock()
     with PeakMemory() as memory:
         clock.start()
-        chunks = pipe.stream(audio_length_in_s=seconds, num_inference_steps=steps, output_type=output_type,
-                             generator=torch.Generator().manual_seed(0), callback_on_step_end=clock)
+        chunks = pipe.stream(
+            audio_length_in_s=seconds,
+            num_inference_steps=steps,
+            output_type=output_type,
+            generator=torch.Generator().manual_seed(0),
+            callback_on_step_end=clock,
+        )
         values = sum(chunk.numel() if isinstance(chunk, torch.Tensor) else chunk.size for chunk in chunks)
         wall = time.perf_counter() - clock.wall[0]
     return {

@@ -118,7 +118,8 @@ def model_card(
         prediction=sampler.prediction_type,
         few_step=(
             f", trained for few steps (`{sampler['few_step_objective']}`)"
-            if sampler.get("few_step_objective") else ""
+            if sampler.get("few_step_objective")
+            else ""
         ),
         scheduler_class=type(pipeline.scheduler).__name__,
         default_steps=sampler.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS),

@@ -59,25 +59,44 @@ logger = logging.getLogger("cam_app")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=SHIPPED_MODEL,
-                        help="A saved CAMPipeline folder or a Hub id; default: the model shipped here.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        default=SHIPPED_MODEL,
+        help="A saved CAMPipeline folder or a Hub id; default: the model shipped here.",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="Address to serve on (localhost by default).")
     parser.add_argument("--port", type=int, default=7860, help="Port to serve on.")
-    parser.add_argument("--max_seconds", type=float, default=300.0,
-                        help="Longest audio a request may ask for, in seconds.")
-    parser.add_argument("--max_prompt_seconds", type=float, default=60.0,
-                        help="Longest audio prompt accepted, in seconds.")
-    parser.add_argument("--concurrency", type=int, default=2,
-                        help="Generations that run at once; the others wait in the queue.")
+    parser.add_argument(
+        "--max_seconds", type=float, default=300.0, help="Longest audio a request may ask for, in seconds."
+    )
+    parser.add_argument(
+        "--max_prompt_seconds", type=float, default=60.0, help="Longest audio prompt accepted, in seconds."
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="Generations that run at once; the others wait in the queue.",
+    )
     parser.add_argument("--max_queue", type=int, default=32, help="Requests that may wait; more are refused.")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: the CPU cores shared among --concurrency generations).")
-    parser.add_argument("--chunk_frames", type=int, default=16,
-                        help="Latent frames per streamed chunk: fewer means the first sound comes sooner.")
-    parser.add_argument("--num_melodies", type=int, default=6,
-                        help="Built-in test melodies offered as prompts (0 for none).")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: the CPU cores shared among --concurrency generations).",
+    )
+    parser.add_argument(
+        "--chunk_frames",
+        type=int,
+        default=16,
+        help="Latent frames per streamed chunk: fewer means the first sound comes sooner.",
+    )
+    parser.add_argument(
+        "--num_melodies", type=int, default=6, help="Built-in test melodies offered as prompts (0 for none)."
+    )
     parser.add_argument("--max_upload_size", default="50mb", help="Largest upload Gradio accepts.")
     args = parser.parse_args(argv)
     for name in ("max_seconds", "max_prompt_seconds"):
@@ -121,14 +140,19 @@ class BuiltInMelodies:
             if name not in self._rendered:
                 seconds = MELODY_PROMPT_SECONDS
                 try:
-                    rendering = render_test_melody(self.config, name, seconds, seconds + 1.0,
-                                                   self.pipe.backbone.config.instrument_names)
+                    rendering = render_test_melody(
+                        self.config, name, seconds, seconds + 1.0, self.pipe.backbone.config.instrument_names
+                    )
                 except ImportError as error:
-                    raise ValueError(f"Rendering a test melody needs tinysoundfont (`make install`): "
-                                     f"{error}.") from None
+                    raise ValueError(
+                        f"Rendering a test melody needs tinysoundfont (`make install`): {error}."
+                    ) from None
                 melody, rate = rendering.melody, rendering.sample_rate
-                self._rendered[name] = (rendering.audio[None, : int(seconds * rate)], rate,
-                                        f"{melody.piece} ({melody.part_name}, {rendering.instrument.name})")
+                self._rendered[name] = (
+                    rendering.audio[None, : int(seconds * rate)],
+                    rate,
+                    f"{melody.piece} ({melody.part_name}, {rendering.instrument.name})",
+                )
             return self._rendered[name]
 
 
@@ -152,11 +176,15 @@ def read_prompt(path: str, max_seconds: float) -> tuple[np.ndarray, int]:
     try:
         audio, sample_rate = sf.read(path, dtype="float32", always_2d=True)
     except sf.LibsndfileError as error:
-        raise ValueError(f"The audio prompt {name!r} could not be decoded ({error.error_string}): is it "
-                         "truncated? Upload the complete file.") from None
+        raise ValueError(
+            f"The audio prompt {name!r} could not be decoded ({error.error_string}): is it "
+            "truncated? Upload the complete file."
+        ) from None
     if len(audio) < info.frames or _wav_is_truncated(path):
-        raise ValueError(f"The audio prompt {name!r} is truncated: its header announces more audio than the "
-                         "file holds. Upload the complete file.")
+        raise ValueError(
+            f"The audio prompt {name!r} is truncated: its header announces more audio than the "
+            "file holds. Upload the complete file."
+        )
     return _check_prompt_audio(name, audio.T), sample_rate
 
 
@@ -164,16 +192,20 @@ def _read_prompt_with_ffmpeg(path: str, max_seconds: float, reason: str) -> tupl
     """Formats libsndfile does not read (AAC, WebM recordings, ...) are decoded by ffmpeg, if installed."""
     name, formats = os.path.basename(path), "Upload WAV, FLAC, OGG or MP3"
     if shutil.which("ffmpeg") is None:
-        raise ValueError(f"Could not read the audio prompt {name!r} ({reason}). {formats}; other formats "
-                         "need ffmpeg on the server.")
+        raise ValueError(
+            f"Could not read the audio prompt {name!r} ({reason}). {formats}; other formats "
+            "need ffmpeg on the server."
+        )
     from pydub import AudioSegment
     from pydub.exceptions import CouldntDecodeError
 
     try:
         segment = AudioSegment.from_file(path)
     except (CouldntDecodeError, IndexError, OSError):
-        raise ValueError(f"Could not read the audio prompt {name!r}: neither libsndfile ({reason}) nor "
-                         f"ffmpeg decodes it as audio. {formats}, or another format ffmpeg reads.") from None
+        raise ValueError(
+            f"Could not read the audio prompt {name!r}: neither libsndfile ({reason}) nor "
+            f"ffmpeg decodes it as audio. {formats}, or another format ffmpeg reads."
+        ) from None
     _check_prompt_duration(name, segment.duration_seconds, max_seconds)
     samples = np.array(segment.get_array_of_samples(), dtype=np.float32).reshape(-1, segment.channels)
     return _check_prompt_audio(name, samples.T / 2 ** (8 * segment.sample_width - 1)), segment.frame_rate
@@ -181,8 +213,10 @@ def _read_prompt_with_ffmpeg(path: str, max_seconds: float, reason: str) -> tupl
 
 def _check_prompt_duration(name: str, seconds: float, max_seconds: float) -> None:
     if seconds > max_seconds:
-        raise ValueError(f"The audio prompt {name!r} lasts {seconds:.1f} s, longer than this server's limit "
-                         f"of {max_seconds:g} s for prompts: cut it (only its end is continued anyway).")
+        raise ValueError(
+            f"The audio prompt {name!r} lasts {seconds:.1f} s, longer than this server's limit "
+            f"of {max_seconds:g} s for prompts: cut it (only its end is continued anyway)."
+        )
 
 
 def _check_prompt_audio(name: str, audio: np.ndarray) -> np.ndarray:
@@ -190,8 +224,10 @@ def _check_prompt_audio(name: str, audio: np.ndarray) -> np.ndarray:
         raise ValueError(f"The audio prompt {name!r} holds no samples: upload or record some audio.")
     peak = float(np.abs(audio).max())
     if peak < SILENCE_PEAK:
-        raise ValueError(f"The audio prompt {name!r} is silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} "
-                         "dBFS): there is nothing to continue. Upload a recording with sound in it.")
+        raise ValueError(
+            f"The audio prompt {name!r} is silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} "
+            "dBFS): there is nothing to continue. Upload a recording with sound in it."
+        )
     return audio
 
 
@@ -271,8 +307,16 @@ class CAMApp:
         streaming (`bool`): stream the audio as it comes (needs ffmpeg), or send the whole file at the end.
     """
 
-    def __init__(self, pipe: CAMPipeline, max_seconds: float, max_prompt_seconds: float, chunk_frames: int,
-                 melodies: BuiltInMelodies, workdir: str, streaming: bool):
+    def __init__(
+        self,
+        pipe: CAMPipeline,
+        max_seconds: float,
+        max_prompt_seconds: float,
+        chunk_frames: int,
+        melodies: BuiltInMelodies,
+        workdir: str,
+        streaming: bool,
+    ):
         self.pipe = pipe
         self.max_seconds = max_seconds
         self.max_prompt_seconds = max_prompt_seconds
@@ -282,31 +326,67 @@ class CAMApp:
         self.streaming = streaming
         self.instruments = [ANY_INSTRUMENT] + list(pipe.backbone.config.instrument_names or [])
 
-    def generate(self, instrument: str, audio_length_in_s: float, guidance_scale: float, randomize_seed: bool,
-                 seed: float, inference_noise: float, num_inference_steps: float, test_melody: str,
-                 prompt_audio: dict | None = None, temperature: float | None = None) -> Iterator[tuple]:
+    def generate(
+        self,
+        instrument: str,
+        audio_length_in_s: float,
+        guidance_scale: float,
+        randomize_seed: bool,
+        seed: float,
+        inference_noise: float,
+        num_inference_steps: float,
+        test_melody: str,
+        prompt_audio: dict | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[tuple]:
         """Yields (streamed chunk, WAV path, spectrogram path, seed, status) as the audio comes. The values
         arrive raw from the page or the API (Gradio's preprocessing is off) and are all checked here."""
         try:
-            request = self.check_request(instrument, audio_length_in_s, guidance_scale, randomize_seed, seed,
-                                         inference_noise, num_inference_steps, test_melody, prompt_audio,
-                                         temperature)
+            request = self.check_request(
+                instrument,
+                audio_length_in_s,
+                guidance_scale,
+                randomize_seed,
+                seed,
+                inference_noise,
+                num_inference_steps,
+                test_melody,
+                prompt_audio,
+                temperature,
+            )
             yield from self._generate(request)
         except ValueError as error:  # bad input, caught here or by the pipeline: a message, no trace
             raise gr.Error(str(error), print_exception=False) from None
 
-    def check_request(self, instrument, audio_length_in_s, guidance_scale, randomize_seed, seed,
-                      inference_noise, num_inference_steps, test_melody, prompt_audio,
-                      temperature=None) -> GenerationRequest:
+    def check_request(
+        self,
+        instrument,
+        audio_length_in_s,
+        guidance_scale,
+        randomize_seed,
+        seed,
+        inference_noise,
+        num_inference_steps,
+        test_melody,
+        prompt_audio,
+        temperature=None,
+    ) -> GenerationRequest:
         """Check every value of a request and read its prompt. Raises `ValueError` naming the bad value."""
         if instrument not in self.instruments:
-            raise ValueError(f"instrument {instrument!r} is not one this model knows: "
-                             f"{', '.join(self.instruments)}.")
+            raise ValueError(
+                f"instrument {instrument!r} is not one this model knows: {', '.join(self.instruments)}."
+            )
         if test_melody != NO_MELODY and test_melody not in self.melodies.names:
             known = ", ".join([NO_MELODY] + self.melodies.names)
             raise ValueError(f"test_melody {test_melody!r} is not a built-in test melody: {known}.")
-        seconds = _number("audio_length_in_s", audio_length_in_s, 0.0, self.max_seconds, " s",
-                          " (this server's --max_seconds)")
+        seconds = _number(
+            "audio_length_in_s",
+            audio_length_in_s,
+            0.0,
+            self.max_seconds,
+            " s",
+            " (this server's --max_seconds)",
+        )
         if seconds == 0:
             raise ValueError("audio_length_in_s is 0 s: ask for some audio.")
         if not isinstance(randomize_seed, bool):
@@ -325,9 +405,15 @@ class CAMApp:
             prompt = self.pipe.autoencoder.prepare_audio(torch.from_numpy(prompt)[None], prompt_rate)
             prompt = prompt[0].numpy()
         return GenerationRequest(
-            instrument=None if instrument == ANY_INSTRUMENT else instrument, seconds=seconds,
-            guidance_scale=guidance_scale, seed=int(seed), inference_noise=inference_noise,
-            num_inference_steps=int(steps), temperature=temperature, prompt=prompt, source=source,
+            instrument=None if instrument == ANY_INSTRUMENT else instrument,
+            seconds=seconds,
+            guidance_scale=guidance_scale,
+            seed=int(seed),
+            inference_noise=inference_noise,
+            num_inference_steps=int(steps),
+            temperature=temperature,
+            prompt=prompt,
+            source=source,
         )
 
     def _read_prompt(self, prompt_audio: dict | None, test_melody: str) -> tuple[np.ndarray | None, int, str]:
@@ -338,8 +424,10 @@ class CAMApp:
         if prompt_audio is None:
             return None, 0, ""
         if not isinstance(prompt_audio, dict) or not isinstance(prompt_audio.get("path"), str):
-            raise ValueError(f"prompt_audio must be an uploaded file (gradio_client's handle_file), got "
-                             f"{type(prompt_audio).__name__}.")
+            raise ValueError(
+                f"prompt_audio must be an uploaded file (gradio_client's handle_file), got "
+                f"{type(prompt_audio).__name__}."
+            )
         audio, sample_rate = read_prompt(prompt_audio["path"], self.max_prompt_seconds)
         return audio, sample_rate, prompt_audio.get("orig_name") or os.path.basename(prompt_audio["path"])
 
@@ -349,10 +437,15 @@ class CAMApp:
         pipe.set_progress_bar_config(disable=True)
         rate, seconds, seed = pipe.sample_rate, request.seconds, request.seed
         chunks = pipe.stream(
-            audio=request.prompt, sample_rate=rate if request.prompt is not None else None,
-            audio_length_in_s=seconds, instrument=request.instrument, guidance_scale=request.guidance_scale,
-            inference_noise=request.inference_noise, num_inference_steps=request.num_inference_steps,
-            temperature=request.temperature, generator=torch.Generator().manual_seed(seed),
+            audio=request.prompt,
+            sample_rate=rate if request.prompt is not None else None,
+            audio_length_in_s=seconds,
+            instrument=request.instrument,
+            guidance_scale=request.guidance_scale,
+            inference_noise=request.inference_noise,
+            num_inference_steps=request.num_inference_steps,
+            temperature=request.temperature,
+            generator=torch.Generator().manual_seed(seed),
             decode_chunk_frames=self.chunk_frames,
         )
         generated, done, started = [], 0.0, time.perf_counter()
@@ -377,10 +470,12 @@ class CAMApp:
         stem = os.path.join(folder, f"cam-{request.instrument or 'any'}-seed{seed}-{uuid.uuid4().hex[:6]}")
         gain = write_wav(stem + ".wav", whole, rate)
         save_spectrogram(stem + ".png", whole, rate, title, marker_s=prompt_s)
-        status = (f"seed **{seed}** · {seconds:g} s, {playing}, in {elapsed:.1f} s "
-                  f"({seconds / elapsed:.1f}x real time)"
-                  + (f" · continuing {request.source}" if request.source else "")
-                  + (f" · scaled by {gain:.2f} to fit the WAV range" if gain != 1.0 else ""))
+        status = (
+            f"seed **{seed}** · {seconds:g} s, {playing}, in {elapsed:.1f} s "
+            f"({seconds / elapsed:.1f}x real time)"
+            + (f" · continuing {request.source}" if request.source else "")
+            + (f" · scaled by {gain:.2f} to fit the WAV range" if gain != 1.0 else "")
+        )
         try:
             yield None if self.streaming else stem + ".wav", stem + ".wav", stem + ".png", seed, status
         finally:  # Gradio has copied both files into its cache once the last value is sent
@@ -400,53 +495,106 @@ def build_demo(app: CAMApp, model: str) -> gr.Blocks:
             "for longer audio). Pick an instrument, or continue a recording or a test melody."
         )
         if not app.streaming:
-            gr.Markdown("**No streaming on this server:** Gradio encodes streamed audio with `ffmpeg`, which "
-                        "is not on its PATH (`apt-get install ffmpeg`). The audio plays once it is whole.")
+            gr.Markdown(
+                "**No streaming on this server:** Gradio encodes streamed audio with `ffmpeg`, which "
+                "is not on its PATH (`apt-get install ffmpeg`). The audio plays once it is whole."
+            )
         with gr.Row():
             with gr.Column():
-                instrument = gr.Dropdown(app.instruments, value=ANY_INSTRUMENT, label="instrument",
-                                         info=f"'{ANY_INSTRUMENT}' generates without an instrument label")
+                instrument = gr.Dropdown(
+                    app.instruments,
+                    value=ANY_INSTRUMENT,
+                    label="instrument",
+                    info=f"'{ANY_INSTRUMENT}' generates without an instrument label",
+                )
                 prompt_audio = gr.Audio(
-                    sources=["upload", "microphone"], type="filepath",
-                    label=f"audio to continue (optional, up to {app.max_prompt_seconds:g} s)")
+                    sources=["upload", "microphone"],
+                    type="filepath",
+                    label=f"audio to continue (optional, up to {app.max_prompt_seconds:g} s)",
+                )
                 melody_info = app.melodies.unavailable or (
-                    f"its first {MELODY_PROMPT_SECONDS:g} s, rendered now (test split, unseen in training)")
-                test_melody = gr.Dropdown([NO_MELODY] + app.melodies.names, value=NO_MELODY,
-                                          label="or a built-in test melody to continue", info=melody_info)
-                seconds = gr.Slider(1, app.max_seconds, value=min(10.0, app.max_seconds), step=0.5,
-                                    label="length of the new audio (s)")
-                guidance = gr.Slider(0, MAX_GUIDANCE_SCALE, value=1.0, step=0.1, label="guidance scale",
-                                     info="classifier-free guidance towards the instrument; 1 = none")
+                    f"its first {MELODY_PROMPT_SECONDS:g} s, rendered now (test split, unseen in training)"
+                )
+                test_melody = gr.Dropdown(
+                    [NO_MELODY] + app.melodies.names,
+                    value=NO_MELODY,
+                    label="or a built-in test melody to continue",
+                    info=melody_info,
+                )
+                seconds = gr.Slider(
+                    1,
+                    app.max_seconds,
+                    value=min(10.0, app.max_seconds),
+                    step=0.5,
+                    label="length of the new audio (s)",
+                )
+                guidance = gr.Slider(
+                    0,
+                    MAX_GUIDANCE_SCALE,
+                    value=1.0,
+                    step=0.1,
+                    label="guidance scale",
+                    info="classifier-free guidance towards the instrument; 1 = none",
+                )
                 with gr.Row():
                     randomize = gr.Checkbox(True, label="random seed")
-                    seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="seed",
-                                     info="the last result's; untick 'random seed' to reuse it")
+                    seed = gr.Number(
+                        0,
+                        precision=0,
+                        minimum=0,
+                        maximum=MAX_SEED,
+                        label="seed",
+                        info="the last result's; untick 'random seed' to reuse it",
+                    )
                 with gr.Accordion("advanced", open=False):
-                    k_inf = gr.Slider(0, 1, value=config.inference_noise, step=0.01, label="k_inf",
-                                      info="noise mixed into each frame before it is fed back")
+                    k_inf = gr.Slider(
+                        0,
+                        1,
+                        value=config.inference_noise,
+                        step=0.01,
+                        label="k_inf",
+                        info="noise mixed into each frame before it is fed back",
+                    )
                     own_steps = pipe.sampler.config.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
-                    steps = gr.Slider(1, MAX_STEPS, value=own_steps, step=1,
-                                      label="Sampler steps per frame", info="the model's own by default")
-                    temperature = gr.Slider(MIN_TEMPERATURE, MAX_TEMPERATURE,
-                                            value=pipe.sampler.config.get("temperature", 1.0), step=0.05,
-                                            label="temperature", info="the variance of each frame's "
-                                            "starting noise: lower stays nearer the model's habits; the "
-                                            "model's own by default")
+                    steps = gr.Slider(
+                        1,
+                        MAX_STEPS,
+                        value=own_steps,
+                        step=1,
+                        label="Sampler steps per frame",
+                        info="the model's own by default",
+                    )
+                    temperature = gr.Slider(
+                        MIN_TEMPERATURE,
+                        MAX_TEMPERATURE,
+                        value=pipe.sampler.config.get("temperature", 1.0),
+                        step=0.05,
+                        label="temperature",
+                        info="the variance of each frame's "
+                        "starting noise: lower stays nearer the model's habits; the "
+                        "model's own by default",
+                    )
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
             with gr.Column():
-                streamed = gr.Audio(label="audio", streaming=app.streaming, autoplay=True, interactive=False,
-                                    elem_id="audio")
+                streamed = gr.Audio(
+                    label="audio", streaming=app.streaming, autoplay=True, interactive=False, elem_id="audio"
+                )
                 wav = gr.File(label="WAV", interactive=False)
-                spectrogram = gr.Image(label="spectrogram", type="filepath", interactive=False,
-                                       elem_id="spectrogram")
+                spectrogram = gr.Image(
+                    label="spectrogram", type="filepath", interactive=False, elem_id="spectrogram"
+                )
                 status = gr.Markdown()
-                gr.Markdown("The WAV holds the prompt and its continuation; a dashed line in the spectrogram "
-                            "marks where the prompt ends.")
-        rows = [[name, min(length, app.max_seconds), scale, NO_MELODY]
-                for name, length, scale in (("violin", 20, 1.0), ("flute", 30, 2.0), ("cello", 15, 3.0))
-                if name in app.instruments]
+                gr.Markdown(
+                    "The WAV holds the prompt and its continuation; a dashed line in the spectrogram "
+                    "marks where the prompt ends."
+                )
+        rows = [
+            [name, min(length, app.max_seconds), scale, NO_MELODY]
+            for name, length, scale in (("violin", 20, 1.0), ("flute", 30, 2.0), ("cello", 15, 3.0))
+            if name in app.instruments
+        ]
         rows += [[ANY_INSTRUMENT, min(20, app.max_seconds), 1.0, melody] for melody in app.melodies.names[:2]]
         if rows:
             gr.Examples(rows, [instrument, seconds, guidance, test_melody], label="examples")
@@ -454,8 +602,18 @@ def build_demo(app: CAMApp, model: str) -> gr.Blocks:
         if figures:
             with gr.Accordion("model card: key figures", open=True):
                 gr.Markdown(figures)
-        inputs = [instrument, seconds, guidance, randomize, seed, k_inf, steps, test_melody, prompt_audio,
-                  temperature]
+        inputs = [
+            instrument,
+            seconds,
+            guidance,
+            randomize,
+            seed,
+            k_inf,
+            steps,
+            test_melody,
+            prompt_audio,
+            temperature,
+        ]
         outputs = [streamed, wav, spectrogram, seed, status]
         event = run.click(app.generate, inputs, outputs, api_name="generate", preprocess=False)
         stop.click(None, cancels=[event])
@@ -471,18 +629,34 @@ def main(argv=None) -> None:
     pipe = CAMPipeline.from_pretrained(args.model)
     streaming = shutil.which("ffmpeg") is not None
     if not streaming:
-        print("ffmpeg is not on PATH: the app sends whole files instead of streaming (apt-get install "
-              "ffmpeg).", file=sys.stderr)
+        print(
+            "ffmpeg is not on PATH: the app sends whole files instead of streaming (apt-get install ffmpeg).",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(prefix="cam-app-") as workdir:
-        app = CAMApp(pipe, args.max_seconds, args.max_prompt_seconds, args.chunk_frames,
-                     BuiltInMelodies(pipe, args.num_melodies), workdir, streaming)
+        app = CAMApp(
+            pipe,
+            args.max_seconds,
+            args.max_prompt_seconds,
+            args.chunk_frames,
+            BuiltInMelodies(pipe, args.num_melodies),
+            workdir,
+            streaming,
+        )
         demo = build_demo(app, args.model)
         demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
-        print(f"{len(app.instruments) - 1} instruments, {len(app.melodies.names)} test melodies; "
-              f"{args.concurrency} generations at once x {threads} torch thread(s); "
-              f"up to {args.max_seconds:g} s per request")
-        demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[workdir],
-                    max_file_size=args.max_upload_size, share=False)
+        print(
+            f"{len(app.instruments) - 1} instruments, {len(app.melodies.names)} test melodies; "
+            f"{args.concurrency} generations at once x {threads} torch thread(s); "
+            f"up to {args.max_seconds:g} s per request"
+        )
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            allowed_paths=[workdir],
+            max_file_size=args.max_upload_size,
+            share=False,
+        )
 
 
 if __name__ == "__main__":

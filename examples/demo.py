@@ -141,7 +141,10 @@ def main(argv=None) -> str:
 
     print("[2/4] rendering a test-split melody of the built-in dataset (music21 corpus + SoundFont)")
     rendering = render_test_melody(
-        built_in_test_split(), args.piece, args.prompt_seconds + 2.0, args.prompt_seconds + args.seconds,
+        built_in_test_split(),
+        args.piece,
+        args.prompt_seconds + 2.0,
+        args.prompt_seconds + args.seconds,
         pipe.backbone.config.instrument_names,
     )
     real = rendering.audio

@@ -29,11 +29,20 @@ class AppServer:
         self.log_path = log_path
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
-        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         with open(log_path, "w") as log:
-            self.process = subprocess.Popen([sys.executable, str(APP), "--port", str(port), *app_args],
-                                            cwd=REPOSITORY, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, str(APP), "--port", str(port), *app_args],
+                cwd=REPOSITORY,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -45,8 +54,9 @@ class AppServer:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"examples/app.py exited with {self.process.returncode}:\n"
-                                   f"{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"examples/app.py exited with {self.process.returncode}:\n{self.log()[-3000:]}"
+                )
             try:
                 if httpx.get(self.url, timeout=5).status_code == 200:
                     return
@@ -61,8 +71,9 @@ class AppServer:
         deadline = time.monotonic() + timeout
         while text not in self.log():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} is not in the app's log after {timeout:g} s:\n"
-                                   f"{self.log()[-3000:]}")
+                raise TimeoutError(
+                    f"{text!r} is not in the app's log after {timeout:g} s:\n{self.log()[-3000:]}"
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:

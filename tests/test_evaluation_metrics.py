@@ -175,8 +175,12 @@ def test_metric_audio_config_embeds_waveforms():
     t = np.arange(2 * rate) / rate
 
     def tones(count, base):
-        return [(0.3 * np.sin(2 * np.pi * rng.uniform(base, 1.5 * base) * t) + 0.01 * rng.normal(size=t.size))
-                .astype(np.float32) for _ in range(count)]
+        return [
+            (
+                0.3 * np.sin(2 * np.pi * rng.uniform(base, 1.5 * base) * t) + 0.01 * rng.normal(size=t.size)
+            ).astype(np.float32)
+            for _ in range(count)
+        ]
 
     real, more_real, other = tones(24, 300), tones(24, 300), tones(24, 1200)
     near = fad.compute(predictions=[more_real], references=[real], sample_rate=rate, embedding="spectral")

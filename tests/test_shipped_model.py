@@ -69,7 +69,10 @@ def test_a_stream_dropped_just_before_exit_ends_the_process_cleanly():
         "print(next(iter(pipe.stream(audio_length_in_s=20.0, decode_chunk_frames=8))).shape)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, str(MODEL)], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", script, str(MODEL)],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0 and "terminate called" not in result.stderr, result.stderr[-2000:]

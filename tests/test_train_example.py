@@ -158,8 +158,11 @@ def test_resume_after_sigkill_logs_the_same_losses(toy_dataset, tmp_path):
 
 def test_fine_tuning_may_add_a_short_context_and_starts_as_the_pretrained_model(toy_dataset, tmp_path):
     def run(name: str, *extra: str) -> dict[int, float]:
-        train.main(base_args(toy_dataset, tmp_path / name, "--max_train_steps", "2", "--lr_warmup_steps", "0",
-                             *extra))
+        train.main(
+            base_args(
+                toy_dataset, tmp_path / name, "--max_train_steps", "2", "--lr_warmup_steps", "0", *extra
+            )
+        )
         return read_losses(tmp_path / name)
 
     run("pretrained")
@@ -177,15 +180,32 @@ def test_fine_tuning_may_add_a_short_context_and_starts_as_the_pretrained_model(
     run("again", "--pretrained_model_name_or_path", str(tmp_path / "added"))
     assert CAMPipeline.from_pretrained(str(tmp_path / "again")).backbone.config.short_context_frames == 5
     with pytest.raises(ValueError, match="has a short context already"):
-        run("refused", "--pretrained_model_name_or_path", str(tmp_path / "added"), "--short_context_frames",
-            "9")
+        run(
+            "refused",
+            "--pretrained_model_name_or_path",
+            str(tmp_path / "added"),
+            "--short_context_frames",
+            "9",
+        )
 
 
 def test_warmup_stable_decay_can_be_extended_and_still_ends_decayed(toy_dataset, tmp_path):
     """A warmup-stable-decay run resumed before its decay with a longer --max_train_steps keeps the same
     rates so far and decays at its new end; the stored temperature reaches the saved Sampler."""
-    schedule = ("--lr_scheduler", "warmup_stable_decay", "--lr_warmup_steps", "2", "--lr_decay_steps", "3",
-                "--learning_rate", "1e-3", "--checkpointing_steps", "4", "--default_temperature", "1.3")
+    schedule = (
+        "--lr_scheduler",
+        "warmup_stable_decay",
+        "--lr_warmup_steps",
+        "2",
+        "--lr_decay_steps",
+        "3",
+        "--learning_rate",
+        "1e-3",
+        "--checkpointing_steps",
+        "4",
+        "--default_temperature",
+        "1.3",
+    )
     output = tmp_path / "run"
     first = base_args(toy_dataset, output, *schedule, "--max_train_steps", "10", "--stop_after_steps", "4")
     train.main(first)

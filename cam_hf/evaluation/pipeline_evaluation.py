@@ -306,11 +306,20 @@ def fad_figures(
     if codec is not None:
         floors["codec_floor"] = codec
     # Every window's generated set has num_samples windows: one floor serves them all.
-    window_floors = {name: windows.floor(config.num_samples, config.floor_sets, config.seed)
-                     for name, windows in floors.items()}
+    window_floors = {
+        name: windows.floor(config.num_samples, config.floor_sets, config.seed)
+        for name, windows in floors.items()
+    }
     per_window = [
-        {**fad_of_sets([generated.vectors(embedding, w, samples) for samples in sets], real.reference,
-                       config.fad_inf, config.seed), **window_floors}
+        {
+            **fad_of_sets(
+                [generated.vectors(embedding, w, samples) for samples in sets],
+                real.reference,
+                config.fad_inf,
+                config.seed,
+            ),
+            **window_floors,
+        }
         for w in windows
     ]
     whole_sets = [
@@ -328,8 +337,10 @@ def pitch_figures_by_window(generated: GeneratedWindows, config: EvaluationConfi
     mean = generated.pitch.mean(axis=0)  # [windows, figures]
     per_set = [generated.pitch[list(samples)].mean(axis=0) for samples in config.seed_set_samples]
     return [
-        {name: {"mean": float(mean[w, f]), "values": [float(values[w, f]) for values in per_set]}
-         for f, name in enumerate(PITCH_FIGURES)}
+        {
+            name: {"mean": float(mean[w, f]), "values": [float(values[w, f]) for values in per_set]}
+            for f, name in enumerate(PITCH_FIGURES)
+        }
         for w in range(len(generated.layout.bounds))
     ]
 
@@ -364,8 +375,9 @@ class RunContext:
                 windows.floor(config.num_samples * len(self.layout.bounds), config.floor_sets, config.seed)
             reference_windows(reference, LatentEmbedding(autoencoder), self.layout, self.autoencoder_key)
             if self.crepe is not None:
-                reference.pitch_figures(self.crepe, self.layout.window_seconds, config.num_samples,
-                                        config.floor_sets, config.seed)
+                reference.pitch_figures(
+                    self.crepe, self.layout.window_seconds, config.num_samples, config.floor_sets, config.seed
+                )
             if setting.mode == "continuation":
                 reference.prompts(autoencoder, self.prompt_frames(config))
 
@@ -387,10 +399,14 @@ def evaluate_run(context: RunContext, setting: RunSetting, config: EvaluationCon
     pipe, layout = context.pipe, context.layout
     reference = context.reference_for(setting)
     audio_embeddings = [e for e in context.embeddings if not isinstance(e, LatentEmbedding)]
-    generated = GeneratedWindows(config.total_samples, layout, pipe.autoencoder.latent_dim, audio_embeddings,
-                                 context.crepe)
-    prompts = reference.prompts(pipe.autoencoder, context.prompt_frames(config)) if (
-        setting.mode == "continuation") else None
+    generated = GeneratedWindows(
+        config.total_samples, layout, pipe.autoencoder.latent_dim, audio_embeddings, context.crepe
+    )
+    prompts = (
+        reference.prompts(pipe.autoencoder, context.prompt_frames(config))
+        if (setting.mode == "continuation")
+        else None
+    )
     started = time.perf_counter()
     for first, latents in generate_latents(pipe, config, layout.num_frames, setting, prompts):
         generated.timings["generate_s"] += time.perf_counter() - started
@@ -402,8 +418,14 @@ def evaluate_run(context: RunContext, setting: RunSetting, config: EvaluationCon
         "num_samples_per_set": config.num_samples,
         "seed_sets": config.seed_sets,
         "windows": [
-            {"index": w, "start_frame": start, "end_frame": end, "start_s": start / layout.frame_rate,
-             "end_s": end / layout.frame_rate, "centre_contexts": centre}
+            {
+                "index": w,
+                "start_frame": start,
+                "end_frame": end,
+                "start_s": start / layout.frame_rate,
+                "end_s": end / layout.frame_rate,
+                "centre_contexts": centre,
+            }
             for w, ((start, end), centre) in enumerate(zip(layout.bounds, layout.centres, strict=True))
         ],
         "timings": generated.timings,
@@ -411,24 +433,28 @@ def evaluate_run(context: RunContext, setting: RunSetting, config: EvaluationCon
     }
     if setting.instrument is not None:
         run["reference"] = reference.description  # the instrument's clips
-    real_latents = reference.latent_windows(LatentEmbedding(pipe.autoencoder), context.autoencoder_key,
-                                            layout.window_frames).reference
-    drift = latent_window_statistics(generated.latents, layout.bounds, real_latents.mean,
-                                     np.sqrt(np.diag(real_latents.covariance)))
+    real_latents = reference.latent_windows(
+        LatentEmbedding(pipe.autoencoder), context.autoencoder_key, layout.window_frames
+    ).reference
+    drift = latent_window_statistics(
+        generated.latents, layout.bounds, real_latents.mean, np.sqrt(np.diag(real_latents.covariance))
+    )
     for window, statistics in zip(run["windows"], drift, strict=True):
         window["latent"] = statistics
     if context.crepe is not None:
         for window, figures in zip(run["windows"], pitch_figures_by_window(generated, config), strict=True):
             window.update(figures)
-        run["real_pitch"] = reference.pitch_figures(context.crepe, layout.window_seconds, config.num_samples,
-                                                    config.floor_sets, config.seed)
+        run["real_pitch"] = reference.pitch_figures(
+            context.crepe, layout.window_seconds, config.num_samples, config.floor_sets, config.seed
+        )
     for embedding in context.embeddings:
         real = reference_windows(reference, embedding, layout, context.autoencoder_key)
         codec = None
         if config.codec_floor and not isinstance(embedding, LatentEmbedding):
             needed = config.num_samples * len(layout.bounds) * config.floor_sets
-            codec = reference.codec_windows(pipe.autoencoder, context.autoencoder_key, embedding,
-                                            layout.window_seconds, needed)
+            codec = reference.codec_windows(
+                pipe.autoencoder, context.autoencoder_key, embedding, layout.window_seconds, needed
+            )
         run["fad"][embedding.name] = fad_figures(generated, embedding, real, config, codec)
     return run
 
@@ -472,8 +498,11 @@ def evaluate_models(
     started = time.perf_counter()
     is_latent = [spec.partition(":")[0] == "latent" for spec in embedding_specs]
     # Audio embeddings are loaded once; latent ones belong to each model's autoencoder.
-    audio_embeddings = [load_embedding(spec, crepe_hop_seconds=crepe_hop_seconds)
-                        for spec, latent in zip(embedding_specs, is_latent, strict=True) if not latent]
+    audio_embeddings = [
+        load_embedding(spec, crepe_hop_seconds=crepe_hop_seconds)
+        for spec, latent in zip(embedding_specs, is_latent, strict=True)
+        if not latent
+    ]
     crepe = load_embedding("crepe-tiny", crepe_hop_seconds=crepe_hop_seconds) if pitch_track else None
     results = {"reference": reference.description, "embeddings": [], "runs": []}
     for model, name in zip(models, names, strict=True):

@@ -244,8 +244,11 @@ class ReferenceAudio:
                     "--held_out_fraction."
                 )
             self._subsets[label] = ReferenceAudio(
-                [self.clips[i] for i in indices], [self.sample_rates[i] for i in indices],
-                [self.names[i] for i in indices], held_out, [label] * len(indices),
+                [self.clips[i] for i in indices],
+                [self.sample_rates[i] for i in indices],
+                [self.names[i] for i in indices],
+                held_out,
+                [label] * len(indices),
                 {**self.description, "label": label},
             )
         return self._subsets[label]
@@ -357,8 +360,12 @@ class ReferenceAudio:
                 [figures[order[i * per_set : (i + 1) * per_set]].mean(axis=0) for i in range(sets)]
             )
             self._cache[key] = {
-                name: {"mean": float(figures[:, column].mean()), "values": means[:, column].tolist(),
-                       "min": float(means[:, column].min()), "max": float(means[:, column].max())}
+                name: {
+                    "mean": float(figures[:, column].mean()),
+                    "values": means[:, column].tolist(),
+                    "min": float(means[:, column].min()),
+                    "max": float(means[:, column].max()),
+                }
                 for column, name in enumerate(("pitch_confidence", "pitch_changes_per_s"))
             }
             self._cache[key].update(num_windows=per_set, same_size=per_set == set_size)

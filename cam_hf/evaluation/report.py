@@ -94,21 +94,27 @@ def _fad_row(figures: dict) -> str:
     """Whole FAD, its floor, first and last window, the window floor, last / first, FAD_acc."""
     first, last = figures["per_window"][0], figures["per_window"][-1]
     ratio = "" if figures["fad_ratio"] is None else f"{figures['fad_ratio']:.2f}"
-    return (f" {_fad(figures['whole'])} | {figures['whole']['floor']['fad']:.3g} | {_fad(first)} | "
-            f"{_fad(last)} | {first['floor']['fad']:.3g} | {ratio} | {figures['fad_acc']:+.3g} |")
+    return (
+        f" {_fad(figures['whole'])} | {figures['whole']['floor']['fad']:.3g} | {_fad(first)} | "
+        f"{_fad(last)} | {first['floor']['fad']:.3g} | {ratio} | {figures['fad_acc']:+.3g} |"
+    )
 
 
 def _drift_row(run: dict) -> str:
     """Latent drift and, with the pitch track, the pitch figures (± half the seed spread), first -> last."""
     first, last = run["windows"][0], run["windows"][-1]
-    row = (f" {first['latent']['mean_shift']:.3f} -> {last['latent']['mean_shift']:.3f} | "
-           f"{first['latent']['std_ratio']:.2f} -> {last['latent']['std_ratio']:.2f} |")
+    row = (
+        f" {first['latent']['mean_shift']:.3f} -> {last['latent']['mean_shift']:.3f} | "
+        f"{first['latent']['std_ratio']:.2f} -> {last['latent']['std_ratio']:.2f} |"
+    )
     if "real_pitch" in run:
         confidence, changes = run["real_pitch"]["pitch_confidence"], run["real_pitch"]["pitch_changes_per_s"]
-        row += (f" {_seed_spread(first['pitch_confidence'])} -> {_seed_spread(last['pitch_confidence'])} "
-                f"({confidence['mean']:.2f}) | {_seed_spread(first['pitch_changes_per_s'])} -> "
-                f"{_seed_spread(last['pitch_changes_per_s'])} | {changes['mean']:.2f} "
-                f"({changes['min']:.2f}-{changes['max']:.2f}) |")
+        row += (
+            f" {_seed_spread(first['pitch_confidence'])} -> {_seed_spread(last['pitch_confidence'])} "
+            f"({confidence['mean']:.2f}) | {_seed_spread(first['pitch_changes_per_s'])} -> "
+            f"{_seed_spread(last['pitch_changes_per_s'])} | {changes['mean']:.2f} "
+            f"({changes['min']:.2f}-{changes['max']:.2f}) |"
+        )
     return row
 
 
@@ -129,9 +135,11 @@ def markdown_summary(results: dict) -> str:
 
     reference = results["reference"]
     lines = [f"Command: `{results['command']}`", ""] if "command" in results else []
-    lines.append(f"Reference: {reference['split']} split of {reference['source']} ({reference['num_clips']} "
-                 f"clips, {reference['seconds'] / 60:.0f} min). FAD: mean over seed sets ± half their "
-                 "spread.")
+    lines.append(
+        f"Reference: {reference['split']} split of {reference['source']} ({reference['num_clips']} "
+        f"clips, {reference['seconds'] / 60:.0f} min). FAD: mean over seed sets ± half their "
+        "spread."
+    )
     fad_header = key_header + " whole | floor | first window | last window | window floor | last / first |"
     fad_header += " FAD_acc |"
     for embedding in results["embeddings"]:
@@ -140,13 +148,18 @@ def markdown_summary(results: dict) -> str:
     drift_header = key_header + " latent mean shift, first -> last window | latent std / real, first -> last"
     drift_header += " |"
     if pitch:
-        drift_header += (" pitch confidence, first -> last (real) | pitch changes / s, first -> last | real "
-                         "pitch changes / s (range over real sets) |")
+        drift_header += (
+            " pitch confidence, first -> last (real) | pitch changes / s, first -> last | real "
+            "pitch changes / s (range over real sets) |"
+        )
     lines += ["", *_table(drift_header, [key(run) + _drift_row(run) for run in runs])]
     if pitch:
-        lines += ["", "Pitch figures from CREPE-tiny's pitch track per window (docs/evaluation.md); the "
-                      "real value is that of held-out real windows of the run's reference, its range that of "
-                      "sets of as many windows as a seed set has samples."]
+        lines += [
+            "",
+            "Pitch figures from CREPE-tiny's pitch track per window (docs/evaluation.md); the "
+            "real value is that of held-out real windows of the run's reference, its range that of "
+            "sets of as many windows as a seed set has samples.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -167,8 +180,10 @@ def plot_fad_by_position(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     names = [e["name"] for e in results["embeddings"]]
-    pitch = [("pitch_confidence", "pitch confidence", "CREPE-tiny pitch confidence"),
-             ("pitch_changes_per_s", "pitch changes / s", "pitch changes per second: does the music move?")]
+    pitch = [
+        ("pitch_confidence", "pitch confidence", "CREPE-tiny pitch confidence"),
+        ("pitch_changes_per_s", "pitch changes / s", "pitch changes per second: does the music move?"),
+    ]
     pitch = pitch if any("real_pitch" in run for run in results["runs"]) else []
     rows = len(names) + 2 + len(pitch)
     figure, axes = plt.subplots(rows, 1, figsize=(9, 3.2 * rows), squeeze=False)
@@ -187,8 +202,9 @@ def plot_fad_by_position(results: dict, path: str) -> None:
                     level = np.mean([w[floor]["fad"] for w in windows])
                     axis.axhline(level, linestyle=linestyle, linewidth=1, color=color, alpha=0.6)
         for axis, key in zip(latent_axes, ("mean_shift", "std_ratio"), strict=True):
-            color = axis.plot(x, [w["latent"][key] for w in run["windows"]], marker="o", color=color,
-                              label=label)[0].get_color()
+            color = axis.plot(
+                x, [w["latent"][key] for w in run["windows"]], marker="o", color=color, label=label
+            )[0].get_color()
         for axis, (key, _, _) in zip(pitch_axes, pitch, strict=True):
             if "real_pitch" in run:
                 _plot_by_position(axis, x, [w[key] for w in run["windows"]], "mean", label=label, color=color)
@@ -197,8 +213,11 @@ def plot_fad_by_position(results: dict, path: str) -> None:
                 axis.axhspan(real["min"], real["max"], color=color, alpha=0.08)
     for axis, embedding in zip(fad_axes, results["embeddings"], strict=True):
         note = "" if embedding["comparable_with_published_fad"] else " (not comparable with published FAD)"
-        axis.set(ylabel="FAD", title=f"FAD by position, embedding {embedding['name']}{note}\n"
-                                        "dashed: real floor; dotted: real audio through the codec")
+        axis.set(
+            ylabel="FAD",
+            title=f"FAD by position, embedding {embedding['name']}{note}\n"
+            "dashed: real floor; dotted: real audio through the codec",
+        )
     latent_axes[0].set(ylabel="RMS mean shift", title="generated latents: per-dimension mean shift (RMS)")
     latent_axes[1].set(ylabel="std / real std", title="generated latents: spread relative to real latents")
     latent_axes[1].axhline(1.0, color="grey", linewidth=1)
@@ -225,8 +244,9 @@ def plot_fad_by_instrument(results: dict, path: str) -> None:
     instruments = list(dict.fromkeys(run["instrument"] for run in runs))
     variants = list(dict.fromkeys(run_label({**run, "instrument": None}) for run in runs))
     names = [e["name"] for e in results["embeddings"]]
-    figure, axes = plt.subplots(len(names), 2, figsize=(max(9, 1.1 * len(instruments) * 2), 3.4 * len(names)),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(names), 2, figsize=(max(9, 1.1 * len(instruments) * 2), 3.4 * len(names)), squeeze=False
+    )
     width = 0.8 / len(variants)
     for row, name in enumerate(names):
         fad_axis, ratio_axis = axes[row]

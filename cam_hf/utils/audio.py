@@ -12,7 +12,7 @@ import torch
 def resample_audio(
     audio: torch.Tensor | np.ndarray, orig_sample_rate: int, target_sample_rate: int, axis: int = -1
 ) -> torch.Tensor | np.ndarray:
-    """ Resamples audio with a polyphase filter (`scipy.signal.resample_poly`, Kaiser window): deterministic,
+    """Resamples audio with a polyphase filter (`scipy.signal.resample_poly`, Kaiser window): deterministic,
     and it needs no system library.
 
     Args:

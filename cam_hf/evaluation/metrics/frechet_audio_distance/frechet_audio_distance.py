@@ -1,11 +1,11 @@
 """Frechet Audio Distance as an `evaluate` metric, loadable offline by path. It wraps `cam_hf.evaluation`.
 
-    import evaluate
-    fad = evaluate.load("cam_hf/evaluation/metrics/frechet_audio_distance")  # sets of embeddings
-    fad.compute(predictions=[generated_embeddings], references=[reference_embeddings])
-    # sets of waveforms:
-    fad_audio = evaluate.load("cam_hf/evaluation/metrics/frechet_audio_distance", "audio")
-    fad_audio.compute(predictions=[generated_clips], references=[reference_clips], sample_rate=22050)
+import evaluate
+fad = evaluate.load("cam_hf/evaluation/metrics/frechet_audio_distance")  # sets of embeddings
+fad.compute(predictions=[generated_embeddings], references=[reference_embeddings])
+# sets of waveforms:
+fad_audio = evaluate.load("cam_hf/evaluation/metrics/frechet_audio_distance", "audio")
+fad_audio.compute(predictions=[generated_clips], references=[reference_clips], sample_rate=22050)
 """
 
 import datasets
@@ -132,9 +132,11 @@ class FrechetAudioDistance(evaluate.Metric):
             model = load_embedding(embedding) if isinstance(embedding, str) else embedding
             generated = self._embed(predictions, model, sample_rate, "predictions")
             real = self._embed(references, model, sample_rate, "references")
-            held_out = self._embed([held_out_references], model, sample_rate, "held_out_references") if (
-                held_out_references is not None
-            ) else None
+            held_out = (
+                self._embed([held_out_references], model, sample_rate, "held_out_references")
+                if (held_out_references is not None)
+                else None
+            )
             generated, real = np.concatenate(generated), np.concatenate(real)
             name, comparable = model.name, model.comparable_with_published_fad
         else:
