@@ -10,10 +10,10 @@ from ..autoencoders.loading import check_same_autoencoder, load_autoencoder
 from .build_from_audio import AudioBuildConfig, build_audio_dataset
 from .build_from_corpus import CorpusBuildConfig, build_corpus_dataset
 from .clips import decode_audio
-from .encode import encode_audio_dataset
+from .encode import encode_audio_dataset, load_or_encode_latent_dataset
 from .hub import push_to_hub
 from .instruments import DEFAULT_INSTRUMENTS, INSTRUMENTS, resolve_instruments
-from .latents import is_latent_dataset, load_latent_dataset, load_or_encode_latent_dataset
+from .latents import is_latent_dataset, load_latent_dataset
 from .summary import read_summary
 
 __all__ = [

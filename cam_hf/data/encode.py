@@ -37,7 +37,7 @@ from ..autoencoders.loading import load_autoencoder
 from .build import map_in_workers
 from .card import write_latent_card
 from .clips import decode_audio
-from .latents import AUTOENCODER_DIR, OPTIONS_FILE, SUMMARY_FILE, is_latent_dataset
+from .latents import AUTOENCODER_DIR, OPTIONS_FILE, SUMMARY_FILE, is_latent_dataset, load_latent_dataset
 from .summary import render_encoding_summary, summarize_encoding
 
 LATENT_DTYPES = ("float16", "float32")
@@ -546,3 +546,40 @@ def _assemble(output_dir: str, audio: DatasetDict, records: dict) -> None:
             f"No clip of {list(audio)} could be encoded: see the skipped clips in {output_dir}/_shards."
         )
     dataset.save_to_disk(output_dir)
+
+
+def load_or_encode_latent_dataset(
+    dataset_dir: str,
+    cache_dir: str | None = None,
+    autoencoder: str | AudioAutoencoderMixin = "mel",
+    autoencoder_path: str | None = None,
+) -> tuple[DatasetDict, AudioAutoencoderMixin, str]:
+    r"""
+    A latent dataset to train on: `dataset_dir` itself when it is one, else the audio dataset `dataset_dir`
+    encoded into `cache_dir` (once: a finished encoding is reused, an interrupted one resumed).
+
+    Args:
+        dataset_dir (`str`): a latent dataset, or an audio `DatasetDict` saved with `save_to_disk`.
+        cache_dir (`str`, *optional*): where an audio dataset is encoded to; needed for one.
+        autoencoder (`str` or `AudioAutoencoderMixin`, defaults to `"mel"`): the codec that encodes an audio
+            dataset (a name for `load_autoencoder`, or a codec, e.g. a pipeline's).
+        autoencoder_path (`str`, *optional*): the weights of a codec given by name.
+
+    Returns:
+        `tuple`: the latent `DatasetDict`, its autoencoder, and the folder they were loaded from.
+    """
+    if not os.path.isdir(dataset_dir):
+        raise ValueError(
+            f"dataset_dir {dataset_dir!r} is not a folder: pass a dataset saved by examples/make_dataset.py "
+            "or examples/encode_dataset.py."
+        )
+    path = dataset_dir
+    if not is_latent_dataset(dataset_dir):
+        if cache_dir is None:
+            raise ValueError(f"{dataset_dir!r} is an audio dataset: pass a cache_dir to encode it into.")
+        encode_audio_dataset(
+            dataset_dir, cache_dir, autoencoder=autoencoder, autoencoder_path=autoencoder_path
+        )
+        path = cache_dir
+    dataset, codec = load_latent_dataset(path)
+    return dataset, codec, path
