@@ -104,8 +104,8 @@ def bench_latents(args):
                 f"{len(train) / wall:.1f} clips/s, "
                 f"{len(train) / max(wall - summary['fit_seconds'], 1e-9):.1f} clips/s excluding the fit"
             )
-        # 2. float16 against float32, per normalisation, on held-out clips (the codec was fitted on train
-        # clips).
+        # 2. float16 against float32, per normalisation, on
+        # held-out clips (the codec was fitted on train clips).
         _, codec = load_latent_dataset(os.path.join(tmp, "latents-1"))
     if not len(held_out):
         return

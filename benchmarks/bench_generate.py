@@ -71,8 +71,8 @@ LATENT_DIM = 128  # the mel codec's default latent size
 MUSICGEN_TOKENS_PER_S = 50  # musicgen-small's EnCodec: 32 kHz, 640 samples per token
 DURATIONS = [10.0, 60.0]
 SIZES = {
-    # 24 x 1024 with SwiGLU 2816: 12.8 M weights per layer, as MusicGen's self-attention + 2-matrix 4096 MLP
-    # (12.6 M).
+    # 24 x 1024 with SwiGLU 2816: 12.8 M weights per layer, as
+    # MusicGen's self-attention + 2-matrix 4096 MLP (12.6 M).
     "musicgen-small size": dict(
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=2816
     ),
@@ -448,9 +448,9 @@ def main(argv=None) -> None:
             f"{sampler_params / 1e6:.1f} M, context {pipe.context_frames} frames"
         )
 
-        # Per frame, at batch 1. The machine's bandwidth is measured again next to each step measurement and
-        # the best figure of the run is kept: a single measurement can land in a burst of other load on a
-        # shared machine.
+        # Per frame, at batch 1. The machine's bandwidth is measured again next to
+        # each step measurement and the best figure of the run is kept: a single
+        # measurement can land in a burst of other load on a shared machine.
         for dtype in bandwidth:
             bandwidth[dtype] = max(bandwidth[dtype], matvec_bandwidth(dtype))
         step = backbone_step_ms(pipe.backbone, 50)

@@ -83,8 +83,8 @@ PRESETS = {
 }
 BACKBONES = ("ours", "llama")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}  # the autocast dtype of each precision
-# Phases of a step, in the order they run; "other" is what lies between them (noise augmentation, indexing,
-# the loss).
+# Phases of a step, in the order they run; "other" is what
+# lies between them (noise augmentation, indexing, the loss).
 PHASES = (
     "backbone forward",
     "sampler forward",
@@ -93,8 +93,8 @@ PHASES = (
     "optimiser",
     "other",
 )
-# Parts of a step compared side by side: the whole step (None), the Backbone alone, and the control (identical
-# work).
+# Parts of a step compared side by side: the whole step (None),
+# the Backbone alone, and the control (identical work).
 RATIO_PARTS = {
     "step": None,
     "Backbone": ("backbone forward", "backbone backward"),
@@ -413,8 +413,8 @@ def describe_machine(threads: int) -> str:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    # Without native bf16 instructions (AVX512-BF16 or AMX), oneDNN emulates bf16 matrix products, far slower
-    # than fp32.
+    # Without native bf16 instructions (AVX512-BF16 or AMX),
+    # oneDNN emulates bf16 matrix products, far slower than fp32.
     native_bf16 = "yes" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "no (emulated: slow)"
     return (
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {threads} thread(s), CPU capability "

@@ -32,9 +32,9 @@ def seeded(count: int | None = None) -> torch.Generator | list[torch.Generator]:
     return [torch.Generator().manual_seed(i) for i in range(count)]
 
 
-# A toy sequence distribution with a known answer: each frame is one of two Gaussian modes at +-TOY_MEAN with
-# std TOY_STD; the first mode is a fair coin, then each frame stays in its predecessor's mode with probability
-# TOY_STAY.
+# A toy sequence distribution with a known answer: each frame is one of two
+# Gaussian modes at +-TOY_MEAN with std TOY_STD; the first mode is a fair coin,
+# then each frame stays in its predecessor's mode with probability TOY_STAY.
 TOY_MEAN, TOY_STD, TOY_STAY = torch.tensor([2.0, -1.0]), 0.3, 0.7
 
 

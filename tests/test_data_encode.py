@@ -255,13 +255,13 @@ def test_global_normalization_keeps_the_components_relative_scale(audio_dir, tmp
     per_channel_std = np.array(whitening.config.latents_std)
     assert np.allclose(codec.config.latents_std, np.sqrt(np.mean(per_channel_std**2)), rtol=1e-6)
     assert np.ptp(codec.config.latents_std) == 0 and np.ptp(per_channel_std) > 0
-    # Same codec up to the scale: global latents are the whitened ones times each component's std / the RMS
-    # std.
+    # Same codec up to the scale: global latents are the
+    # whitened ones times each component's std / the RMS std.
     a = np.concatenate(per_channel["train"].with_format("numpy")["latents"])
     b = np.concatenate(scaled["train"].with_format("numpy")["latents"])
     assert np.allclose(b, a * per_channel_std / codec.config.latents_std[0], atol=1e-4)
-    # On the train data (where it was fitted): total variance = latent_dim, components keep their relative
-    # scale.
+    # On the train data (where it was fitted): total variance
+    # = latent_dim, components keep their relative scale.
     assert np.sum(b.var(axis=0)) == pytest.approx(codec.latent_dim, rel=1e-3)
     assert b.var(axis=0)[0] > 5 * b.var(axis=0)[-1]
     # The same through the codec's own method, without PCA (the generic statistics, then one scale).

@@ -146,9 +146,9 @@ def test_latent_embedding_is_the_autoencoders_encoding():
 
 
 def test_stacked_latent_frames_tell_white_noise_from_smooth_latents():
-    # Whitened latents have per-frame mean 0 and covariance I, like white noise: one frame per vector cannot
-    # tell them apart; two consecutive frames per vector see that real frames follow each other and noise
-    # does not.
+    # Whitened latents have per-frame mean 0 and covariance I, like white noise:
+    # one frame per vector cannot tell them apart; two consecutive frames per
+    # vector see that real frames follow each other and noise does not.
     from cam_hf.evaluation import embedding_statistics, frechet_distance
 
     rng = np.random.default_rng(0)

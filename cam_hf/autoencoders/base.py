@@ -23,8 +23,8 @@ import torch
 from ..utils.audio import resample_audio
 from ..utils.checks import check_audio, check_decode_chunking, check_sample_rate
 
-# A latent channel whose standard deviation is below this is treated as constant: dividing by ~0 would blow
-# up.
+# A latent channel whose standard deviation is below this
+# is treated as constant: dividing by ~0 would blow up.
 _MIN_STD = 1e-5
 # Chunked decoding: frames decoded at a time (~6 s at 10.77 frames/s), and frames of context on each side.
 DEFAULT_DECODE_CHUNK_FRAMES = 64

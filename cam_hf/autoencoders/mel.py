@@ -88,8 +88,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     config and weights), folders saved before it load unchanged, and the shipped model decodes as before.
     """
 
-    # diffusers' mechanism for modules kept in float32: `from_pretrained(dtype=...)` loads the fitted PCA in
-    # float32.
+    # diffusers' mechanism for modules kept in float32:
+    # `from_pretrained(dtype=...)` loads the fitted PCA in float32.
     _keep_in_fp32_modules = ["projection", "projection_mean"]
     decode_only_config = ("griffin_lim_iters", "griffin_lim_momentum")
 
@@ -121,8 +121,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
                 f"({self.stacked_dim}): lower latent_dim or stack more frames."
             )
         mel_basis, mel_inverse = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
-        # Derived from the config, so not saved (persistent=False): the weights file holds only the fitted
-        # PCA.
+        # Derived from the config, so not saved (persistent=False):
+        # the weights file holds only the fitted PCA.
         self.register_buffer("mel_basis", mel_basis, persistent=False)
         self.register_buffer("mel_inverse", mel_inverse, persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft, dtype=torch.float32), persistent=False)
@@ -132,8 +132,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         # The precision asked for, which `dtype` reports: `from_pretrained(dtype=...)` builds the model under
         # that default dtype, and `_apply` follows every cast.
         self._requested_dtype = torch.get_default_dtype()
-        # Held outside `_modules` (see the class docstring): `state_dict` and `parameters` are the latents'
-        # alone.
+        # Held outside `_modules` (see the class docstring):
+        # `state_dict` and `parameters` are the latents' alone.
         self.__dict__["_vocoder"] = None
 
     @property
@@ -142,10 +142,10 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         return self._requested_dtype
 
     def _apply(self, fn, recurse=True):
-        # `.to(dtype)`, `.half()`, ... go through here: move the buffers wherever asked, but keep them float32
-        # (restored from the float32 originals, since converting back after a cast would keep its rounding),
-        # and remember the dtype asked for: `fn` applied to a tensor of the current dtype tells whether it
-        # casts.
+        # `.to(dtype)`, `.half()`, ... go through here: move the buffers wherever asked,
+        # but keep them float32 (restored from the float32 originals, since converting
+        # back after a cast would keep its rounding), and remember the dtype asked for:
+        # `fn` applied to a tensor of the current dtype tells whether it casts.
         self._requested_dtype = fn(torch.empty(0, dtype=self._requested_dtype)).dtype
         originals = dict(self._buffers)
         super()._apply(fn, recurse)
@@ -243,8 +243,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
         self._check_projection()
         stacked = self._stacked_features(audio)
-        # `.float()`: `from_pretrained(torch_dtype=...)` may have loaded the PCA in low precision; DSP runs in
-        # float32.
+        # `.float()`: `from_pretrained(torch_dtype=...)` may have
+        # loaded the PCA in low precision; DSP runs in float32.
         return torch.matmul(stacked - self.projection_mean.float(), self.projection.float())
 
     def latents_to_log_mel(self, latents: torch.Tensor) -> torch.Tensor:
@@ -411,8 +411,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
             `(audio, phase)`: `torch.Tensor` of shape `[B, length]`, and the final unit phasors
             `[B, n_fft // 2 + 1, frames + 1]`.
         """
-        # The STFT of `length` samples has one frame more than `magnitude` (encode dropped it): repeat the
-        # last.
+        # The STFT of `length` samples has one frame more than
+        # `magnitude` (encode dropped it): repeat the last.
         magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
         istft_kwargs = {
             "n_fft": self.config.n_fft,
