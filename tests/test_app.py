@@ -314,11 +314,12 @@ def call_raw(url: str, data: list) -> str:
         (4, "seed"),
         (5, "k_inf (inference_noise)"),
         (6, "num_inference_steps"),
+        (9, "temperature"),
     ],
 )
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_nan_and_inf_through_the_api_get_a_clear_message(app_server, index, name, value):
-    data = ["violin", 2.0, 1.0, False, 0, 0.02, 16, "none", None]
+    data = ["violin", 2.0, 1.0, False, 0, 0.02, 16, "none", None, 1.0]
     data[index] = value
     reply = call_raw(app_server.url, data)
     assert "event: error" in reply
