@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install system-deps test test-slow lint format demo app train train-base clean
+.PHONY: install system-deps test test-slow lint format demo app train train-base train-v3 clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,20 @@ train: $(TRAIN_DIR)/model_index.json
 		--ema_decay 0.995 --train_batch_size 16 --checkpointing_steps 100 --checkpoints_total_limit 2 \
 		--validation_steps 1000 --num_validation_prompts 1 --num_validation_samples 1 --report_to tensorboard \
 		--resume_from_checkpoint latest
+
+# The third generation (docs/training.md, in progress): the shipped model with a short clean context added (it
+# starts silent), fine-tuned on both threads with a warmup-stable-decay schedule, so the run can be extended and
+# still end decayed. Resumes exactly from its last checkpoint when re-run.
+V3_DIR ?= runs/cam-small-v3
+V3_STEPS ?= 12000
+V3_DECAY ?= 3000
+train-v3: $(LATENTS)/encode_summary.json
+	$(PY) examples/train.py --pretrained_model_name_or_path models/cam-music21-small --dataset_dir $(LATENTS) \
+		--output_dir $(V3_DIR) --short_context_frames 9 --short_context_learning_rate 5e-4 --learning_rate 1e-4 \
+		--lr_scheduler warmup_stable_decay --lr_warmup_steps 100 --max_train_steps $(V3_STEPS) \
+		--lr_decay_steps $(V3_DECAY) --use_ema --ema_decay 0.999 --train_batch_size 16 --checkpointing_steps 250 \
+		--checkpoints_total_limit 2 --validation_steps 2000 --num_validation_prompts 1 --num_validation_samples 1 \
+		--report_to tensorboard --resume_from_checkpoint latest --seed 4
 
 clean:
 	rm -rf $(VENV) outputs
