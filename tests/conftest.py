@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 import torch
@@ -7,6 +8,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cam_hf import CAMConfig, CAMModel, CAMSampler  # noqa: E402
 from cam_hf.testing_utils import TINY_BACKBONE_CONFIG  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Each test starts without Accelerate's process-wide state: a test that made an `Accelerator` at one
+    precision would otherwise make the next one that asks for another fail ("AcceleratorState has already been
+    initialized"), on CPUs where `--mixed_precision auto` picks bf16."""
+    yield
+    if "accelerate.state" in sys.modules:
+        sys.modules["accelerate.state"].AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def tiny_config(**overrides) -> CAMConfig:
