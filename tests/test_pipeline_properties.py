@@ -7,6 +7,7 @@
 """
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -158,6 +159,7 @@ BAD_VALUES = {
     "context_shift": bad_integers(1, 30, none_is_valid=True),  # the tiny Backbone's context is 31 frames
     "decode_chunk_frames": bad_integers(1),
     "decode_context_frames": bad_integers(0),
+    "temperature": bad_reals(0.0, sys.float_info.max, low_is_valid=False, none_is_valid=True),
 }
 
 
@@ -223,6 +225,7 @@ def test_encode_prompt_and_decode_latents_check_their_arguments(pipe, work, data
     decode_context_frames=st.integers(1, 3),
     context_shift=st.none() | st.integers(1, 30),
     inference_noise=st.none() | st.floats(0.0, 1.0),
+    temperature=st.none() | st.floats(0.1, 3.0),
     output_type=st.sampled_from(OUTPUT_TYPES),
     seed=st.integers(0, 2**32 - 1),
 )
