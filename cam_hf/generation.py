@@ -73,10 +73,9 @@ class SlidingWindow:
 
     def append(self, frame: torch.Tensor, clean_frame: torch.Tensor | None = None) -> torch.Tensor:
         """Feeds one frame `(batch_size, latent_dim)` (as fed: noise included) and returns the next z.
-        `clean_frame` (same shape: the frame as drawn) is required by a Backbone with a short context."""
-        if self.reads_clean_frames:
-            self._check_clean(frame, clean_frame)
-        else:
+        `clean_frame` (same shape: the frame as drawn) is required by a Backbone with a short context; the
+        Backbone checks it, so that a frame costs no check here."""
+        if not self.reads_clean_frames:
             clean_frame = None
         if self.length == self.context_frames:
             start = self.length - (self.context_frames - self.context_shift - 1)

@@ -226,8 +226,10 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             device=device,
             temperature=inputs.temperature,
         )
-        # What is fed back, allocated once; with guidance both halves of the window read the same frame.
+        # What is fed back, allocated once; with guidance both halves of the window read the same frame. A
+        # short context also reads each frame as drawn.
         fed = torch.empty(condition.shape[0], prompt.shape[-1], device=device, dtype=dtype)
+        drawn = torch.empty_like(fed) if window.reads_clean_frames else None
         with self.progress_bar(total=num_frames) as progress_bar:
             for index in range(num_frames):
                 if self.interrupt:
@@ -245,13 +247,16 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
                 progress_bar.update()
                 if index == num_frames - 1:
                     break
-                # Feed it back mixed with k_inf (a short context reads it as drawn); the window slides once
-                # the context is full: z_{t+1}.
+                # Feed it back mixed with k_inf; the window slides once the context is full: z_{t+1}.
                 noise = randn_tensor(frame.shape, generator, device, dtype)
                 fed[:batch_size] = mix_noise(frame, noise, k_inf, mixing)
                 if guided:
                     fed[batch_size:] = fed[:batch_size]
-                condition = window.append(fed, torch.cat([frame, frame]) if guided else frame)
+                if drawn is not None:
+                    drawn[:batch_size] = frame
+                    if guided:
+                        drawn[batch_size:] = frame
+                condition = window.append(fed, drawn)
 
     def _callback_frame(self, inputs: GenerationInputs, index: int, frame: torch.Tensor) -> torch.Tensor:
         """Runs the callback on the new frame and returns the frame it leaves (replaced or not), checked."""
