@@ -22,7 +22,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from .autoencoders.base import (
     DEFAULT_DECODE_CHUNK_FRAMES,
     DEFAULT_DECODE_CONTEXT_FRAMES,
+    DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
     AudioAutoencoderMixin,
+    decode_chunk_sizes,
 )
 from .generation import FrameSampler, SlidingWindow
 from .hub_utils import PipelineSharingMixin
@@ -271,12 +273,16 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         latents: torch.Tensor,
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+        decode_first_chunk_frames: int = DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
     ) -> torch.Tensor:
         """Decodes latents `(batch_size, num_frames, latent_dim)` to audio `(batch_size, channels, samples)`
-        in chunks exactly as `__call__` and `stream` do (the autoencoder's `decode_chunked`)."""
+        in chunks exactly as `__call__` and `stream` do with the same chunking arguments (the autoencoder's
+        `decode_chunked`)."""
         if self.autoencoder is None:
             raise ValueError("This pipeline has no autoencoder to decode with: build it with one.")
-        return self.autoencoder.decode_chunked(latents, decode_chunk_frames, decode_context_frames)
+        return self.autoencoder.decode_chunked(
+            latents, decode_chunk_frames, decode_context_frames, decode_first_chunk_frames
+        )
 
     @torch.no_grad()
     def __call__(
@@ -298,6 +304,7 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         context_shift: int | None = None,
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+        decode_first_chunk_frames: int = DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
         instrument: str | int | list[str | int] | None = None,
         guidance_scale: float = 1.0,
         temperature: float | None = None,
@@ -335,9 +342,15 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*): among `_callback_tensor_inputs`.
             context_shift (`int`, *optional*): frames dropped from the sliding window once the Backbone's
                 context is full (default: half the context).
-            decode_chunk_frames (`int`, defaults to 64): frames decoded at a time (also the streaming chunk).
+            decode_chunk_frames (`int`, defaults to 64): frames decoded at a time (also the streaming chunk),
+                once the chunks have grown from `decode_first_chunk_frames`.
             decode_context_frames (`int`, defaults to 4): frames of context decoded on each side of a chunk,
                 and the length of the crossfade between chunks.
+            decode_first_chunk_frames (`int`, defaults to 4): frames of the first chunk; each next chunk has
+                twice as many, up to `decode_chunk_frames` (4, 8, 16, 32, 64, 64, ...), so that `stream`'s
+                first audio comes after 4 + `decode_context_frames` frames. Pass `decode_chunk_frames` for
+                chunks of one size. The chunking shapes the audio slightly (each chunk's Griffin-Lim phase),
+                never its length; `decode_latents` with the same arguments decodes the same audio.
             instrument (`str`, `int` or a list of them, *optional*): with an instrument-conditioned Backbone
                 (`backbone.config.instrument_names`), the instrument by name or id, for every waveform or one
                 per waveform. `None` generates without one.
@@ -379,16 +392,19 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         context_shift: int | None = None,
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+        decode_first_chunk_frames: int = DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
         instrument: str | int | list[str | int] | None = None,
         guidance_scale: float = 1.0,
         temperature: float | None = None,
     ) -> Iterator[np.ndarray | torch.Tensor]:
         r"""
         Generates audio as [`~CAMPipeline.__call__`] does, with the same arguments (`return_dict` aside),
-        yielding it in chunks of `decode_chunk_frames` frames as soon as each is decoded: for real-time
-        playback or interactive use. A chunk is decoded on a second thread while the next frames are
-        generated. Memory stays bounded however long the audio. Concatenated along the last axis, the chunks
-        equal `__call__`'s output for the same arguments and seed.
+        yielding it in chunks as soon as each is decoded: for real-time playback or interactive use. The
+        chunks grow: `decode_first_chunk_frames` frames first (4), then twice as many each time up to
+        `decode_chunk_frames` (64), so the first audio comes after a few frames and the rest in large chunks
+        (see `decode_chunk_sizes`). A chunk is decoded on a second thread while the next frames are generated.
+        Memory stays bounded however long the audio. Concatenated along the last axis, the chunks equal
+        `__call__`'s output for the same arguments and seed.
 
         The arguments are checked, an audio prompt encoded and `pipe.guidance_scale` set when `stream` is
         called: bad input raises here, not at the first chunk.
@@ -417,24 +433,27 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
     def _output_chunks(
         self, frames: Iterator[torch.Tensor], inputs: GenerationInputs
     ) -> Iterator[np.ndarray | torch.Tensor]:
-        """The frames in chunks of `decode_chunk_frames`, decoded (beside the loop) unless
+        """The frames in growing chunks (`decode_chunk_sizes`), decoded (beside the loop) unless
         `output_type` is "latent"."""
-        output_type, chunk_frames = inputs.output_type, inputs.decode_chunk_frames
+        output_type = inputs.output_type
+        chunk, context = inputs.decode_chunk_frames, inputs.decode_context_frames
+        first = inputs.decode_first_chunk_frames
         if output_type == "latent":
             # Decoding would catch a diverged Sampler's NaN; undecoded frames are checked once per chunk.
-            chunks = map(check_generated_latents, _stack_in_chunks(frames, chunk_frames))
+            sizes = decode_chunk_sizes(first, chunk)
+            chunks = map(check_generated_latents, _stack_in_chunks(frames, sizes))
         else:
             pieces = (frame[:, None] for frame in frames)
-            chunks = self.autoencoder.decode_stream_beside(pieces, chunk_frames, inputs.decode_context_frames)
+            chunks = self.autoencoder.decode_stream_beside(pieces, chunk, context, first)
         for chunk in chunks:
             yield chunk.cpu().numpy() if output_type == "np" else chunk
         self.maybe_free_model_hooks()
 
 
-def _stack_in_chunks(frames: Iterator[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
-    """Frames `(batch_size, latent_dim)`, `size` at a time: `(batch_size, size, latent_dim)`
-    (the last shorter)."""
-    while chunk := list(islice(frames, size)):
+def _stack_in_chunks(frames: Iterator[torch.Tensor], sizes: Iterator[int]) -> Iterator[torch.Tensor]:
+    """Frames `(batch_size, latent_dim)`, stacked `size` at a time for each size of `sizes`:
+    `(batch_size, size, latent_dim)` (the last shorter)."""
+    while chunk := list(islice(frames, next(sizes))):
         yield torch.stack(chunk, dim=1)
 
 

@@ -177,6 +177,7 @@ class GenerationInputs:
     context_shift: int
     decode_chunk_frames: int
     decode_context_frames: int
+    decode_first_chunk_frames: int
     instrument: str | int | list[str | int] | None
     guidance_scale: float
     temperature: float
@@ -275,7 +276,9 @@ def check_generation_inputs(pipeline, **arguments) -> GenerationInputs:
             f"Backbone's {context_frames}-frame window when it is full), got {context_shift!r}: pass e.g. "
             f"{max(1, context_frames // 2)}, or None for half the context."
         )
-    check_decode_chunking(inputs.decode_chunk_frames, inputs.decode_context_frames)
+    check_decode_chunking(
+        inputs.decode_chunk_frames, inputs.decode_context_frames, inputs.decode_first_chunk_frames
+    )
     check_instrument(
         instrument=inputs.instrument,
         guidance_scale=inputs.guidance_scale,

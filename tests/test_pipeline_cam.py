@@ -258,6 +258,7 @@ def test_generation_holds_only_the_window(pipe):
         num_inference_steps=1,
         output_type="latent",
         decode_chunk_frames=chunk_frames,
+        decode_first_chunk_frames=chunk_frames,
         generator=seeded(),
     )
     held, sizes = [], set()

@@ -159,6 +159,7 @@ BAD_VALUES = {
     "context_shift": bad_integers(1, 30, none_is_valid=True),  # the tiny Backbone's context is 31 frames
     "decode_chunk_frames": bad_integers(1),
     "decode_context_frames": bad_integers(0),
+    "decode_first_chunk_frames": bad_integers(1),
     "temperature": bad_reals(0.0, sys.float_info.max, low_is_valid=False, none_is_valid=True),
 }
 
@@ -203,7 +204,8 @@ def test_encode_prompt_and_decode_latents_check_their_arguments(pipe, work, data
         pipe.encode_prompt(
             waveform(pipe), pipe.sample_rate, num_waveforms_per_prompt=data.draw(bad_integers(1, 1024))
         )
-    name = data.draw(st.sampled_from(["decode_chunk_frames", "decode_context_frames"]), label="argument")
+    chunking = ["decode_chunk_frames", "decode_context_frames", "decode_first_chunk_frames"]
+    name = data.draw(st.sampled_from(chunking), label="argument")
     with pytest.raises(ValueError, match=name):
         pipe.decode_latents(torch.zeros(1, 3, 32), **{name: data.draw(BAD_VALUES[name], label=name)})
     assert work.calls == 0
@@ -215,6 +217,16 @@ def test_encode_prompt_and_decode_latents_check_their_arguments(pipe, work, data
 # frames or more. (The default codec decodes single frames: 2048 samples per frame against a padding of 512.)
 
 
+def chunk_frames(num_frames: int, first: int, largest: int) -> list[int]:
+    """The frames of each chunk of a stream: `first`, then doubling up to `largest`; the last holds what is
+    left."""
+    frames, size = [], min(first, largest)
+    while (left := num_frames - sum(frames)) > 0:
+        frames.append(min(size, left))
+        size = min(2 * size, largest)
+    return frames
+
+
 @settings(max_examples=10, **PROPERTY_SETTINGS)
 @given(
     num_frames=st.integers(2, 40),
@@ -223,6 +235,7 @@ def test_encode_prompt_and_decode_latents_check_their_arguments(pipe, work, data
     num_waveforms_per_prompt=st.integers(1, 2),
     decode_chunk_frames=st.integers(1, 12),
     decode_context_frames=st.integers(1, 3),
+    decode_first_chunk_frames=st.integers(1, 12),
     context_shift=st.none() | st.integers(1, 30),
     inference_noise=st.none() | st.floats(0.0, 1.0),
     temperature=st.none() | st.floats(0.1, 3.0),
@@ -235,14 +248,17 @@ def test_valid_arguments_generate_and_stream_alike(pipe, seed, **kwargs):
     chunks = list(pipe.stream(generator=torch.Generator().manual_seed(seed), **kwargs))
     if kwargs["output_type"] == "latent":
         assert tuple(output.shape) == (batch, kwargs["num_frames"], 32)
-        streamed = torch.cat(chunks, dim=1)
+        streamed, frames = torch.cat(chunks, dim=1), [chunk.shape[1] for chunk in chunks]
     else:
-        assert tuple(output.shape) == (batch, 1, kwargs["num_frames"] * pipe.autoencoder.hop_length)
+        hop = pipe.autoencoder.hop_length
+        assert tuple(output.shape) == (batch, 1, kwargs["num_frames"] * hop)
         streamed = (
             np.concatenate(chunks, axis=-1) if kwargs["output_type"] == "np" else torch.cat(chunks, dim=-1)
         )
+        frames = [chunk.shape[-1] // hop for chunk in chunks]
     assert np.isfinite(np.asarray(output)).all()
-    assert len(chunks) == math.ceil(kwargs["num_frames"] / kwargs["decode_chunk_frames"])
+    growth = (kwargs["decode_first_chunk_frames"], kwargs["decode_chunk_frames"])
+    assert frames == chunk_frames(kwargs["num_frames"], *growth)
     np.testing.assert_array_equal(np.asarray(streamed), np.asarray(output))
 
 

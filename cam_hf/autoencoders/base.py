@@ -29,12 +29,25 @@ _MIN_STD = 1e-5
 # Chunked decoding: frames decoded at a time (~6 s at 10.77 frames/s), and frames of context on each side.
 DEFAULT_DECODE_CHUNK_FRAMES = 64
 DEFAULT_DECODE_CONTEXT_FRAMES = 4
+# The first chunk's frames; the chunks after it double up to `decode_chunk_frames` (4, 8, 16, 32, 64, 64,
+# ...), so that a stream's first audio needs 4 + 4 frames rather than 64 + 4 (`docs/performance.md`).
+DEFAULT_DECODE_FIRST_CHUNK_FRAMES = 4
 # What `decode_stream_beside` passes between its threads to say that no more pieces or chunks follow.
 _END_OF_STREAM = object()
 
 
 class _StreamClosed(Exception):
     """The consumer of `decode_stream_beside` stopped: its decoding thread ends without decoding the rest."""
+
+
+def decode_chunk_sizes(first_chunk_frames: int, chunk_frames: int) -> Iterator[int]:
+    """The frames of each chunk of a chunked decode, in order and without end: `first_chunk_frames`, then
+    doubling up to `chunk_frames` and staying there (4, 8, 16, 32, 64, 64, ... for 4 and 64). A first chunk of
+    `chunk_frames` or more gives chunks of `chunk_frames` throughout."""
+    size = min(first_chunk_frames, chunk_frames)
+    while True:
+        yield size
+        size = min(2 * size, chunk_frames)
 
 
 def crossfade(outgoing: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:
@@ -159,22 +172,28 @@ class AudioAutoencoderMixin:
         latents: torch.Tensor,
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+        decode_first_chunk_frames: int = DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
     ) -> torch.Tensor:
         """
         `decode` in chunks (see `decode_stream`): the memory of decoding stays bounded however long the
-        latents, and the audio equals what a pipeline streams for the same latents, sample for sample.
+        latents, and the audio equals what a pipeline streams for the same latents and chunking arguments,
+        sample for sample.
 
         Args:
             latents (`torch.Tensor` of shape `[B, T, latent_dim]`): normalised latents.
-            decode_chunk_frames (`int`, defaults to 64): frames decoded at a time.
+            decode_chunk_frames (`int`, defaults to 64): frames decoded at a time, once the chunks have grown.
             decode_context_frames (`int`, defaults to 4): frames of context on each side of a chunk, and the
                 length of the crossfade between chunks.
+            decode_first_chunk_frames (`int`, defaults to 4): frames of the first chunk; the chunks after it
+                double up to `decode_chunk_frames` (`decode_chunk_sizes`).
 
         Returns:
             `torch.Tensor` of shape `[B, audio_channels, T * hop_length]`, float32.
         """
         self._check_latents(latents)
-        chunks = self.decode_stream([latents], decode_chunk_frames, decode_context_frames)
+        chunks = self.decode_stream(
+            [latents], decode_chunk_frames, decode_context_frames, decode_first_chunk_frames
+        )
         return torch.cat(list(chunks), dim=-1)
 
     def decode_stream(
@@ -182,20 +201,24 @@ class AudioAutoencoderMixin:
         latents: Iterable[torch.Tensor],
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+        decode_first_chunk_frames: int = DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
     ) -> Iterator[torch.Tensor]:
         """
         Decodes latents that arrive piece by piece (from a generator, say) into audio, chunk by chunk, as soon
         as each chunk can be decoded: the way diffusers' VAEs decode in tiles, along time.
 
-        Each chunk of `decode_chunk_frames` frames is decoded together with `decode_context_frames` frames on
+        The chunks grow: the first has `decode_first_chunk_frames` frames and each next one twice as many, up
+        to `decode_chunk_frames` (4, 8, 16, 32, 64, 64, ... by default), so that the first audio of a stream
+        needs few frames while the long run decodes in large chunks (less context decoded twice, fewer calls).
+        Each chunk is decoded together with `decode_context_frames` frames on
         each side (where they exist), so the codec sees the signal continue across the chunk's edges; the
         audio of the first `decode_context_frames` frames of a chunk is crossfaded with the previous chunk's
         decode of the same frames, which hides the seam a per-chunk decoder (Griffin-Lim's phase, a VAE's
         receptive field) would leave. A codec whose chunks decode exactly given enough context
         (`exact_decode_context_frames`: the mel codec with a vocoder) gets at least that much context and no
         crossfade, and its chunks equal the whole decode. A chunk is yielded once the context frames past its
-        end exist: latency is one chunk plus the context, and memory holds at most a chunk and its context,
-        however long the stream.
+        end exist: latency is one chunk plus the context (the first chunk's: 4 + 4 frames by default), and
+        memory holds at most a chunk and its context, however long the stream.
 
         Arguments are checked when this is called, not when the first chunk is asked for.
 
@@ -203,18 +226,22 @@ class AudioAutoencoderMixin:
             latents (iterable of `torch.Tensor` of shape `[B, t, latent_dim]`): consecutive pieces of the
                 latents, any number of frames `t >= 1` each (one frame at a time from a generator, or one
                 whole tensor).
-            decode_chunk_frames (`int`, defaults to 64): frames per chunk.
+            decode_chunk_frames (`int`, defaults to 64): frames per chunk, once the chunks have grown.
             decode_context_frames (`int`, defaults to 4): frames of context on each side, and the crossfade
                 length.
+            decode_first_chunk_frames (`int`, defaults to 4): frames of the first chunk (at most
+                `decode_chunk_frames` are used: pass `decode_chunk_frames` for chunks of one size).
 
         Yields:
-            `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32: the last chunk
-            may be shorter. Concatenated along the last axis they are the whole audio.
+            `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32, `chunk_frames`
+            following `decode_chunk_sizes`: the last chunk may be shorter. Concatenated along the last axis
+            they are the whole audio.
         """
-        check_decode_chunking(decode_chunk_frames, decode_context_frames)
-        return self._decode_stream(iter(latents), decode_chunk_frames, decode_context_frames)
+        check_decode_chunking(decode_chunk_frames, decode_context_frames, decode_first_chunk_frames)
+        sizes = decode_chunk_sizes(decode_first_chunk_frames, decode_chunk_frames)
+        return self._decode_stream(iter(latents), sizes, decode_context_frames)
 
-    def _decode_stream(self, pieces: Iterator[torch.Tensor], chunk: int, context: int):
+    def _decode_stream(self, pieces: Iterator[torch.Tensor], sizes: Iterator[int], context: int):
         hop = self.hop_length
         exact_context = self.exact_decode_context_frames
         if exact_context is not None:
@@ -245,20 +272,24 @@ class AudioAutoencoderMixin:
             pending, offset, start = [frames[:, next_first - offset :]], next_first, end
             return body
 
+        chunk = next(sizes)
         for piece in pieces:
             pending.append(piece)
             available += piece.shape[1]
             while available >= start + chunk + context:
                 yield decode_chunk(start + chunk, start + chunk + context)
+                chunk = next(sizes)
         while start < available:
             end = min(start + chunk, available)
             yield decode_chunk(end, min(end + context, available))
+            chunk = next(sizes)
 
     def decode_stream_beside(
         self,
         latents: Iterable[torch.Tensor],
         decode_chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES,
         decode_context_frames: int = DEFAULT_DECODE_CONTEXT_FRAMES,
+        decode_first_chunk_frames: int = DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
     ) -> Iterator[torch.Tensor]:
         """
         `decode_stream` on a second thread, beside whatever makes `latents`: while the caller's iterator
@@ -273,18 +304,20 @@ class AudioAutoencoderMixin:
         Args:
             latents (iterable of `torch.Tensor` of shape `[B, t, latent_dim]`): consecutive pieces, as
                 `decode_stream`.
-            decode_chunk_frames (`int`, defaults to 64): frames per chunk.
+            decode_chunk_frames (`int`, defaults to 64): frames per chunk, once the chunks have grown.
             decode_context_frames (`int`, defaults to 4): frames of context on each side, and the crossfade
                 length.
+            decode_first_chunk_frames (`int`, defaults to 4): frames of the first chunk, as `decode_stream`.
 
         Yields:
             `torch.Tensor` of shape `[B, audio_channels, chunk_frames * hop_length]`, float32, as
             `decode_stream`.
         """
-        check_decode_chunking(decode_chunk_frames, decode_context_frames)
-        return self._decode_stream_beside(iter(latents), decode_chunk_frames, decode_context_frames)
+        check_decode_chunking(decode_chunk_frames, decode_context_frames, decode_first_chunk_frames)
+        sizes = decode_chunk_sizes(decode_first_chunk_frames, decode_chunk_frames)
+        return self._decode_stream_beside(iter(latents), sizes, decode_context_frames)
 
-    def _decode_stream_beside(self, pieces: Iterator[torch.Tensor], chunk: int, context: int):
+    def _decode_stream_beside(self, pieces: Iterator[torch.Tensor], sizes: Iterator[int], context: int):
         inbox, outbox, stopped = queue.SimpleQueue(), queue.SimpleQueue(), threading.Event()
 
         def received() -> Iterator[torch.Tensor]:
@@ -295,7 +328,7 @@ class AudioAutoencoderMixin:
 
         def decode() -> None:
             try:
-                for audio in self._decode_stream(received(), chunk, context):
+                for audio in self._decode_stream(received(), sizes, context):
                     outbox.put(audio)
                 outbox.put(_END_OF_STREAM)
             except _StreamClosed:

@@ -82,13 +82,18 @@ def check_audio(audio, name: str = "audio") -> None:
         )
 
 
-def check_decode_chunking(decode_chunk_frames, decode_context_frames) -> None:
-    """Raises `ValueError` unless the chunked-decoding arguments are integers: a chunk of at least one frame,
-    and zero or more frames of context."""
+def check_decode_chunking(decode_chunk_frames, decode_context_frames, decode_first_chunk_frames=1) -> None:
+    """Raises `ValueError` unless the chunked-decoding arguments are integers: chunks (the first one and the
+    largest) of at least one frame, and zero or more frames of context."""
     if not is_integer(decode_chunk_frames) or decode_chunk_frames < 1:
         raise ValueError(
             "`decode_chunk_frames` must be a positive integer (frames decoded at a time), got "
             f"{decode_chunk_frames!r}."
+        )
+    if not is_integer(decode_first_chunk_frames) or decode_first_chunk_frames < 1:
+        raise ValueError(
+            "`decode_first_chunk_frames` must be a positive integer (frames of the first chunk; the next "
+            f"ones double up to `decode_chunk_frames`), got {decode_first_chunk_frames!r}."
         )
     if not is_integer(decode_context_frames) or decode_context_frames < 0:
         raise ValueError(
