@@ -8,12 +8,14 @@ gradio_client as any API user would:
 
 For each request it prints the time from submitting to the first streamed chunk reaching the client (the
 first sound: a browser starts playing one HLS segment later) and to the whole result (WAV and spectrogram
-included), and the audio seconds per wall second over all clients. With several `--chunk_frames` the app is
-started once per value, and the figures are printed side by side. The load average is printed at the start and
-the end: on a shared machine the figures move with it. Benchmarks print figures; they never assert them.
+included), and the audio seconds per wall second over all clients. With several `--chunk_frames` or
+`--first_chunk_frames` the app is started once per pair of values, and the figures are printed side by side
+(`--first_chunk_frames 16 4 --chunk_frames 16`: chunks of one size against growing ones). The load average
+is printed at the start and the end: on a shared machine the figures move with it. Benchmarks print figures;
+they never assert them.
 
 Run:  .venv/bin/python benchmarks/bench_app.py  [--seconds 30] [--clients 4] [--concurrency 2]
-      [--chunk_frames 16 64]
+      [--chunk_frames 16 64] [--first_chunk_frames 16 4]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import product
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -64,8 +67,10 @@ def timed_request(url: str, seconds: float, index: int, folder: str) -> tuple[fl
     return (whole if first is None else first), whole
 
 
-def measure(chunk_frames: int, args: argparse.Namespace, folder: str) -> dict[str, list[float]]:
-    log = Path(folder) / f"app-{chunk_frames}.log"
+def measure(
+    chunk_frames: int, first_chunk_frames: int, args: argparse.Namespace, folder: str
+) -> dict[str, list[float]]:
+    log = Path(folder) / f"app-{chunk_frames}-{first_chunk_frames}.log"
     app_args = [
         "--max_seconds",
         str(args.seconds),
@@ -73,6 +78,8 @@ def measure(chunk_frames: int, args: argparse.Namespace, folder: str) -> dict[st
         str(args.concurrency),
         "--chunk_frames",
         str(chunk_frames),
+        "--first_chunk_frames",
+        str(first_chunk_frames),
         "--num_melodies",
         "0",
     ]
@@ -114,12 +121,20 @@ def main(argv=None) -> None:
         default=[16],
         help="The app's --chunk_frames; several values are compared side by side.",
     )
+    parser.add_argument(
+        "--first_chunk_frames",
+        type=int,
+        nargs="+",
+        default=[4],
+        help="The app's --first_chunk_frames; several values are compared side by side.",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="Requests of the client alone.")
     args = parser.parse_args(argv)
 
     print(f"load average at start: {load_average()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as folder:
-        results = {chunk: measure(chunk, args, folder) for chunk in args.chunk_frames}
+        columns = list(product(args.chunk_frames, args.first_chunk_frames))
+        results = {column: measure(*column, args, folder) for column in columns}
     print(f"load average at end:   {load_average()}")
     print(
         f"\n{args.seconds:g} s of audio per request; the app runs {args.concurrency} at once; seconds, "
@@ -132,10 +147,10 @@ def main(argv=None) -> None:
         (f"{args.clients} at once: to the whole result", "together_whole"),
         (f"{args.clients} at once: audio s per wall s, all clients", "together_rate"),
     ]
-    header = "".join(f"{f'--chunk_frames {chunk}':>24}" for chunk in args.chunk_frames)
+    header = "".join(f"{f'chunks {first} -> {chunk}':>24}" for chunk, first in columns)
     print(f"{'':44}{header}")
     for label, key in rows:
-        print(f"{label:44}" + "".join(f"{spread(results[chunk][key]):>24}" for chunk in args.chunk_frames))
+        print(f"{label:44}" + "".join(f"{spread(results[column][key]):>24}" for column in columns))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
 from cam_hf import CAMPipeline  # noqa: E402
+from cam_hf.autoencoders.base import DEFAULT_DECODE_FIRST_CHUNK_FRAMES  # noqa: E402
 from cam_hf.listening import save_spectrogram, write_wav  # noqa: E402
 from cam_hf.pipeline_cam import MAX_GUIDANCE_SCALE  # noqa: E402
 from cam_hf.sampler import DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
@@ -92,7 +93,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--chunk_frames",
         type=int,
         default=16,
-        help="Latent frames per streamed chunk: fewer means the first sound comes sooner.",
+        help="Latent frames per streamed chunk once the chunks have grown from --first_chunk_frames.",
+    )
+    parser.add_argument(
+        "--first_chunk_frames",
+        type=int,
+        default=DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
+        help="Latent frames of the first streamed chunk (doubling up to --chunk_frames): fewer means the "
+        "first sound comes sooner.",
     )
     parser.add_argument(
         "--num_melodies", type=int, default=6, help="Built-in test melodies offered as prompts (0 for none)."
@@ -102,7 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("max_seconds", "max_prompt_seconds"):
         if not 0 < getattr(args, name) <= 3600:
             parser.error(f"--{name} must be in (0, 3600] seconds, got {getattr(args, name)}.")
-    for name in ("concurrency", "max_queue", "chunk_frames"):
+    for name in ("concurrency", "max_queue", "chunk_frames", "first_chunk_frames"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}.")
     return args
@@ -301,10 +309,12 @@ class CAMApp:
             with its own scheduler: the scheduler and a pipeline's per-call settings are state, weights not.
         max_seconds (`float`), max_prompt_seconds (`float`): the longest audio a request may ask for, and the
             longest prompt it may give.
-        chunk_frames (`int`): latent frames per streamed chunk.
+        chunk_frames (`int`): latent frames per streamed chunk, once the chunks have grown.
         melodies (`BuiltInMelodies`): the test melodies offered as prompts.
         workdir (`str`): where each request's WAV and PNG wait until Gradio has copied them.
         streaming (`bool`): stream the audio as it comes (needs ffmpeg), or send the whole file at the end.
+        first_chunk_frames (`int`, defaults to 4): latent frames of the first streamed chunk; the next ones
+            double up to `chunk_frames`, so that the first sound comes after a few frames.
     """
 
     def __init__(
@@ -316,6 +326,7 @@ class CAMApp:
         melodies: BuiltInMelodies,
         workdir: str,
         streaming: bool,
+        first_chunk_frames: int = DEFAULT_DECODE_FIRST_CHUNK_FRAMES,
     ):
         self.pipe = pipe
         self.max_seconds = max_seconds
@@ -324,6 +335,7 @@ class CAMApp:
         self.melodies = melodies
         self.workdir = workdir
         self.streaming = streaming
+        self.first_chunk_frames = first_chunk_frames
         self.instruments = [ANY_INSTRUMENT] + list(pipe.backbone.config.instrument_names or [])
 
     def generate(
@@ -447,6 +459,7 @@ class CAMApp:
             temperature=request.temperature,
             generator=torch.Generator().manual_seed(seed),
             decode_chunk_frames=self.chunk_frames,
+            decode_first_chunk_frames=self.first_chunk_frames,
         )
         generated, done, started = [], 0.0, time.perf_counter()
         try:
@@ -642,6 +655,7 @@ def main(argv=None) -> None:
             BuiltInMelodies(pipe, args.num_melodies),
             workdir,
             streaming,
+            args.first_chunk_frames,
         )
         demo = build_demo(app, args.model)
         demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)

@@ -179,10 +179,11 @@ def test_generation_streams_then_sends_the_wav_of_the_seed_it_shows(client, pipe
     )
     stream, wav, spectrogram, seed, status = job.result(timeout=300)
     updates = job.outputs()
-    # 2 s are 22 frames: chunks of 16 and 6 frames stream in, then comes the whole file.
-    assert len(updates) == 3 and all(update[0].endswith(".m3u8") for update in updates)
-    assert [update[4].split(" · ")[1] for update in updates[:2]] == [
-        "generating: 1.5 of 2 s",
+    # 2 s are 22 frames: growing chunks of 4, 8 and 10 frames stream in, then comes the whole file.
+    assert len(updates) == 4 and all(update[0].endswith(".m3u8") for update in updates)
+    assert [update[4].split(" · ")[1] for update in updates[:3]] == [
+        "generating: 0.4 of 2 s",
+        "generating: 1.1 of 2 s",
         "generating: 2.0 of 2 s",
     ]
     assert f"seed **{seed}**" in status and "violin" in status
