@@ -1,10 +1,12 @@
-"""Griffin-Lim decoding of the mel codec: quality against cost, to choose its iterations and its starting
-phase.
+"""Griffin-Lim decoding of the mel codec: quality against cost, to choose its iterations, its starting
+phase, its implementation and the chunking.
 
 Encodes test clips with a pipeline's mel codec (by default the shipped model's) and decodes them the way a
-pipeline does (`decode_chunked`: chunks of 64 frames with 4 of context), with 32, 16, 8 and 4 iterations, each
-with the phase of every chunk starting at random (as before) or from the phase the previous chunk reached on
-the frames they share (the codec's default). For each setting it prints, averaged over the clips:
+pipeline does (`decode_chunked`: chunks growing 4, 8, 16, 32, then 64 frames, with 4 of context), with 32, 16,
+8 and 4 iterations, each with the phase of every chunk starting at random (as before) or from the phase the
+previous chunk reached on the frames they share (the codec's default). A second table compares, at the codec's
+defaults, Griffin-Lim on `torch.stft` / `torch.istft` (before) with the codec's own on `torch.fft` (now), and
+chunks of 64 frames throughout with growing ones. For each setting it prints, averaged over the clips:
 
   * spectral convergence and log-spectral distance against the original clip (the codec's whole loss: mel
     bands, PCA, phase), as `cam_hf.autoencoders.metrics.spectral_metrics` computes them;
@@ -13,8 +15,8 @@ the frames they share (the codec's default). For each setting it prints, average
   * milliseconds per latent frame, on this thread's CPU clock (what the decoding thread costs) and on the
     wall.
 
-Old (32 iterations, random start) and new (the codec's defaults) are measured in the same run. Benchmarks
-print figures; they never assert them.
+Old (32 iterations, random start; `torch.stft`, chunks of 64) and new (the codec's defaults) are measured in
+the same run. Benchmarks print figures; they never assert them.
 
 Run: .venv/bin/python benchmarks/bench_griffin_lim.py [--model DIR] [--dataset DIR] [--clips 8] [--threads 1]
 """
@@ -45,6 +47,36 @@ class RandomStartMelAutoencoder(MelAutoencoder):
         return super()._decode_continuing(latents, None, keep_from)
 
 
+class TorchStftMelAutoencoder(MelAutoencoder):
+    """The mel codec with Griffin-Lim as it was written before, on `torch.stft` / `torch.istft`: the same
+    algorithm, at twice the cost (`docs/performance.md`)."""
+
+    def griffin_lim(self, magnitude, length, initial_phase=None):
+        magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
+        config = self.config
+        istft = {"n_fft": config.n_fft, "hop_length": config.stft_hop_length, "window": self.window}
+        phase = torch.rand(magnitude.shape[1:], generator=torch.Generator().manual_seed(0)) * (2 * torch.pi)
+        angles = torch.polar(torch.ones_like(magnitude), phase.expand_as(magnitude))
+        if initial_phase is not None:
+            shared = min(initial_phase.shape[-1], angles.shape[-1])
+            angles[..., :shared] = initial_phase[..., :shared]
+        momentum = config.griffin_lim_momentum / (1 + config.griffin_lim_momentum)
+        previous = torch.zeros_like(angles)
+        for _ in range(config.griffin_lim_iters):
+            rebuilt = self._stft(torch.istft(magnitude * angles, length=length, **istft))
+            angles = rebuilt - momentum * previous
+            angles = angles / (angles.abs() + 1e-16)
+            previous = rebuilt
+        return torch.istft(magnitude * angles, length=length, **istft), angles
+
+
+def same_codec(codec: MelAutoencoder, cls: type[MelAutoencoder]) -> MelAutoencoder:
+    """`codec` (config and fitted PCA) as an instance of `cls`."""
+    copy = cls.from_config(codec.config)
+    copy.load_state_dict(codec.state_dict())
+    return copy
+
+
 def test_clips(dataset: str, count: int, sample_rate: int) -> list[np.ndarray]:
     """`count` clips spread over the test split of a dataset built by `examples/make_dataset.py`, mono, at
     `sample_rate`."""
@@ -64,13 +96,15 @@ def test_clips(dataset: str, count: int, sample_rate: int) -> list[np.ndarray]:
     return clips
 
 
-def measure(codec: MelAutoencoder, clips: list[np.ndarray], iterations: int) -> dict[str, float]:
+def measure(
+    codec: MelAutoencoder, clips: list[np.ndarray], iterations: int, first_chunk_frames: int = 4
+) -> dict[str, float]:
     codec.register_to_config(griffin_lim_iters=iterations)
     config, figures = codec.config, {"sc": [], "lsd": [], "inconsistency": [], "cpu_ms": [], "wall_ms": []}
     for clip in clips:
         latents = codec.encode(torch.from_numpy(clip)[None, None])
         wall, cpu = time.perf_counter(), time.thread_time()
-        decoded = codec.decode_chunked(latents)[0, 0]
+        decoded = codec.decode_chunked(latents, decode_first_chunk_frames=first_chunk_frames)[0, 0]
         figures["cpu_ms"].append(1000 * (time.thread_time() - cpu) / latents.shape[1])
         figures["wall_ms"].append(1000 * (time.perf_counter() - wall) / latents.shape[1])
         sc, lsd = spectral_metrics(clip, decoded.numpy(), config.n_fft, config.stft_hop_length)
@@ -99,8 +133,7 @@ def main(argv=None) -> None:
     if not isinstance(codec, MelAutoencoder):
         raise SystemExit(f"{args.model} decodes with {type(codec).__name__}, not the mel codec.")
     default_iterations = MelAutoencoder().config.griffin_lim_iters
-    random_start = RandomStartMelAutoencoder.from_config(codec.config)
-    random_start.load_state_dict(codec.state_dict())
+    random_start = same_codec(codec, RandomStartMelAutoencoder)
     clips = test_clips(args.dataset, args.clips, codec.sample_rate)
     seconds = sum(map(len, clips)) / codec.sample_rate
     print(
@@ -115,11 +148,27 @@ def main(argv=None) -> None:
     for iterations in (32, 16, 8, 4):
         for name, decoder in (("random", random_start), ("previous chunk", codec)):
             row = measure(decoder, clips, iterations)
-            label = " (old)" if (iterations, name) == (32, "random") else ""
+            label = " (old settings)" if (iterations, name) == (32, "random") else ""
             label = " (new)" if (iterations, name) == (default_iterations, "previous chunk") else label
             figures = f"{row['sc']:8.4f} {row['lsd']:8.3f} {row['inconsistency']:11.4f}"
             times = f"{row['cpu_ms']:13.2f} {row['wall_ms']:14.2f}"
             print(f"{iterations:>10d} {name:>14s} {figures} {times}{label}")
+    print(f"\n{default_iterations} iterations, phase carried: implementation and chunking\n")
+    print(
+        f"{'Griffin-Lim on':>14s} {'chunks':>12s} {'SC':>8s} {'LSD dB':>8s} {'inconsist.':>11s} "
+        f"{'CPU ms/frame':>13s} {'wall ms/frame':>14s}"
+    )
+    rows = [
+        ("torch.stft", same_codec(codec, TorchStftMelAutoencoder), 64, " (before)"),
+        ("torch.stft", same_codec(codec, TorchStftMelAutoencoder), 4, ""),
+        ("torch.fft", codec, 64, ""),
+        ("torch.fft", codec, 4, " (now)"),
+    ]
+    for name, decoder, first, label in rows:
+        row = measure(decoder, clips, default_iterations, first)
+        figures = f"{row['sc']:8.4f} {row['lsd']:8.3f} {row['inconsistency']:11.4f}"
+        times = f"{row['cpu_ms']:13.2f} {row['wall_ms']:14.2f}"
+        print(f"{name:>14s} {f'{first} -> 64':>12s} {figures} {times}{label}")
     print(f"\nload average at end: {load_average()}")
 
 
