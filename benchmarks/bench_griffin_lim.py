@@ -36,6 +36,7 @@ from _common import REPOSITORY, load_average
 
 from cam_hf import CAMPipeline, MelAutoencoder
 from cam_hf.autoencoders.metrics import spectral_metrics
+from cam_hf.testing_utils import griffin_lim_on_torch_stft
 from cam_hf.utils.audio import resample_audio
 
 
@@ -52,22 +53,7 @@ class TorchStftMelAutoencoder(MelAutoencoder):
     algorithm, at twice the cost (`docs/performance.md`)."""
 
     def griffin_lim(self, magnitude, length, initial_phase=None):
-        magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
-        config = self.config
-        istft = {"n_fft": config.n_fft, "hop_length": config.stft_hop_length, "window": self.window}
-        phase = torch.rand(magnitude.shape[1:], generator=torch.Generator().manual_seed(0)) * (2 * torch.pi)
-        angles = torch.polar(torch.ones_like(magnitude), phase.expand_as(magnitude))
-        if initial_phase is not None:
-            shared = min(initial_phase.shape[-1], angles.shape[-1])
-            angles[..., :shared] = initial_phase[..., :shared]
-        momentum = config.griffin_lim_momentum / (1 + config.griffin_lim_momentum)
-        previous = torch.zeros_like(angles)
-        for _ in range(config.griffin_lim_iters):
-            rebuilt = self._stft(torch.istft(magnitude * angles, length=length, **istft))
-            angles = rebuilt - momentum * previous
-            angles = angles / (angles.abs() + 1e-16)
-            previous = rebuilt
-        return torch.istft(magnitude * angles, length=length, **istft), angles
+        return griffin_lim_on_torch_stft(self, magnitude, length, initial_phase)
 
 
 def same_codec(codec: MelAutoencoder, cls: type[MelAutoencoder]) -> MelAutoencoder:

@@ -90,4 +90,34 @@ def random_pipeline(
     return pipe
 
 
-__all__ = ["TINY_BACKBONE_CONFIG", "TINY_SAMPLER_CONFIG", "random_pipeline", "tiny_mel_autoencoder"]
+def griffin_lim_on_torch_stft(
+    codec: MelAutoencoder, magnitude: torch.Tensor, length: int, initial_phase: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`MelAutoencoder.griffin_lim` as it was written before it moved to `torch.fft` (the same algorithm on
+    `torch.stft` / `torch.istft`, at twice the cost): the reference its tests and
+    `benchmarks/bench_griffin_lim.py` compare it with. Same arguments and returns."""
+    magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
+    config = codec.config
+    istft = {"n_fft": config.n_fft, "hop_length": config.stft_hop_length, "window": codec.window}
+    phase = torch.rand(magnitude.shape[1:], generator=torch.Generator().manual_seed(0)) * (2 * torch.pi)
+    angles = torch.polar(torch.ones_like(magnitude), phase.expand_as(magnitude))
+    if initial_phase is not None:
+        shared = min(initial_phase.shape[-1], angles.shape[-1])
+        angles[..., :shared] = initial_phase[..., :shared]
+    momentum = config.griffin_lim_momentum / (1 + config.griffin_lim_momentum)
+    previous = torch.zeros_like(angles)
+    for _ in range(config.griffin_lim_iters):
+        rebuilt = codec._stft(torch.istft(magnitude * angles, length=length, **istft))
+        angles = rebuilt - momentum * previous
+        angles = angles / (angles.abs() + 1e-16)
+        previous = rebuilt
+    return torch.istft(magnitude * angles, length=length, **istft), angles
+
+
+__all__ = [
+    "TINY_BACKBONE_CONFIG",
+    "TINY_SAMPLER_CONFIG",
+    "griffin_lim_on_torch_stft",
+    "random_pipeline",
+    "tiny_mel_autoencoder",
+]

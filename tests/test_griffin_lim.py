@@ -5,26 +5,7 @@ import pytest
 import torch
 
 from cam_hf.autoencoders import MelAutoencoder
-from cam_hf.testing_utils import tiny_mel_autoencoder
-
-
-def griffin_lim_on_torch_stft(codec: MelAutoencoder, magnitude, length, initial_phase=None):
-    """`MelAutoencoder.griffin_lim` as it was written before (`torch.stft` / `torch.istft`)."""
-    magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
-    config = codec.config
-    istft = {"n_fft": config.n_fft, "hop_length": config.stft_hop_length, "window": codec.window}
-    phase = torch.rand(magnitude.shape[1:], generator=torch.Generator().manual_seed(0)) * (2 * torch.pi)
-    angles = torch.polar(torch.ones_like(magnitude), phase.expand_as(magnitude))
-    if initial_phase is not None:
-        angles[..., : initial_phase.shape[-1]] = initial_phase
-    momentum = config.griffin_lim_momentum / (1 + config.griffin_lim_momentum)
-    previous = torch.zeros_like(angles)
-    for _ in range(config.griffin_lim_iters):
-        rebuilt = codec._stft(torch.istft(magnitude * angles, length=length, **istft))
-        angles = rebuilt - momentum * previous
-        angles = angles / (angles.abs() + 1e-16)
-        previous = rebuilt
-    return torch.istft(magnitude * angles, length=length, **istft), angles
+from cam_hf.testing_utils import griffin_lim_on_torch_stft, tiny_mel_autoencoder
 
 
 @pytest.mark.parametrize(
