@@ -15,6 +15,10 @@ chunks of 64 frames throughout with growing ones. For each setting it prints, av
   * milliseconds per latent frame, on this thread's CPU clock (what the decoding thread costs) and on the
     wall.
 
+A third table times one Griffin-Lim call against the frames it decodes (a chunk and its context: 8 frames for
+the first chunk of 4, 72 for a chunk of 64), on `torch.stft` and on `torch.fft`: whether a call's cost is per
+call (it would fall per frame as the chunks grow) or per frame.
+
 Old (32 iterations, random start; `torch.stft`, chunks of 64) and new (the codec's defaults) are measured in
 the same run. Benchmarks print figures; they never assert them.
 
@@ -106,6 +110,20 @@ def measure(
     return {name: statistics.mean(values) for name, values in figures.items()}
 
 
+def cost_per_frame(codec: MelAutoencoder, latents: torch.Tensor, frames: int, repeats: int = 3) -> float:
+    """CPU ms per latent frame of one `griffin_lim` call on the first `frames` frames of `latents` `[1, T, D]`
+    (the best of `repeats` rounds of ~200 frames)."""
+    log_mel = codec.latents_to_log_mel(codec.denormalize_latents(latents[:, :frames]))[:, 0]
+    magnitude = torch.matmul(codec.mel_inverse, log_mel.exp()).clamp(min=0)
+    calls, best = max(2, 200 // frames), float("inf")
+    for _ in range(repeats):
+        start = time.thread_time()
+        for _ in range(calls):
+            codec.griffin_lim(magnitude, frames * codec.hop_length)
+        best = min(best, (time.thread_time() - start) / calls)
+    return 1000 * best / frames
+
+
 def main(argv=None) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -155,6 +173,15 @@ def main(argv=None) -> None:
         figures = f"{row['sc']:8.4f} {row['lsd']:8.3f} {row['inconsistency']:11.4f}"
         times = f"{row['cpu_ms']:13.2f} {row['wall_ms']:14.2f}"
         print(f"{name:>14s} {f'{first} -> 64':>12s} {figures} {times}{label}")
+    codec.register_to_config(griffin_lim_iters=default_iterations)
+    before = same_codec(codec, TorchStftMelAutoencoder)
+    latents = codec.encode(torch.from_numpy(np.concatenate(clips))[None, None])
+    print(f"\n{default_iterations} iterations: CPU ms per frame of one call against the frames it decodes\n")
+    print(f"{'frames':>7s} {'torch.stft':>11s} {'torch.fft':>10s} {'ratio':>6s}")
+    for frames in (8, 16, 24, 40, 72, 136):
+        if frames <= latents.shape[1]:
+            old, new = cost_per_frame(before, latents, frames), cost_per_frame(codec, latents, frames)
+            print(f"{frames:>7d} {old:>11.2f} {new:>10.2f} {new / old:>6.2f}")
     print(f"\nload average at end: {load_average()}")
 
 
