@@ -291,19 +291,23 @@ class FrameSampler:
         return sample
 
     def _modulations(self, conditions: torch.Tensor):
-        """Every step's AdaLN modulations: a list with one entry per step, computed in one batched pass
-        (rows step-major), so that their weights are read once per frame, not once per step; or, when that
-        batch would be larger than `MAX_PRECOMPUTED_ROWS` (a large batch reuses the weights anyway), a
-        function of the step."""
-        sampler, time_embedding = self.sampler, self.time_embedding
-        projected = sampler.condition_proj(conditions)
-        num_steps, rows = time_embedding.shape[0], conditions.shape[0]
-        if num_steps * rows > MAX_PRECOMPUTED_ROWS:
-            return lambda index: sampler.modulations_from(time_embedding[index] + projected)
-        c = (time_embedding[:, None] + projected[None]).flatten(0, 1)
-        batched = sampler.modulations_from(c)
-        layers = [[m.view(num_steps, rows, -1).unbind() for m in layer] for layer in batched]
-        return [[tuple(m[index] for m in layer) for layer in layers] for index in range(num_steps)]
+        return frame_modulations(self.sampler, self.time_embedding, conditions)
+
+
+def frame_modulations(sampler: CAMSampler, time_embedding: torch.Tensor, conditions: torch.Tensor):
+    """Every step's AdaLN modulations for a frame, given the steps' `time_embedding` `(num_steps, width)` and
+    the Backbone outputs `conditions` `(rows, condition_dim)`: a list with one entry per step, computed in one
+    batched pass (rows step-major), so that their weights are read once per frame, not once per step; or, when
+    that batch would be larger than `MAX_PRECOMPUTED_ROWS` (a large batch reuses the weights anyway), a
+    function of the step."""
+    projected = sampler.condition_proj(conditions)
+    num_steps, rows = time_embedding.shape[0], conditions.shape[0]
+    if num_steps * rows > MAX_PRECOMPUTED_ROWS:
+        return lambda index: sampler.modulations_from(time_embedding[index] + projected)
+    c = (time_embedding[:, None] + projected[None]).flatten(0, 1)
+    batched = sampler.modulations_from(c)
+    layers = [[m.view(num_steps, rows, -1).unbind() for m in layer] for layer in batched]
+    return [[tuple(m[index] for m in layer) for layer in layers] for index in range(num_steps)]
 
 
 def _check_sample_next_frame_inputs(sampler, condition, num_inference_steps, generator, noise) -> None:
@@ -331,4 +335,4 @@ def _check_sample_next_frame_inputs(sampler, condition, num_inference_steps, gen
         raise ValueError(f"`noise` must have shape {shape}, got {tuple(noise.shape)}.")
 
 
-__all__ = ["FrameSampler", "SlidingWindow", "sample_next_frame"]
+__all__ = ["FrameSampler", "SlidingWindow", "frame_modulations", "sample_next_frame"]

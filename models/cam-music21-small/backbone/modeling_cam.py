@@ -381,20 +381,7 @@ class CAMModel(CAMPreTrainedModel):
         self._check_inputs(latents, attention_mask, noise_level, instrument_ids, past_length, starts_sequence)
         self._check_clean_latents(latents, clean_latents, cache, starts_sequence)
 
-        hidden_states = self.input_proj(latents)
-        if self.noise_level_proj is not None:
-            levels = noise_level.unsqueeze(-1).to(hidden_states.dtype)
-            hidden_states = hidden_states + self.noise_level_proj(levels)
-        if starts_sequence:
-            start = self.start_embedding.to(hidden_states.dtype).expand(latents.shape[0], 1, -1)
-            hidden_states = torch.cat([start, hidden_states], dim=1)
-        if self.instrument_embedding is not None:
-            if instrument_ids is None:
-                instrument_ids = torch.full(
-                    (latents.shape[0],), self.config.no_instrument_id, dtype=torch.long, device=latents.device
-                )
-            instruments = self.instrument_embedding(instrument_ids)[:, None].to(hidden_states.dtype)
-            hidden_states = hidden_states + instruments
+        hidden_states = self.embed(latents, noise_level, instrument_ids, starts_sequence)
         num_new = hidden_states.shape[1]
 
         if attention_mask is not None:
@@ -425,6 +412,36 @@ class CAMModel(CAMPreTrainedModel):
                 clean_latents = clean_latents * attention_mask[:, -latents.shape[1] :, None]
             hidden_states = hidden_states + self._short_context(clean_latents, cache, starts_sequence)
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
+
+    def embed(
+        self,
+        latents: torch.Tensor,
+        noise_level: torch.Tensor | None = None,
+        instrument_ids: torch.LongTensor | None = None,
+        starts_sequence: bool = True,
+    ) -> torch.Tensor:
+        r"""
+        The transformer's input: the projected frames (plus their noise level's projection), behind the start
+        vector when `starts_sequence`, plus the instrument's embedding. Arguments as in `forward`, unchecked.
+
+        Returns:
+            `torch.Tensor` of shape `(batch_size, num_positions, hidden_size)`.
+        """
+        hidden_states = self.input_proj(latents)
+        if self.noise_level_proj is not None:
+            levels = noise_level.unsqueeze(-1).to(hidden_states.dtype)
+            hidden_states = hidden_states + self.noise_level_proj(levels)
+        if starts_sequence:
+            start = self.start_embedding.to(hidden_states.dtype).expand(latents.shape[0], 1, -1)
+            hidden_states = torch.cat([start, hidden_states], dim=1)
+        if self.instrument_embedding is not None:
+            if instrument_ids is None:
+                instrument_ids = torch.full(
+                    (latents.shape[0],), self.config.no_instrument_id, dtype=torch.long, device=latents.device
+                )
+            instruments = self.instrument_embedding(instrument_ids)[:, None].to(hidden_states.dtype)
+            hidden_states = hidden_states + instruments
+        return hidden_states
 
     def _short_context(self, clean_latents: torch.Tensor, cache: Cache | None, starts_sequence: bool):
         """h for every new position: the short context over the clean frames behind each; the cache keeps the
