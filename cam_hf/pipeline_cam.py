@@ -26,6 +26,7 @@ from .autoencoders.base import (
     AudioAutoencoderMixin,
     decode_chunk_sizes,
 )
+from .frame_step import CompiledFrameStepMixin
 from .generation import FrameSampler, SlidingWindow
 from .hub_utils import PipelineSharingMixin
 from .modeling_cam import CAMModel, mix_noise
@@ -46,7 +47,7 @@ from .sampler import CAMSampler
 from .utils.audio import as_audio_batch
 
 
-class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
+class CAMPipeline(CompiledFrameStepMixin, PipelineSharingMixin, DiffusionPipeline):
     r"""
     Generates audio with a Continuous Autoregressive Model: unconditionally, or as a continuation of an audio
     prompt; with a Backbone trained with instrument conditioning, for a chosen instrument, with
@@ -62,6 +63,9 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
 
     Any component may be `None` (as diffusers' pipelines allow): `encode_prompt` needs only the autoencoder,
     and generating latents (`output_type="latent"`, `num_frames`) needs no autoencoder.
+
+    `pipe.enable_compiled_frame_step()` runs each frame as one compiled call, for processes that generate much
+    (compiling takes ~35 s per batch size, steps and guidance; see [`CompiledFrameStepMixin`]).
     """
 
     model_cpu_offload_seq = "backbone->sampler->autoencoder"
@@ -187,7 +191,8 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
         r"""
         The autoregressive loop, on a call's checked arguments: yields each new frame as soon as it is drawn,
         and holds only the Backbone's window. A frame costs one Backbone step and the Sampler's steps: nothing
-        is checked, allocated or synchronised per frame beyond them.
+        is checked, allocated or synchronised per frame beyond them. With `enable_compiled_frame_step`, both
+        are one compiled call ([`~cam_hf.frame_step.StaticFrameStep`]) wherever the call allows it.
 
         With classifier-free guidance (`pipe.guidance_scale` != 1 with `instrument_ids`), the window holds
         each sequence twice, with its instrument and with "no instrument": both read the same frames, and the
@@ -228,37 +233,49 @@ class CAMPipeline(PipelineSharingMixin, DiffusionPipeline):
             device=device,
             temperature=inputs.temperature,
         )
+        # The compiled step (None: the eager loop), which takes over the window's state.
+        static = self._frame_loop(inputs, draw, window, k_inf, instrument_ids, guided)
         # What is fed back, allocated once; with guidance both halves of the window read the same frame. A
         # short context also reads each frame as drawn.
         fed = torch.empty(condition.shape[0], prompt.shape[-1], device=device, dtype=dtype)
         drawn = torch.empty_like(fed) if window.reads_clean_frames else None
+        frame = None
         with self.progress_bar(total=num_frames) as progress_bar:
             for index in range(num_frames):
                 if self.interrupt:
                     break
-                # Draw frame t+1 from the Sampler's flow, given z_t (guided by the unconditional z_t).
-                if guided:
-                    unconditional = condition[batch_size:]
-                    frame = draw(condition[:batch_size], generator, None, unconditional, self.guidance_scale)
-                else:
-                    frame = draw(condition, generator)
+                # The noises of this frame, in the order the eager loop has always drawn them: the noise
+                # mixed into the last frame as it is fed back, then the noise the new frame starts from.
+                last, frame = frame, None
+                feed_noise = None if last is None else randn_tensor(last.shape, generator, device, dtype)
+                start_noise = randn_tensor(fed[:batch_size].shape, generator, device, dtype)
+                if last is not None and static is not None:
+                    # Feed the last frame back and draw the next in one call (None: this frame runs eagerly).
+                    frame = static(last, feed_noise, start_noise, self.guidance_scale)
+                if frame is None:
+                    if last is not None:
+                        # Feed it back mixed with k_inf; the window slides once the context is full: z_{t+1}.
+                        fed[:batch_size] = mix_noise(last, feed_noise, k_inf, mixing)
+                        if guided:
+                            fed[batch_size:] = fed[:batch_size]
+                        if drawn is not None:
+                            drawn[:batch_size] = last
+                            if guided:
+                                drawn[batch_size:] = last
+                        condition = window.append(fed, drawn)
+                        if static is not None:
+                            static.load(window)
+                    # Draw frame t+1 from the Sampler's flow, given z_t (guided by the unconditional z_t).
+                    if guided:
+                        unconditional, scale = condition[batch_size:], self.guidance_scale
+                        frame = draw(condition[:batch_size], generator, start_noise, unconditional, scale)
+                    else:
+                        frame = draw(condition, generator, start_noise)
                 # The callback may replace the new frame only: the earlier ones were fed back and yielded.
                 if inputs.callback_on_step_end is not None:
                     frame = self._callback_frame(inputs, index, frame)
                 yield frame
                 progress_bar.update()
-                if index == num_frames - 1:
-                    break
-                # Feed it back mixed with k_inf; the window slides once the context is full: z_{t+1}.
-                noise = randn_tensor(frame.shape, generator, device, dtype)
-                fed[:batch_size] = mix_noise(frame, noise, k_inf, mixing)
-                if guided:
-                    fed[batch_size:] = fed[:batch_size]
-                if drawn is not None:
-                    drawn[:batch_size] = frame
-                    if guided:
-                        drawn[batch_size:] = frame
-                condition = window.append(fed, drawn)
 
     def _callback_frame(self, inputs: GenerationInputs, index: int, frame: torch.Tensor) -> torch.Tensor:
         """Runs the callback on the new frame and returns the frame it leaves (replaced or not), checked."""
