@@ -20,6 +20,10 @@ Sampler's config, Griffin-Lim iterations from its codec's, `--old_griffin_lim_it
     sound a player could start;
   * with `--old_model revision`, the old code runs the model shipped at the old revision, so that the
     comparison is of what a user got then against what they get now (a new model may take fewer steps);
+  * the new code's frame loop eager and compiled (`pipe.enable_compiled_frame_step()`, one compiled call per
+    frame), in turn, without a callback (a callback turns the compiled step off): the CPU milliseconds per
+    frame of a whole call, seconds of audio per wall second for the frames alone, and the time the first call
+    of each shape took to compile (unguided, and guided with w = 2);
   * the load average at the start and the end. Benchmarks print figures; they never assert them.
 
 Run:  .venv/bin/python benchmarks/bench_shipped_model.py  [--model DIR] [--seconds 10] [--repeats 3]
@@ -32,6 +36,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import math
 import os
 import shutil
 import statistics
@@ -225,6 +230,45 @@ def stage_times(pipes: dict, steps: dict, repeats: int, frames: int = 40) -> dic
     return {"Backbone step (CPU ms)": backbone_ms, "Sampler, a frame's steps (CPU ms)": sampler_ms}
 
 
+def compiled_frames(pipe, seconds: float, steps: int, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """The new pipeline's frames alone, eager and compiled in turn: {figure: {"eager" | "compiled": values}}.
+    The compile times are those of the first call of each shape in this process (Inductor's on-disk cache,
+    warm after an earlier run, shortens them)."""
+    samples: dict[str, dict[str, list[float]]] = {}
+    instrument = (pipe.backbone.config.instrument_names or [None])[0]
+    settings = {"unguided": {}, "guided w = 2": {"guidance_scale": 2.0}} if instrument else {"unguided": {}}
+
+    def generate(num_frames: int | None = None, **kwargs) -> None:
+        length = {"num_frames": num_frames} if num_frames else {"audio_length_in_s": seconds}
+        generator = torch.Generator().manual_seed(0)
+        pipe(output_type="latent", num_inference_steps=steps, instrument=instrument, generator=generator,
+             **length, **kwargs)  # fmt: skip
+
+    pipe.enable_compiled_frame_step()
+    for label, kwargs in settings.items():
+        start = time.perf_counter()
+        generate(num_frames=8, **kwargs)
+        samples.setdefault(f"compile, first call {label} (s)", {})["compiled"] = [time.perf_counter() - start]
+    num_frames = math.ceil(seconds * pipe.frame_rate)
+    for repeat in range(repeats):
+        for mode in ("eager", "compiled") if repeat % 2 == 0 else ("compiled", "eager"):
+            # Disabled, the pipeline keeps its compiled steps for the next enable.
+            pipe.enable_compiled_frame_step() if mode == "compiled" else pipe.disable_compiled_frame_step()
+            for label, kwargs in settings.items():
+                start, cpu = time.perf_counter(), time.thread_time()
+                generate(**kwargs)
+                figures = {
+                    f"frame loop, {label}, per frame (CPU ms)": 1000
+                    * (time.thread_time() - cpu)
+                    / num_frames,
+                    f"frames only, {label} (x real time)": seconds / (time.perf_counter() - start),
+                }
+                for name, value in figures.items():
+                    samples.setdefault(name, {}).setdefault(mode, []).append(value)
+    pipe.disable_compiled_frame_step()
+    return samples
+
+
 def cold_start(model: str, checkout: str | None, griffin_lim_iters: int) -> dict:
     # One torch thread per stage, as in the other figures.
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
@@ -307,6 +351,17 @@ def main(argv=None) -> None:
         aggregate = max if "x real time" in name else statistics.median if "CPU ms" in name else min
         old, new = (aggregate(values[version]) for version in ("old", "new"))
         print(f"{name:60s}{old:10.2f}{new:10.2f}{new / old:11.2f}")
+    compiled = compiled_frames(pipes["new"], args.seconds, steps["new"], args.repeats)
+    print(f"\nnew code, frame loop eager and compiled (2 cores; load average now {load_average()})")
+    print(f"{'':60s}{'eager':>10s}{'compiled':>10s}{'c / e':>11s}")
+    for name, values in compiled.items():
+        aggregate = max if "x real time" in name else statistics.median if "CPU ms" in name else min
+        fast = aggregate(values["compiled"])
+        if "eager" not in values:  # a compile time
+            print(f"{name:60s}{'':10s}{fast:10.2f}")
+            continue
+        eager = aggregate(values["eager"])
+        print(f"{name:60s}{eager:10.2f}{fast:10.2f}{fast / eager:11.2f}")
     print(f"\nload average at end: {load_average()}")
     shutil.rmtree(folder, ignore_errors=True)
 
