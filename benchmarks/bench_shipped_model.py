@@ -14,7 +14,8 @@ Sampler's config, Griffin-Lim iterations from its codec's, `--old_griffin_lim_it
   * milliseconds per frame by stage, in the CPU time of the thread doing the work (which other processes' load
     disturbs much less than the wall), medians over the repeats: the Backbone's cached step, the Sampler's
     steps, the whole frame loop per frame, with classifier-free guidance, and Griffin-Lim decoding;
-  * the time from `pipe.stream(...)` to its first chunk, with the default chunk (64 frames) and with 16;
+  * the time from `pipe.stream(...)` to its first chunk, with each version's default chunks (the new code's
+    grow from 4 frames to 64; older code streams 64 from the start) and with chunks of 16 throughout;
   * from a cold start (a fresh `python` for each version), the time to `import cam_hf`, to
     `from cam_hf import CAMPipeline`, to the loaded pipeline and to the first chunk of `stream()`: the first
     sound a player could start;
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -168,21 +170,24 @@ def measure(pipes: dict, seconds: float, steps: dict, repeats: int) -> dict[str,
         pipes[version].decode_latents(latents)
         cpu_ms = 1000 * (time.thread_time() - start) / latents.shape[1]
         record("decoding, per frame (CPU ms)", version, cpu_ms)
-    for chunk_frames in (64, 16):
+    # Each version's default chunks (the new code starts with 4 frames and doubles up to 64; older code
+    # streams 64 from the start), then chunks of 16 frames throughout.
+    for label, chunk_frames in (("default chunks", None), ("16-frame chunks", 16)):
         for _, version in in_turn(list(pipes), repeats):
+            chunking = {}
+            if chunk_frames is not None:
+                chunking["decode_chunk_frames"] = chunk_frames
+                if "decode_first_chunk_frames" in inspect.signature(pipes[version].stream).parameters:
+                    chunking["decode_first_chunk_frames"] = chunk_frames
             start = time.perf_counter()
             chunks = pipes[version].stream(
                 audio_length_in_s=seconds,
-                decode_chunk_frames=chunk_frames,
                 num_inference_steps=steps[version],
                 instrument=instrument,
+                **chunking,
             )
             next(iter(chunks))
-            record(
-                f"first chunk of stream(), {chunk_frames}-frame chunks (ms)",
-                version,
-                1000 * (time.perf_counter() - start),
-            )
+            record(f"first chunk of stream(), {label} (ms)", version, 1000 * (time.perf_counter() - start))
             chunks.close()
     return samples
 
