@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install system-deps test test-slow lint format demo app train train-base train-v3 clean
+.PHONY: install system-deps test test-slow lint format demo app train train-base train-v3 train-vocoder clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -112,6 +112,18 @@ train-v3: $(LATENTS)/encode_summary.json
 		--lr_decay_steps $(V3_DECAY) --use_ema --ema_decay 0.999 --train_batch_size 16 --checkpointing_steps 250 \
 		--checkpoints_total_limit 2 --validation_steps 2000 --num_validation_prompts 1 --num_validation_samples 1 \
 		--report_to tensorboard --resume_from_checkpoint latest --seed 4
+
+# The mel codec's learned decoder (docs/autoencoders.md): a Vocos-style vocoder trained on the built-in dataset's
+# audio, through the shipped codec's latents. Resumes exactly from its last checkpoint when re-run, so a run can be
+# spread over sessions; VOCODER_STOP stops it early (the schedule stays VOCODER_STEPS long).
+VOCODER_DIR ?= runs/vocoder
+VOCODER_STEPS ?= 4000
+VOCODER_STOP ?=
+train-vocoder: $(DATA)/dataset_dict.json
+	$(PY) examples/train_vocoder.py --dataset_dir $(DATA) --autoencoder_path models/cam-music21-small/autoencoder \
+		--output_dir $(VOCODER_DIR) --max_train_steps $(VOCODER_STEPS) --lr_warmup_steps 100 --train_batch_size 16 \
+		--checkpointing_steps 100 --checkpoints_total_limit 2 --validation_steps 500 --report_to tensorboard \
+		--resume_from_checkpoint latest $(if $(VOCODER_STOP),--stop_after_steps $(VOCODER_STOP))
 
 clean:
 	rm -rf $(VENV) outputs
