@@ -219,15 +219,18 @@ def stage_times(pipes: dict, steps: dict, repeats: int, frames: int = 40) -> dic
             draw = generation_part(pipe, "sample_next_frame")
             draws[version] = partial(draw, pipe.sampler, pipe.scheduler, num_inference_steps=steps[version])
     latent_dim = pipes["new"].backbone.config.latent_dim
+    # A Backbone with a short context also reads the frames clean (older revisions' windows take no such
+    # argument); for timing, the fed frames serve as their own clean ones.
+    clean = {v: bool(getattr(p.backbone.config, "short_context_frames", 0)) for v, p in pipes.items()}
     for _ in range(repeats):
         prompt = torch.randn(1, pipes["new"].context_frames // 2, latent_dim)
         for version in pipes:
-            conditions[version] = windows[version].start(prompt)
+            conditions[version] = windows[version].start(prompt, *([prompt] if clean[version] else []))
         for _ in range(min(frames, pipes["new"].context_frames // 2 - 1)):
             frame = randn_tensor((1, latent_dim))
             for version in pipes:
                 start = time.thread_time()
-                conditions[version] = windows[version].append(frame)
+                conditions[version] = windows[version].append(frame, *([frame] if clean[version] else []))
                 backbone_ms[version].append(1000 * (time.thread_time() - start))
                 start = time.thread_time()
                 draws[version](conditions[version])
