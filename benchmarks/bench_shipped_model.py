@@ -322,6 +322,9 @@ def main(argv=None) -> None:
         "at --baseline_revision (`revision`: old model and code against new model and code).",
     )
     args = parser.parse_args(argv)
+    # The cold starts run in another folder: a relative model path must still find the model.
+    if os.path.isdir(args.model):
+        args.model = os.path.abspath(args.model)
     torch.set_num_threads(args.threads)
     folder = export_revision(args.baseline_revision)
     sys.path.append(os.path.join(folder, "beside"))
