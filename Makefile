@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install system-deps test test-slow lint format demo app train train-base train-v3 train-vocoder clean
+.PHONY: install system-deps test test-slow lint format demo app train train-base train-v2 train-vocoder clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,11 +62,12 @@ app: install system-deps
 	$(PY) examples/app.py $(APP_ARGS)
 
 # The shipped model (docs/training.md): render 3,000 pieces of the music21 corpus, encode them with the mel codec, then
-# train in two stages. Stage 1 (`make train-base`, TRAIN_DIR): the instrument-conditioned model, k_max TRAIN_NOISE,
-# stopped at step TRAIN_STOP of a TRAIN_STEPS cosine schedule. Stage 2 (`make train`, FINETUNE_DIR): stage 1
+# train in three stages. Stage 1 (`make train-base`, TRAIN_DIR): the instrument-conditioned model, k_max TRAIN_NOISE,
+# stopped at step TRAIN_STOP of a TRAIN_STEPS cosine schedule (v1). Stage 2 (`make train-v2`, FINETUNE_DIR): stage 1
 # fine-tuned for 2,000 steps with the learning rate decaying to 0 and a few-step (shortcut) Sampler, 4 steps per
-# frame by default. Each stage is skipped once done and resumes from its last checkpoint, so the same command
-# continues an interrupted run exactly. `make train-base TRAIN_NOISE=0` trains the plain AR baseline.
+# frame by default (v2). Stage 3 (`make train`, V3_DIR): stage 2 with a short clean context, 12,000 more steps (v3,
+# the shipped model). Stages 1 and 2 are skipped once done; each resumes from its last checkpoint, so the same
+# command continues an interrupted run exactly. `make train-base TRAIN_NOISE=0` trains the plain AR baseline.
 DATA := data/cam-music21-3k
 LATENTS := $(DATA)-latents
 TRAIN_NOISE ?= 1.0
@@ -91,7 +92,7 @@ $(TRAIN_DIR)/model_index.json: $(LATENTS)/encode_summary.json
 
 train-base: $(TRAIN_DIR)/model_index.json
 
-train: $(TRAIN_DIR)/model_index.json
+$(FINETUNE_DIR)/model_index.json: $(TRAIN_DIR)/model_index.json
 	$(PY) examples/train.py --pretrained_model_name_or_path $(TRAIN_DIR) --dataset_dir $(LATENTS) \
 		--output_dir $(FINETUNE_DIR) --few_step_objective shortcut --default_inference_steps 4 \
 		--max_train_steps 2000 --learning_rate 1e-4 --lr_scheduler linear --lr_warmup_steps 50 --use_ema \
@@ -99,14 +100,17 @@ train: $(TRAIN_DIR)/model_index.json
 		--validation_steps 1000 --num_validation_prompts 1 --num_validation_samples 1 --report_to tensorboard \
 		--resume_from_checkpoint latest
 
-# The third generation (docs/training.md, in progress): the shipped model with a short clean context added (it
-# starts silent), fine-tuned on both threads with a warmup-stable-decay schedule, so the run can be extended and
-# still end decayed. Resumes exactly from its last checkpoint when re-run.
+train-v2: $(FINETUNE_DIR)/model_index.json
+
+# Stage 3, the shipped model (v3): stage 2 with a short clean context added (it starts silent), fine-tuned on both
+# threads with a warmup-stable-decay schedule, so that the run can be extended (V3_STEPS) and still end decayed.
+# V3_FROM is the model it starts from (the shipped v3 was started from the shipped v2, which stage 2 makes).
 V3_DIR ?= runs/cam-small-v3
+V3_FROM ?= $(FINETUNE_DIR)
 V3_STEPS ?= 12000
 V3_DECAY ?= 3000
-train-v3: $(LATENTS)/encode_summary.json
-	$(PY) examples/train.py --pretrained_model_name_or_path models/cam-music21-small --dataset_dir $(LATENTS) \
+train: $(FINETUNE_DIR)/model_index.json
+	$(PY) examples/train.py --pretrained_model_name_or_path $(V3_FROM) --dataset_dir $(LATENTS) \
 		--output_dir $(V3_DIR) --short_context_frames 9 --short_context_learning_rate 5e-4 --learning_rate 1e-4 \
 		--lr_scheduler warmup_stable_decay --lr_warmup_steps 100 --max_train_steps $(V3_STEPS) \
 		--lr_decay_steps $(V3_DECAY) --use_ema --ema_decay 0.999 --train_batch_size 16 --checkpointing_steps 250 \
@@ -115,15 +119,18 @@ train-v3: $(LATENTS)/encode_summary.json
 
 # The mel codec's learned decoder (docs/autoencoders.md): a Vocos-style vocoder trained on the built-in dataset's
 # audio, through the shipped codec's latents. Resumes exactly from its last checkpoint when re-run, so a run can be
-# spread over sessions; VOCODER_STOP stops it early (the schedule stays VOCODER_STEPS long).
+# spread over sessions; VOCODER_STOP stops it early (the schedule stays VOCODER_STEPS long). VOCODER_PRECISION=bf16
+# is faster on CPUs with native bf16 (AVX-512 bf16, AMX), slower elsewhere.
 VOCODER_DIR ?= runs/vocoder
-VOCODER_STEPS ?= 4000
+VOCODER_STEPS ?= 10000
 VOCODER_STOP ?=
+VOCODER_PRECISION ?= no
 train-vocoder: $(DATA)/dataset_dict.json
 	$(PY) examples/train_vocoder.py --dataset_dir $(DATA) --autoencoder_path models/cam-music21-small/autoencoder \
 		--output_dir $(VOCODER_DIR) --max_train_steps $(VOCODER_STEPS) --lr_warmup_steps 100 --train_batch_size 16 \
-		--checkpointing_steps 100 --checkpoints_total_limit 2 --validation_steps 500 --report_to tensorboard \
-		--resume_from_checkpoint latest $(if $(VOCODER_STOP),--stop_after_steps $(VOCODER_STOP))
+		--checkpointing_steps 250 --checkpoints_total_limit 2 --validation_steps 1000 --report_to tensorboard \
+		--mixed_precision $(VOCODER_PRECISION) --resume_from_checkpoint latest \
+		$(if $(VOCODER_STOP),--stop_after_steps $(VOCODER_STOP))
 
 clean:
 	rm -rf $(VENV) outputs
