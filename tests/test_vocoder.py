@@ -121,14 +121,22 @@ def test_codec_saves_and_loads_its_vocoder_and_codecs_without_one_are_unchanged(
     assert audio.shape[-1] == 3 * again.autoencoder.hop_length and torch.isfinite(audio).all()
 
 
-def test_the_shipped_codec_loads_without_a_vocoder_and_decodes_with_griffin_lim():
+def test_the_shipped_codec_decodes_with_its_trained_vocoder_and_griffin_lim_without_it():
     shipped = MelAutoencoder.from_pretrained(SHIPPED_CODEC)
-    assert shipped.vocoder is None and set(shipped.state_dict()) == {"projection", "projection_mean"}
+    # The vocoder is saved beside the codec: the codec's own weights (and so its latents) are the PCA's alone.
+    assert isinstance(shipped.vocoder, MelVocoder)
+    assert set(shipped.state_dict()) == {"projection", "projection_mean"}
     latents = torch.randn(1, 3, shipped.latent_dim, generator=torch.Generator().manual_seed(0))
     log_mel = shipped.latents_to_log_mel(shipped.denormalize_latents(latents))[:, 0]
+    with torch.no_grad():
+        expected = shipped.vocoder(log_mel)
+    decoded = shipped.decode(latents)[:, 0]
+    torch.testing.assert_close(decoded, expected[..., : decoded.shape[-1]], rtol=0, atol=1e-6)
+    # Detached, the same codec decodes with Griffin-Lim, as every codec without a vocoder does.
+    shipped.set_vocoder(None)
     magnitude = torch.matmul(shipped.mel_inverse, log_mel.exp()).clamp(min=0)
-    expected, _ = shipped.griffin_lim(magnitude, 3 * shipped.hop_length)
-    torch.testing.assert_close(shipped.decode(latents)[:, 0], expected, rtol=0, atol=0)
+    griffin_lim, _ = shipped.griffin_lim(magnitude, 3 * shipped.hop_length)
+    torch.testing.assert_close(shipped.decode(latents)[:, 0], griffin_lim, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(("chunk", "context"), [(1, 0), (3, 1), (5, 6), (7, 9)])
