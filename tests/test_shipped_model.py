@@ -80,9 +80,9 @@ def test_a_stream_dropped_just_before_exit_ends_the_process_cleanly():
 
 
 def test_the_shipped_model_generates_what_it_generated_when_it_shipped():
-    # tests/data/shipped_model_frames.json holds the first frames the shipped model drew, for fixed seeds, with
-    # the code of the commit that shipped it (its `made_by`): changing or moving code must not change what a
-    # user gets. Re-make it (these cases, written as JSON) only when the shipped weights change.
+    # tests/data/shipped_model_frames.json holds the first frames the shipped model drew, for fixed seeds,
+    # with the code of the commit that shipped it (its `made_by`): changing or moving code must not change
+    # what a user gets. Re-make it (these cases, written as JSON) only when the shipped weights change.
     reference = json.loads((Path(__file__).parent / "data" / "shipped_model_frames.json").read_text())[
         "frames"
     ]

@@ -25,6 +25,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import logging
 
 from .base import _MIN_STD, AudioAutoencoderMixin
+from .stft import frames_istft, frames_stft, inverse_window_envelope
 from .vocoder import MelVocoder, mel_filterbank
 
 logger = logging.get_logger(__name__)
@@ -408,8 +409,8 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
         random start (`benchmarks/bench_griffin_lim.py`, `docs/performance.md`).
 
         The STFT pair is `torch.stft` / `torch.istft`'s (centred frames, reflect padding, the Hann window)
-        written out with `torch.fft.rfft` / `irfft` on frames laid out `[B, frames, bins]`: the window
-        envelope is computed once per call instead of at every inverse, the overlap-add is
+        written out with `torch.fft.rfft` / `irfft` on frames laid out `[B, frames, bins]` (`stft.py`): the
+        window envelope is computed once per call instead of at every inverse, the overlap-add is
         `n_fft / stft_hop_length` shifted additions, and the magnitude is imposed on real tensors. The FFTs
         are a fraction of an iteration: `torch.istft`'s overlap-add and envelope and complex `abs` and
         division cost twice as much as the rest (`docs/performance.md`). The audio equals the `torch.stft` /
@@ -438,58 +439,22 @@ class MelAutoencoder(ModelMixin, ConfigMixin, AudioAutoencoderMixin):
             angles[..., :shared] = initial_phase[..., :shared]
         # From here on `[B, frames, bins]`: each FFT runs along contiguous memory.
         magnitude, spectrum = magnitude.mT.contiguous(), (magnitude * angles).mT.contiguous()
-        inverse_envelope = self._inverse_window_envelope(magnitude.shape[1], length)
+        hop = self.config.stft_hop_length
+        inverse_envelope = inverse_window_envelope(self.window, hop, magnitude.shape[1], length)
         momentum = self.config.griffin_lim_momentum / (1 + self.config.griffin_lim_momentum)
         # `accelerated`: the phase the last iteration reached (the starting one without iterations).
         previous, accelerated = torch.zeros_like(spectrum), angles.mT
         for _ in range(self.config.griffin_lim_iters):
-            rebuilt = self._frames_stft(self._frames_istft(spectrum, inverse_envelope, length))
+            audio = frames_istft(spectrum, self.window, hop, length, inverse_envelope)
+            rebuilt = frames_stft(audio, self.window, hop)
             accelerated = torch.sub(rebuilt, previous, alpha=momentum)
             # The magnitude with the accelerated phase: magnitude * a / |a|, in real arithmetic (complex
             # `abs` and division cost several times more).
             scale = magnitude / (_complex_abs(accelerated) + 1e-16)
             spectrum = torch.view_as_complex(torch.view_as_real(accelerated) * scale[..., None])
             previous = rebuilt
-        audio = self._frames_istft(spectrum, inverse_envelope, length)
+        audio = frames_istft(spectrum, self.window, hop, length, inverse_envelope)
         return audio, (accelerated / (_complex_abs(accelerated) + 1e-16)).mT
-
-    def _frames_stft(self, audio: torch.Tensor) -> torch.Tensor:
-        """`torch.stft` of `audio` `[B, N]` (centred, reflect padding, Hann), as `[B, frames, bins]`."""
-        half = self.config.n_fft // 2
-        padded = torch.nn.functional.pad(audio[:, None], (half, half), mode="reflect")[:, 0]
-        frames = padded.unfold(-1, self.config.n_fft, self.config.stft_hop_length) * self.window
-        return torch.fft.rfft(frames, dim=-1)
-
-    def _frames_istft(
-        self, spectrum: torch.Tensor, inverse_envelope: torch.Tensor, length: int
-    ) -> torch.Tensor:
-        """`torch.istft` of `spectrum` `[B, frames, bins]` to `length` samples `[B, length]`, given
-        `_inverse_window_envelope`."""
-        frames = torch.fft.irfft(spectrum, n=self.config.n_fft, dim=-1) * self.window
-        half = self.config.n_fft // 2
-        return self._overlap_add(frames)[:, half : half + length] * inverse_envelope
-
-    def _inverse_window_envelope(self, num_frames: int, length: int) -> torch.Tensor:
-        """1 / the overlap-added squared window over the `length` samples an inverse STFT of `num_frames`
-        frames keeps (what `torch.istft` divides by)."""
-        squared = self.window.square().expand(1, num_frames, -1)
-        half = self.config.n_fft // 2
-        return 1 / self._overlap_add(squared)[0, half : half + length]
-
-    def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames `[B, T, n_fft]` overlap-added at `stft_hop_length`: `[B, (T - 1) * hop + n_fft]`."""
-        batch, count, n_fft = frames.shape
-        hop = self.config.stft_hop_length
-        if n_fft % hop:  # the general case, through `fold` (several times slower)
-            size = (1, (count - 1) * hop + n_fft)
-            folded = torch.nn.functional.fold(frames.mT, size, (1, n_fft), stride=(1, hop))
-            return folded.reshape(batch, -1)
-        # Each frame's hop-long blocks, added in `n_fft / hop` shifted passes.
-        blocks = frames.reshape(batch, count, n_fft // hop, hop)
-        audio = frames.new_zeros(batch, count + n_fft // hop - 1, hop)
-        for shift in range(n_fft // hop):
-            audio[:, shift : shift + count] += blocks[:, :, shift]
-        return audio.reshape(batch, -1)
 
     # ---- fitting -------------------------------------------------------------------------------------------
 

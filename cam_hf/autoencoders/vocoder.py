@@ -4,7 +4,7 @@ arXiv 2306.00814).
     log-mel [B, n_mels, F] -> Conv1d (kernel 7) -> LayerNorm -> N ConvNeXt blocks -> LayerNorm
         -> Linear(dim -> n_fft + 2): per STFT frame, a log-magnitude and a phase angle for each of the
            n_fft / 2 + 1 bins
-        -> iSTFT (Hann, n_fft, hop, center=True) -> audio [B, F * hop]
+        -> iSTFT (Hann, n_fft, hop, center=True; `stft.frames_istft`) -> audio [B, F * hop]
 
 There is no upsampling stack: every layer runs at the STFT frame rate and the iSTFT makes the samples, which
 is what makes it fast on a CPU. The magnitude head predicts a correction to a prior, the filterbank's
@@ -29,6 +29,8 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+from .stft import frames_istft
 
 # The magnitude's ceiling before the iSTFT (Vocos clips at 1e2, for training's first steps): a full-scale sine
 # peaks at n_fft / 4 = 256 here, so the ceiling is set above that.
@@ -72,10 +74,11 @@ class ConvNeXtBlock(nn.Module):
         self.layer_scale = nn.Parameter(torch.full((dim,), float(layer_scale_init)))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """`[B, dim, F]` -> `[B, dim, F]`."""
-        branch = self.norm(self.depthwise(hidden).transpose(1, 2))
-        branch = self.pointwise_out(self.activation(self.pointwise_in(branch))) * self.layer_scale
-        return hidden + branch.transpose(1, 2)
+        """`[B, F, dim]` -> `[B, F, dim]`."""
+        # Frames-major, so that the norm and the MLP run on contiguous rows; only the convolution sees the
+        # channels-major view.
+        branch = self.norm(self.depthwise(hidden.mT).mT)
+        return hidden + self.pointwise_out(self.activation(self.pointwise_in(branch))) * self.layer_scale
 
 
 class MelVocoder(ModelMixin, ConfigMixin):
@@ -206,26 +209,18 @@ class MelVocoder(ModelMixin, ConfigMixin):
         # The STFT of F * hop samples (center=True) has F + 1 frames; the codec drops the last, so it is
         # decoded from a copy of the last mel frame (as the codec's Griffin-Lim does with its magnitude).
         log_mel = torch.cat([log_mel, log_mel[..., -1:]], dim=-1)
-        hidden = self.input_norm(self.input_conv(log_mel).transpose(1, 2)).transpose(1, 2)
+        hidden = self.input_norm(self.input_conv(log_mel).mT)  # [B, F + 1, dim] from here on
         for block in self.blocks:
             hidden = block(hidden)
-        log_magnitude, angle = self.head(self.output_norm(hidden.transpose(1, 2))).float().chunk(2, dim=-1)
-        log_magnitude, angle = log_magnitude.transpose(1, 2), angle.transpose(1, 2)
+        log_magnitude, angle = self.head(self.output_norm(hidden)).float().chunk(2, dim=-1)
         if config.magnitude_prior:
-            mel = log_mel.float().exp()
-            prior = torch.matmul(self.mel_inverse, mel).clamp(min=config.log_floor).log()
+            mel = log_mel.float().exp().mT
+            prior = torch.matmul(mel, self.mel_inverse.T).clamp(min=config.log_floor).log()
             log_magnitude = log_magnitude + prior
         magnitude = log_magnitude.clamp(max=math.log(MAX_MAGNITUDE)).exp()
         # The phase as (cos, sin) of one predicted angle: a unit phasor whatever the output (Vocos' way).
-        spectrum = torch.complex(magnitude * torch.cos(angle), magnitude * torch.sin(angle))
-        return torch.istft(
-            spectrum,
-            config.n_fft,
-            config.hop_length,
-            window=self.window,
-            center=True,
-            length=frames * config.hop_length,
-        )
+        spectrum = torch.polar(magnitude, angle)
+        return frames_istft(spectrum, self.window, config.hop_length, frames * config.hop_length)
 
 
 __all__ = ["ConvNeXtBlock", "MelVocoder", "mel_filterbank"]
