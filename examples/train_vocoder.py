@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--autoencoder_path",
         required=True,
         help="A fitted mel codec's folder (MelAutoencoder.save_pretrained), e.g. a pipeline's autoencoder/. "
-        "If it has a vocoder already, training starts from it (fine-tuning).",
+        "If it has a vocoder already, training starts from it (fine-tuning), unless --new_vocoder.",
     )
     data("--audio_column", default="audio")
     data("--train_split", default="train")
@@ -106,7 +106,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     data("--dataloader_num_workers", type=int, default=1, help="Processes preparing the next batches.")
 
-    model = parser.add_argument_group("vocoder (MelVocoder; ignored when the codec has one)").add_argument
+    model = parser.add_argument_group("vocoder (MelVocoder; ignored when fine-tuning the codec's)")
+    model = model.add_argument
+    model(
+        "--new_vocoder",
+        action="store_true",
+        help="Train a new vocoder of the sizes below even when the codec has one (its vocoder is then not "
+        "used; the saved codec gets the new one).",
+    )
     model("--dim", type=int, default=256)
     model("--intermediate_dim", type=int, default=768)
     model("--num_blocks", type=int, default=8)
@@ -389,7 +396,7 @@ def main(argv: list[str] | None = None) -> dict:
     vocoder = codec.vocoder
     codec.set_vocoder(None)  # the codec only encodes here; validation attaches the vocoder to decode
     codec.to(accelerator.device)
-    if vocoder is None:
+    if vocoder is None or args.new_vocoder:
         vocoder = MelVocoder.for_codec(
             codec,
             dim=args.dim,

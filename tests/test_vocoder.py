@@ -279,6 +279,29 @@ def test_train_vocoder_runs_saves_a_codec_that_decodes_and_resumes_exactly(audio
         torch.testing.assert_close(resumed[name], weight, rtol=0, atol=0)
 
 
+def test_train_vocoder_fine_tunes_the_codecs_vocoder_unless_asked_for_a_new_one(audio_dataset, tmp_path):
+    with_vocoder = MelAutoencoder.from_pretrained(audio_dataset[1])
+    torch.manual_seed(3)
+    with_vocoder.set_vocoder(MelVocoder.for_codec(with_vocoder, dim=16, intermediate_dim=32, num_blocks=2))
+    with_vocoder.save_pretrained(tmp_path / "codec")
+    started = with_vocoder.vocoder.state_dict()
+
+    def train_from_it(output_dir: Path, *extra: str) -> MelAutoencoder:
+        args = train_args(audio_dataset, output_dir, "--max_train_steps", "1")
+        args[args.index("--autoencoder_path") + 1] = str(tmp_path / "codec")
+        train_vocoder.main([*args, *extra])
+        return MelAutoencoder.from_pretrained(output_dir / "autoencoder")
+
+    # A learning rate too small to move a weight: what comes out is what went in, so it started from it.
+    tuned = train_from_it(tmp_path / "tuned", "--learning_rate", "1e-12", "--dim", "8")
+    assert tuned.vocoder.config.dim == 16  # the sizes are the codec's vocoder's, not the arguments'
+    for name, weight in tuned.vocoder.state_dict().items():
+        torch.testing.assert_close(weight, started[name], rtol=0, atol=1e-6)
+
+    fresh = train_from_it(tmp_path / "fresh", "--new_vocoder", "--dim", "8", "--intermediate_dim", "24")
+    assert (fresh.vocoder.config.dim, fresh.vocoder.config.intermediate_dim) == (8, 24)
+
+
 def test_train_vocoder_rejects_bad_arguments_clearly(audio_dataset, tmp_path):
     with pytest.raises(ValueError, match="--latent_noise_std must be >= 0 and needs --vocoder_input latents"):
         train_vocoder.main(train_args(audio_dataset, tmp_path / "a", "--vocoder_input", "log_mel"))
