@@ -219,7 +219,8 @@ class MelVocoder(ModelMixin, ConfigMixin):
             log_magnitude = log_magnitude + prior
         magnitude = log_magnitude.clamp(max=math.log(MAX_MAGNITUDE)).exp()
         # The phase as (cos, sin) of one predicted angle: a unit phasor whatever the output (Vocos' way).
-        spectrum = torch.polar(magnitude, angle)
+        # (`torch.polar` gives the same, measured 3-5 % slower overall.)
+        spectrum = torch.complex(magnitude * torch.cos(angle), magnitude * torch.sin(angle))
         return frames_istft(spectrum, self.window, config.hop_length, frames * config.hop_length)
 
 
