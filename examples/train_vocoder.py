@@ -114,6 +114,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Train a new vocoder of the sizes below even when the codec has one (its vocoder is then not "
         "used; the saved codec gets the new one).",
     )
+    model(
+        "--keep_blocks",
+        type=int,
+        nargs="+",
+        default=None,
+        help="Fine-tune a shallower copy of the codec's vocoder that keeps these ConvNeXt blocks (increasing "
+        "indices, e.g. 0 2 3 4 5 7 of 8): faster to decode (MelVocoder.keep_blocks).",
+    )
     model("--dim", type=int, default=256)
     model("--intermediate_dim", type=int, default=768)
     model("--num_blocks", type=int, default=8)
@@ -188,6 +196,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise ValueError(f"--{name} must be an integer >= 0, got {getattr(args, name)}.")
     if args.learning_rate <= 0 or not math.isfinite(args.learning_rate):
         raise ValueError(f"--learning_rate must be a positive number, got {args.learning_rate}.")
+    if args.keep_blocks is not None and args.new_vocoder:
+        raise ValueError(
+            "--keep_blocks takes blocks of the codec's vocoder: it cannot go with --new_vocoder."
+        )
     if args.latent_noise_std < 0 or (args.latent_noise_std > 0 and args.vocoder_input != "latents"):
         raise ValueError(
             f"--latent_noise_std must be >= 0 and needs --vocoder_input latents, got "
@@ -396,6 +408,11 @@ def main(argv: list[str] | None = None) -> dict:
     vocoder = codec.vocoder
     codec.set_vocoder(None)  # the codec only encodes here; validation attaches the vocoder to decode
     codec.to(accelerator.device)
+    if vocoder is None and args.keep_blocks is not None:
+        raise ValueError(
+            f"--keep_blocks keeps blocks of the codec's vocoder, and {args.autoencoder_path!r} has none: "
+            "pass a codec with a vocoder (a run's OUTPUT_DIR/autoencoder), or leave --keep_blocks out."
+        )
     if vocoder is None or args.new_vocoder:
         vocoder = MelVocoder.for_codec(
             codec,
@@ -406,6 +423,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     else:
         logger.info(f"Fine-tuning the vocoder of {args.autoencoder_path}.", main_process_only=True)
+        if args.keep_blocks is not None:
+            vocoder = vocoder.keep_blocks(args.keep_blocks)
     vocoder.train().requires_grad_(True)
     train_split, validation_split = load_splits(args)
     samples = int(args.segment_seconds * codec.sample_rate) // codec.hop_length * codec.hop_length

@@ -301,6 +301,14 @@ def test_train_vocoder_fine_tunes_the_codecs_vocoder_unless_asked_for_a_new_one(
     fresh = train_from_it(tmp_path / "fresh", "--new_vocoder", "--dim", "8", "--intermediate_dim", "24")
     assert (fresh.vocoder.config.dim, fresh.vocoder.config.intermediate_dim) == (8, 24)
 
+    # --keep_blocks: a shallower copy of the codec's vocoder, its kept block's weights those it started from.
+    shallower = train_from_it(tmp_path / "shallower", "--learning_rate", "1e-12", "--keep_blocks", "1")
+    assert shallower.vocoder.config.num_blocks == 1
+    for name, weight in shallower.vocoder.blocks[0].state_dict().items():
+        torch.testing.assert_close(weight, started[f"blocks.1.{name}"], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot go with --new_vocoder"):
+        train_from_it(tmp_path / "both", "--keep_blocks", "1", "--new_vocoder")
+
 
 def test_train_vocoder_rejects_bad_arguments_clearly(audio_dataset, tmp_path):
     with pytest.raises(ValueError, match="--latent_noise_std must be >= 0 and needs --vocoder_input latents"):
@@ -326,3 +334,30 @@ def test_a_training_segment_is_the_same_span_of_the_whole_clip_resampled(audio_d
     torch.testing.assert_close(longer[:, :8000], whole, rtol=0, atol=1e-6)
     # Past the end: silence, after the few samples of the resampling filter's tail.
     assert longer[:, 8100:].abs().max() == 0
+
+
+def test_keep_blocks_makes_a_shallower_copy_with_the_kept_weights(codec):
+    torch.manual_seed(0)
+    vocoder = MelVocoder.for_codec(codec, dim=16, intermediate_dim=32, num_blocks=4).eval()
+    log_mel = torch.randn(2, codec.config.n_mels, 20) - 4
+    everything = vocoder.keep_blocks([0, 1, 2, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(everything(log_mel), vocoder(log_mel), rtol=0, atol=0)
+
+    kept = vocoder.keep_blocks([0, 3])
+    assert kept.config.num_blocks == 2 and kept.receptive_field < vocoder.receptive_field
+    for name, weight in kept.blocks[1].state_dict().items():
+        torch.testing.assert_close(weight, vocoder.blocks[3].state_dict()[name], rtol=0, atol=0)
+    torch.testing.assert_close(kept.head.weight, vocoder.head.weight, rtol=0, atol=0)
+    # Without blocks 1 and 2, the same computation: the input layers, blocks 0 and 3, the head.
+    with torch.no_grad():
+        frames = log_mel.shape[-1]
+        hidden = torch.cat([log_mel, log_mel[..., -1:]], dim=-1)
+        hidden = vocoder.input_norm(vocoder.input_conv(hidden).mT)
+        expected = vocoder.blocks[3](vocoder.blocks[0](hidden))
+        assert kept(log_mel).shape == (2, frames * codec.config.stft_hop_length)
+        torch.testing.assert_close(kept.blocks[1](kept.blocks[0](hidden)), expected, rtol=0, atol=0)
+
+    for bad in ([], [0, 4], [2, 1], [1, 1], [-1]):
+        with pytest.raises(ValueError, match=r"increasing block indices in \[0, 4\)"):
+            vocoder.keep_blocks(bad)

@@ -173,6 +173,40 @@ class MelVocoder(ModelMixin, ConfigMixin):
             **sizes,
         )
 
+    def keep_blocks(self, indices: list[int]) -> MelVocoder:
+        """
+        A shallower copy that keeps only some of the ConvNeXt blocks, with their trained weights and every
+        other layer's: a faster vocoder to fine-tune from this one (as DistilBERT started from every other
+        layer of BERT). Each block is a residual branch, so the copy starts close to this vocoder; fewer
+        blocks also shrink the receptive field, and with it the context a streamed chunk needs.
+
+        Args:
+            indices (`list[int]`): the blocks to keep, increasing, each in `[0, num_blocks)`.
+
+        Returns:
+            `MelVocoder` with `num_blocks=len(indices)`, in this one's dtype and on its device.
+        """
+        num_blocks = self.config.num_blocks
+        increasing = sorted(set(indices)) == list(indices)
+        if not indices or not increasing or indices[0] < 0 or indices[-1] >= num_blocks:
+            raise ValueError(
+                f"keep_blocks takes increasing block indices in [0, {num_blocks}) with at least one, got "
+                f"{list(indices)}."
+            )
+        # Only the initial layer scale depends on the depth, and the weights are copied: keep the config's.
+        kept = type(self).from_config({**self.config, "num_blocks": len(indices)})
+        state = {}
+        for name, weight in self.state_dict().items():
+            if name.startswith("blocks."):
+                block, rest = name[len("blocks.") :].split(".", 1)
+                if int(block) not in indices:
+                    continue
+                name = f"blocks.{indices.index(int(block))}.{rest}"
+            state[name] = weight
+        kept.load_state_dict(state)  # copied into new float32 parameters on the CPU: then moved to match
+        kept = kept.to(self.device)
+        return kept if kept.dtype == self.dtype else kept.to(dtype=self.dtype)
+
     @property
     def receptive_field(self) -> int:
         """Mel frames an STFT frame of the output depends on, both sides and itself together:
