@@ -122,6 +122,11 @@ def main(argv=None) -> None:
         latents = torch.load(args.time_only, weights_only=True)
         print(json.dumps(time_decoding(codec, latents, args.repeats)))
         return
+    if codec.vocoder is None and args.baseline_revision:
+        raise SystemExit(
+            f"{args.autoencoder} has no vocoder/ subfolder: --baseline_revision times the folder's own "
+            "vocoder with the other revision's code, so it needs a trained one."
+        )
     if codec.vocoder is None and not args.random_vocoder:
         raise SystemExit(
             f"{args.autoencoder} has no vocoder/ subfolder: train one (examples/train_vocoder.py) or "

@@ -21,6 +21,7 @@ on each side equals the whole decode away from its edges, which is how the mel c
 
 from __future__ import annotations
 
+import copy
 import math
 
 import librosa
@@ -193,19 +194,10 @@ class MelVocoder(ModelMixin, ConfigMixin):
                 f"keep_blocks takes increasing block indices in [0, {num_blocks}) with at least one, got "
                 f"{list(indices)}."
             )
-        # Only the initial layer scale depends on the depth, and the weights are copied: keep the config's.
-        kept = type(self).from_config({**self.config, "num_blocks": len(indices)})
-        state = {}
-        for name, weight in self.state_dict().items():
-            if name.startswith("blocks."):
-                block, rest = name[len("blocks.") :].split(".", 1)
-                if int(block) not in indices:
-                    continue
-                name = f"blocks.{indices.index(int(block))}.{rest}"
-            state[name] = weight
-        kept.load_state_dict(state)  # copied into new float32 parameters on the CPU: then moved to match
-        kept = kept.to(self.device)
-        return kept if kept.dtype == self.dtype else kept.to(dtype=self.dtype)
+        kept = copy.deepcopy(self)
+        kept.blocks = nn.ModuleList(kept.blocks[i] for i in indices)
+        kept.register_to_config(num_blocks=len(indices))
+        return kept
 
     @property
     def receptive_field(self) -> int:
